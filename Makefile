@@ -1,0 +1,69 @@
+# SayIt — `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(shell find protos -name '*.proto' | sort)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install SayIt with dev tools (quick when done)
+
+.PHONY: proto
+proto: $(STAMP) ## Regenerate gen/ from protos/
+	$(PY) scripts/gen_proto.py gen
+
+.PHONY: proto-check
+proto-check: $(STAMP) ## Fail when gen/ is stale against protos/
+	@tmp=$$(mktemp -d) && $(PY) scripts/gen_proto.py $$tmp/gen >/dev/null && \
+	if diff -r -x __pycache__ $$tmp/gen gen >/dev/null; then echo "gen/ is up to date"; rm -rf $$tmp; \
+	else diff -r -x __pycache__ $$tmp/gen gen | head -20; rm -rf $$tmp; echo "gen/ is stale: run make proto"; exit 1; fi
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check + format check + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: test
+test: $(STAMP) ## Run unit, integration and end-to-end tests
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+.PHONY: up
+up: $(STAMP) ## Start the services in the background (pids and logs in .run/)
+	$(PY) -m scripts.mesh up
+
+.PHONY: down
+down: ## Stop what `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m scripts.mesh down; fi
+
+.PHONY: status
+status: $(STAMP) ## Show the health of the services `make up` started
+	$(PY) -m scripts.mesh status
+
+.PHONY: run
+run: $(STAMP) ## Bring the services up and transcribe sample clips (the main job)
+	$(PY) -m scripts.mesh up
+	$(PY) -m scripts.demo
+
+.PHONY: clean
+clean: down ## Remove .run/, caches and build output (keeps .venv)
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,219 @@
+"""`make up` / `make down` / `make status`: the SayIt services in the background.
+
+Pid files and logs go under .run/. `up` returns once every service reports SERVING, and is a
+no-op for services already running. Addresses come from the same SAYIT_* variables the services
+read, so `make up` and the services always agree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+from services.common.healthcheck import check
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+START_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class Proc:
+    name: str
+    module: str  # python -m <module>; empty when `command` is given
+    addr: str | None = None  # gRPC address to health-check; None for non-gRPC processes
+    env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        return list(self.command) if self.command else [sys.executable, "-m", self.module]
+
+
+def _addr(var: str, default: str) -> str:
+    return os.environ.get(var, default)
+
+
+def _redis_port() -> int:
+    return urlparse(_addr("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
+
+
+def processes() -> list[Proc]:
+    """The whole mesh on one machine: (Redis,) scheduler, a direct transcriber, queue
+    transcribers each with a worker beside it, and the gateway."""
+    procs = []
+    if (RUN / "redis.pid").exists() or not _redis_answers():
+        procs.append(
+            Proc(
+                "redis",
+                "",
+                command=(
+                    "redis-server",
+                    "--port",
+                    str(_redis_port()),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(RUN / "redis"),
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
+                    "--save",
+                    "",
+                ),
+            )
+        )
+    direct = _addr("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053")
+    procs.append(
+        Proc(
+            "transcriber-direct",
+            "services.transcriber",
+            direct,
+            {"SAYIT_TRANSCRIBER_SLOTS": "2", "SAYIT_CPU_THREADS": "1"},
+        )
+    )
+    host, port = direct.rsplit(":", 1)
+    for n in range(1, int(os.environ.get("SAYIT_MESH_QUEUE_TRANSCRIBERS", "2")) + 1):
+        addr = f"{host}:{int(port) + n}"
+        procs.append(
+            Proc(
+                f"transcriber-q{n}",
+                "services.transcriber",
+                addr,
+                {
+                    "SAYIT_TRANSCRIBER_ADDR": addr,
+                    "SAYIT_TRANSCRIBER_SLOTS": "1",
+                    "SAYIT_CPU_THREADS": "1",
+                },
+            )
+        )
+        procs.append(
+            Proc(
+                f"worker-q{n}",
+                "services.scheduler.worker",
+                env={"SAYIT_TRANSCRIBER_ADDR": addr},
+            )
+        )
+    procs.append(
+        Proc(
+            "scheduler",
+            "services.scheduler",
+            _addr("SAYIT_SCHEDULER_ADDR", "127.0.0.1:50052"),
+            {"SAYIT_TRANSCRIBER_ADDR": direct, "SAYIT_DIRECT_SLOTS": "2"},
+        )
+    )
+    procs.append(
+        Proc("gateway", "services.gateway", _addr("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051"))
+    )
+    return procs
+
+
+def _redis_answers() -> bool:
+    try:
+        return bool(
+            redis.Redis.from_url(
+                _addr("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0"), socket_timeout=1
+            ).ping()
+        )
+    except redis.exceptions.RedisError:
+        return False
+
+
+def _pid(proc: Proc) -> int | None:
+    try:
+        pid = int((RUN / f"{proc.name}.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def up() -> int:
+    (RUN / "redis").mkdir(parents=True, exist_ok=True)
+    started = []
+    procs = processes()
+    for proc in procs:
+        if _pid(proc):
+            continue
+        log = open(RUN / f"{proc.name}.log", "ab")  # noqa: SIM115 (the child keeps it)
+        child = subprocess.Popen(
+            proc.argv(),
+            cwd=ROOT,
+            env={**os.environ, **proc.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        (RUN / f"{proc.name}.pid").write_text(str(child.pid))
+        started.append(proc.name)
+    if started:
+        print(f"started: {', '.join(started)} (logs in .run/)")
+    deadline = time.monotonic() + START_TIMEOUT
+    for proc in procs:
+        while proc.addr and check(proc.addr, timeout=1.0) != "SERVING":
+            if not _pid(proc):
+                print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
+                print(_tail(RUN / f"{proc.name}.log"), file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                print(f"{proc.name} not SERVING after {START_TIMEOUT:.0f}s", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+    return status()
+
+
+def down() -> int:
+    procs = [p for p in reversed(processes()) if _pid(p)]
+    for proc in procs:
+        pid = _pid(proc)
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 45
+    for proc in procs:
+        while _pid(proc) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = _pid(proc)
+        if pid:
+            os.killpg(pid, signal.SIGKILL)
+        (RUN / f"{proc.name}.pid").unlink(missing_ok=True)
+        print(f"stopped {proc.name}")
+    return 0
+
+
+def status() -> int:
+    worst = 0
+    for proc in processes():
+        pid = _pid(proc)
+        state = "stopped"
+        if pid:
+            state = check(proc.addr, timeout=1.0) if proc.addr else "running"
+        where = f" on {proc.addr}" if proc.addr else ""
+        print(f"  {proc.name:<20} {state:<12} pid {pid or '-'}{where}")
+        worst = worst or int(state not in ("SERVING", "running"))
+    return worst
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else "status"
+    actions = {"up": up, "down": down, "status": status}
+    if command not in actions:
+        sys.exit(f"usage: python -m scripts.mesh {{{'|'.join(actions)}}}")
+    sys.exit(actions[command]())

@@ -1,0 +1,1 @@
+"""Shared by every SayIt service: config, logging, errors, interceptors, server and channels."""

@@ -1,0 +1,73 @@
+"""Outbound channels: message limits, keepalive, and request/job ids carried in metadata.
+
+Every outbound call must pass a timeout; `call_timeout` derives it from the caller's remaining
+deadline so a deadline flows through every hop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from services.common import logs
+from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def _correlation_metadata() -> list[tuple[str, str]]:
+    bound = logs.current()
+    pairs = [(REQUEST_ID_KEY, bound.get("request_id")), (JOB_ID_KEY, bound.get("job_id"))]
+    return [(key, str(value)) for key, value in pairs if value]
+
+
+def _with_correlation(details: Any) -> Any:
+    extra = _correlation_metadata()
+    if not extra:
+        return details
+    present = {key for key, _ in details.metadata or ()}
+    metadata = [*(details.metadata or ()), *((k, v) for k, v in extra if k not in present)]
+    return details._replace(metadata=metadata)
+
+
+class _CorrelationInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
+):
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
+    ) -> Any:
+        return await continuation(_with_correlation(client_call_details), request)
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
+    ) -> Any:
+        return await continuation(_with_correlation(client_call_details), request)
+
+
+def aio_channel(target: str, max_message_bytes: int) -> grpc.aio.Channel:
+    """An asyncio channel to another SayIt service."""
+    return grpc.aio.insecure_channel(
+        target,
+        options=channel_options(max_message_bytes),
+        interceptors=[_CorrelationInterceptor()],
+    )
+
+
+def sync_channel(target: str, max_message_bytes: int) -> grpc.Channel:
+    """A blocking channel, for code that runs outside an event loop (the RQ work horse)."""
+    return grpc.insecure_channel(target, options=channel_options(max_message_bytes))
+
+
+def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:
+    """Seconds an outbound call may take: the caller's remaining deadline, else `default`."""
+    remaining = context.time_remaining() if context is not None else None
+    return default if remaining is None else max(0.001, remaining)

@@ -1,0 +1,62 @@
+"""Validation of a TranscriptionConfig, shared by the gateway (at the edge) and the transcriber.
+
+Every failure is INVALID_ARGUMENT naming the field, so callers can fix the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sayit.common.v1 import transcription_pb2 as tpb
+from services.common.errors import InvalidArgument
+from services.common.languages import LANGUAGES
+
+MAX_PROMPT_CHARS = 1000
+MAX_HOTWORDS_CHARS = 1000
+PRESETS = (tpb.PRESET_UNSPECIFIED, tpb.PRESET_ACCURATE, tpb.PRESET_FAST)
+TASKS = (tpb.TASK_UNSPECIFIED, tpb.TASK_TRANSCRIBE, tpb.TASK_TRANSLATE)
+
+
+def normalize_language(code: str) -> str:
+    """ "ko", "KO" or "ko-KR" -> "ko"; "" or "auto" -> "" (detect). Unknown -> InvalidArgument."""
+    value = code.strip().lower().replace("_", "-")
+    if value in ("", "auto"):
+        return ""
+    primary = value.split("-", 1)[0]
+    if primary not in LANGUAGES:
+        raise InvalidArgument(
+            f"unknown language code {code[:40]!r}: use a Whisper language code such as 'ko' or "
+            "'en', or leave it empty to detect the language",
+            field="config.language_code",
+        )
+    return primary
+
+
+def validate_config(config: tpb.TranscriptionConfig, served_models: Iterable[str]) -> None:
+    normalize_language(config.language_code)
+    if config.preset not in PRESETS:
+        raise InvalidArgument(
+            f"unknown preset {config.preset}; use PRESET_ACCURATE or PRESET_FAST",
+            field="config.preset",
+        )
+    if config.task not in TASKS:
+        raise InvalidArgument(
+            f"unknown task {config.task}; use TASK_TRANSCRIBE or TASK_TRANSLATE",
+            field="config.task",
+        )
+    models = list(served_models)
+    if config.model and config.model not in models:
+        raise InvalidArgument(
+            f"model {config.model[:80]!r} is not served here (served: {', '.join(models)}); "
+            "leave config.model empty for the default",
+            field="config.model",
+        )
+    for name, value, limit in (
+        ("initial_prompt", config.initial_prompt, MAX_PROMPT_CHARS),
+        ("hotwords", config.hotwords, MAX_HOTWORDS_CHARS),
+    ):
+        if len(value) > limit:
+            raise InvalidArgument(
+                f"{name} is {len(value)} characters; the limit is {limit}",
+                field=f"config.{name}",
+            )

@@ -1,0 +1,1 @@
+"""The public edge: sayit.speech.v1.SpeechService."""

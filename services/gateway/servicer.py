@@ -1,0 +1,154 @@
+"""SpeechService, the public API: validate, forward to the scheduler with the caller's
+remaining deadline, convert the answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from sayit.common.v1 import audio_pb2, job_pb2
+from sayit.common.v1 import transcription_pb2 as tpb
+from sayit.scheduler.v1 import scheduler_service_pb2 as spb
+from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
+from sayit.speech.v1 import speech_service_pb2 as pb
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.common import logs
+from services.common.channels import call_timeout
+from services.common.errors import InvalidArgument
+from services.common.names import job_id_from_name
+from services.gateway import convert
+from services.gateway.config import GatewayConfig
+
+DEFAULT_TENANT = "default"
+
+
+def tenant_of(context: grpc.aio.ServicerContext) -> str:
+    """The caller's tenant. Until API keys are configured every caller is the default tenant."""
+    return DEFAULT_TENANT
+
+
+class SpeechServicer(pb_grpc.SpeechServiceServicer):
+    def __init__(self, config: GatewayConfig, channel: grpc.aio.Channel) -> None:
+        self._config = config
+        self._scheduler = spb_grpc.SchedulerServiceStub(channel)
+
+    async def _submit(
+        self,
+        context: grpc.aio.ServicerContext,
+        audio: audio_pb2.Audio,
+        config: tpb.TranscriptionConfig,
+        *,
+        policy: int,
+        wait: bool,
+        idempotency_key: str = "",
+    ) -> job_pb2.TranscriptionJob:
+        convert.validate_submission(audio, config, self._config.model)
+        default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
+        reply = await self._scheduler.SubmitJob(
+            spb.SubmitJobRequest(
+                tenant=tenant_of(context),
+                audio=audio,
+                config=config,
+                routing_policy=policy,  # type: ignore[arg-type]
+                wait_if_short=wait,
+                idempotency_key=idempotency_key,
+            ),
+            timeout=call_timeout(context, default),
+        )
+        logs.bind(job_id=reply.job.name.removeprefix("jobs/"))
+        return reply.job
+
+    async def _watch(
+        self, context: grpc.aio.ServicerContext, job_id: str, after_sequence: int
+    ) -> AsyncIterator[spb.WatchJobResponse]:
+        call = self._scheduler.WatchJob(
+            spb.WatchJobRequest(
+                tenant=tenant_of(context), job_id=job_id, after_sequence=after_sequence
+            ),
+            timeout=call_timeout(context, self._config.stream_timeout_seconds),
+        )
+        try:
+            async for reply in call:
+                yield reply
+        finally:
+            call.cancel()
+
+    async def Transcribe(
+        self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TranscribeResponse:
+        job = await self._submit(
+            context, request.audio, request.config, policy=spb.ROUTING_POLICY_AUTO, wait=True
+        )
+        return convert.transcribe_response(job)
+
+    async def TranscribeWithProgress(
+        self, request: pb.TranscribeWithProgressRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TranscribeWithProgressResponse]:
+        job = await self._submit(
+            context, request.audio, request.config, policy=spb.ROUTING_POLICY_AUTO, wait=False
+        )
+        async for reply in self._watch(context, job.name.removeprefix("jobs/"), 0):
+            yield pb.TranscribeWithProgressResponse(event=reply.event)
+
+    async def CreateJob(
+        self, request: pb.CreateJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateJobResponse:
+        if len(request.idempotency_key) > 128:
+            raise InvalidArgument(
+                "idempotency_key is longer than 128 characters", field="idempotency_key"
+            )
+        job = await self._submit(
+            context,
+            request.audio,
+            request.config,
+            policy=spb.ROUTING_POLICY_QUEUE,
+            wait=False,
+            idempotency_key=request.idempotency_key,
+        )
+        return pb.CreateJobResponse(job=job)
+
+    async def GetJob(
+        self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetJobResponse:
+        job_id = job_id_from_name(request.name)
+        logs.bind(job_id=job_id)
+        reply = await self._scheduler.GetJob(
+            spb.GetJobRequest(tenant=tenant_of(context), job_id=job_id),
+            timeout=call_timeout(context, self._config.unary_timeout_seconds),
+        )
+        return pb.GetJobResponse(job=reply.job)
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        job_id = job_id_from_name(request.name)
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence must be 0 or more", field="after_sequence")
+        logs.bind(job_id=job_id)
+        async for reply in self._watch(context, job_id, request.after_sequence):
+            yield pb.WatchJobResponse(event=reply.event)
+
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelJobResponse:
+        job_id = job_id_from_name(request.name)
+        logs.bind(job_id=job_id)
+        reply = await self._scheduler.CancelJob(
+            spb.CancelJobRequest(tenant=tenant_of(context), job_id=job_id),
+            timeout=call_timeout(context, self._config.unary_timeout_seconds),
+        )
+        return pb.CancelJobResponse(job=reply.job)
+
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsResponse:
+        reply = await self._scheduler.ListJobs(
+            spb.ListJobsRequest(
+                tenant=tenant_of(context),
+                page_size=request.page_size,
+                page_token=request.page_token,
+            ),
+            timeout=call_timeout(context, self._config.unary_timeout_seconds),
+        )
+        return pb.ListJobsResponse(jobs=reply.jobs, next_page_token=reply.next_page_token)

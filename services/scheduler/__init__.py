@@ -1,0 +1,1 @@
+"""Jobs, routing, RQ queues and the queue worker."""

@@ -1,0 +1,103 @@
+"""python -m services.scheduler — serve SchedulerService (jobs, routing, RQ queues)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import redis
+import redis.asyncio as aioredis
+
+from sayit.scheduler.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
+from services.common import logs
+from services.common.channels import aio_channel
+from services.common.errors import ConfigError
+from services.common.server import Lifecycle, Service, serve
+from services.scheduler.config import load_config
+from services.scheduler.direct import DirectRunner
+from services.scheduler.jobs import JobStore
+from services.scheduler.queue import JobQueue
+from services.scheduler.reconcile import Reconciler
+from services.scheduler.records import Keys
+from services.scheduler.servicer import SchedulerServicer
+
+SERVICE_NAME = scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
+REDIS_START_WAIT_SECONDS = 60.0
+
+
+async def main() -> int:
+    try:
+        config = load_config(os.environ)
+    except ConfigError as error:
+        print(f"scheduler: bad configuration: {error}", file=sys.stderr)
+        return 2
+    logs.configure("scheduler", config.server.log)
+    log = logs.get_logger("sayit.scheduler")
+    instance = uuid.uuid4().hex[:12]
+    keys = Keys(config.key_prefix)
+    async_redis = aioredis.Redis.from_url(config.redis_url, health_check_interval=10)
+    store = JobStore(async_redis, keys, config.job_ttl_seconds)
+    job_queue = JobQueue(
+        redis.Redis.from_url(config.redis_url, health_check_interval=10),
+        config.queue,
+        promote_interval_seconds=config.reconcile_seconds,
+    )
+    executor = ThreadPoolExecutor(8, thread_name_prefix="blocking")
+    channel = aio_channel(config.transcriber_addr, config.server.max_message_bytes)
+    runner = DirectRunner(store, channel, config.direct_slots)
+    servicer = SchedulerServicer(config, store, job_queue, runner, executor, instance)
+    reconciler = Reconciler(
+        store, job_queue, executor, instance=instance, interval_seconds=config.reconcile_seconds
+    )
+    background: list[asyncio.Task[None]] = []
+
+    async def startup() -> None:
+        deadline = asyncio.get_running_loop().time() + REDIS_START_WAIT_SECONDS
+        while True:
+            try:
+                await reconciler.heartbeat()
+                break
+            except Exception as error:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(f"Redis at {config.redis_url} is unavailable") from error
+                log.warning("redis_unavailable", error=str(error))
+                await asyncio.sleep(1.0)
+        background.append(asyncio.create_task(reconciler.run_forever()))
+        log.info(
+            "scheduler_ready",
+            instance=instance,
+            redis=config.redis_url,
+            transcriber=config.transcriber_addr,
+            direct_slots=config.direct_slots,
+        )
+
+    async def draining() -> None:
+        await servicer.drain(config.server.shutdown_grace_seconds)
+
+    async def shutdown() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.get_running_loop().run_in_executor(executor, job_queue.release)
+        await channel.close()
+        await async_redis.aclose()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    return await serve(
+        config.server,
+        [
+            Service(
+                SERVICE_NAME,
+                lambda server: scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
+        ],
+        Lifecycle(startup=startup, draining=draining, shutdown=shutdown),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,55 @@
+"""Scheduler settings (SAYIT_* variables), read once in __main__."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import Env, ServerConfig, load_server_config
+from services.scheduler.queue import QueuePolicy
+
+DEFAULT_ADDR = "127.0.0.1:50052"
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    server: ServerConfig
+    redis_url: str
+    key_prefix: str
+    # Audio shorter than this runs at once on a direct transcriber; longer is queued.
+    sync_max_seconds: float
+    transcriber_addr: str
+    direct_slots: int
+    job_ttl_seconds: int
+    audio_ttl_seconds: int
+    max_audio_seconds: float
+    reconcile_seconds: float
+    queue: QueuePolicy
+    # Served models, for validation at the edge and in job records.
+    model: str
+
+
+def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
+    env = Env(environ)
+    job_ttl = env.get_int("SAYIT_JOB_TTL_SECONDS", 7 * DAY, min=60)
+    return SchedulerConfig(
+        server=load_server_config(env, "SAYIT_SCHEDULER_ADDR", DEFAULT_ADDR),
+        redis_url=env.get_str("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        key_prefix=env.get_str("SAYIT_REDIS_PREFIX", "sayit"),
+        sync_max_seconds=env.get_float("SAYIT_SYNC_MAX_SECONDS", 30.0, min=0.0),
+        transcriber_addr=env.get_str("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
+        direct_slots=env.get_int("SAYIT_DIRECT_SLOTS", 2, min=0, max=1024),
+        job_ttl_seconds=job_ttl,
+        audio_ttl_seconds=env.get_int("SAYIT_AUDIO_TTL_SECONDS", DAY, min=60),
+        max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
+        reconcile_seconds=env.get_float("SAYIT_RECONCILE_SECONDS", 5.0, min=0.5),
+        queue=QueuePolicy(
+            timeout_factor=env.get_float("SAYIT_JOB_TIMEOUT_FACTOR", 3.0, min=0.1),
+            timeout_minimum_seconds=env.get_int("SAYIT_JOB_TIMEOUT_MIN_SECONDS", 120, min=10),
+            retries=env.get_int("SAYIT_JOB_RETRIES", 2, min=0, max=10),
+            retry_intervals=(5, 15, 30),
+            result_ttl_seconds=job_ttl,
+        ),
+        model=env.get_str("SAYIT_MODEL", "base"),
+    )

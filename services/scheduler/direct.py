@@ -1,0 +1,70 @@
+"""Short jobs, transcribed at once on the direct transcribers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from sayit.common.v1 import audio_pb2, transcription_pb2
+from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
+from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
+from services.common import logs
+from services.common.errors import status_code_number
+from services.common.slots import Slots
+from services.scheduler import records
+from services.scheduler.jobs import JobStore
+
+log = logs.get_logger("sayit.scheduler")
+
+COMPLETED, FAILED, ENDED, OVERFLOW = "completed", "failed", "ended", "overflow"
+# The transcriber could not take the job before doing any work: queue it instead.
+_OVERFLOW_CODES = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+
+
+class DirectRunner:
+    def __init__(self, store: JobStore, channel: grpc.aio.Channel, slots: int) -> None:
+        self._store = store
+        self._stub = tpb_grpc.TranscriberServiceStub(channel)
+        self.slots = Slots(slots)
+        self.tasks: dict[str, asyncio.Task[str]] = {}
+
+    async def run(
+        self,
+        job_id: str,
+        audio: audio_pb2.Audio,
+        config: transcription_pb2.TranscriptionConfig,
+        total_seconds: float,
+        timeout: float,  # noqa: ASYNC109 (a gRPC deadline for the call, not an asyncio timeout)
+    ) -> str:
+        """Stream the transcriber's work into the job. Returns COMPLETED, FAILED, ENDED (the job
+        ended elsewhere, e.g. cancelled) or OVERFLOW (no transcriber could start it)."""
+        request = tpb.TranscribeStreamRequest(audio=audio, config=config, job_id=job_id)
+        call = self._stub.TranscribeStream(request, timeout=timeout)
+        received = False
+        try:
+            async for response in call:
+                received = True
+                change = records.transcriber_change(job_id, response, total_seconds)
+                _, state = await self._store.apply(job_id, change)
+                if response.HasField("transcript"):
+                    return COMPLETED if state == records.SUCCEEDED else ENDED
+                if state in records.TERMINAL:
+                    call.cancel()
+                    return ENDED
+            return ENDED
+        except grpc.aio.AioRpcError as error:
+            if not received and error.code() in _OVERFLOW_CODES:
+                log.info("direct_overflow", code=error.code().name)
+                return OVERFLOW
+            code = error.code()
+            if code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED):
+                log.warning("direct_failed", code=code.name, details=error.details())
+            await self._store.apply(
+                job_id,
+                records.failed_change(job_id, status_code_number(code), error.details() or ""),
+            )
+            return FAILED
+        except asyncio.CancelledError:
+            call.cancel()
+            raise

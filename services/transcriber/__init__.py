@@ -1,0 +1,1 @@
+"""The transcriber: one loaded model, a few concurrent slots."""

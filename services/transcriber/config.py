@@ -1,0 +1,51 @@
+"""Transcriber settings (SAYIT_* variables), read once in __main__."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.config import Env, ServerConfig, load_server_config
+
+DEFAULT_ADDR = "127.0.0.1:50053"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    cache_dir: Path
+    models_dir: Path | None
+
+
+@dataclass(frozen=True)
+class TranscriberConfig:
+    server: ServerConfig
+    model: ModelConfig
+    slots: int
+    cpu_threads: int
+    max_audio_seconds: float
+
+
+def load_model_config(env: Env) -> ModelConfig:
+    xdg_cache = env.get_path("XDG_CACHE_HOME", None) or Path.home() / ".cache"
+    return ModelConfig(
+        name=env.get_str("SAYIT_MODEL", "base"),
+        cache_dir=env.get_path("SAYIT_MODEL_CACHE_DIR", None) or xdg_cache / "sayit" / "models",
+        models_dir=env.get_path("SAYIT_MODELS_DIR", None),
+    )
+
+
+def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
+    env = Env(environ)
+    slots = env.get_int("SAYIT_TRANSCRIBER_SLOTS", 1, min=1, max=64)
+    # By default the slots share the machine's cores.
+    default_threads = max(1, (os.cpu_count() or 1) // slots)
+    return TranscriberConfig(
+        server=load_server_config(env, "SAYIT_TRANSCRIBER_ADDR", DEFAULT_ADDR),
+        model=load_model_config(env),
+        slots=slots,
+        cpu_threads=env.get_int("SAYIT_CPU_THREADS", default_threads, min=1, max=256),
+        max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
+    )

@@ -1,0 +1,115 @@
+"""The speech engine: faster-whisper on CTranslate2 int8, CPU. The only faster_whisper importer.
+
+One WhisperModel per process, shared by `slots` concurrent calls (CTranslate2 runs that many
+decodes in parallel, each on `cpu_threads` threads). `transcribe` is a blocking generator meant
+to run in a worker thread; the caller stops it by simply not asking for the next item and
+closing it, which ends decoding at the current window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from services.transcriber.presets import DecodePreset
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    language: str  # "" = detect
+    task: str  # "transcribe" | "translate"
+    preset: DecodePreset
+    word_timestamps: bool
+    vad_filter: bool
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What is known before the first segment: language and durations."""
+
+    language: str
+    language_probability: float
+    duration: float
+    duration_after_vad: float
+
+
+@dataclass(frozen=True)
+class DecodedWord:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class DecodedSegment:
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+    words: tuple[DecodedWord, ...]
+
+
+class Engine:
+    def __init__(self, model_path: Path, *, cpu_threads: int, slots: int) -> None:
+        self._model = WhisperModel(
+            str(model_path),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=cpu_threads,
+            num_workers=slots,
+        )
+
+    def transcribe(
+        self, audio: np.ndarray, request: EngineRequest
+    ) -> Iterator[Analysis | DecodedSegment]:
+        """Yields one Analysis, then segments as they are decoded. Blocking; run in a thread."""
+        preset = request.preset
+        segments, info = self._model.transcribe(
+            audio,
+            language=request.language or None,
+            task=request.task,
+            word_timestamps=request.word_timestamps,
+            vad_filter=request.vad_filter,
+            vad_parameters=preset.vad_parameters() if request.vad_filter else None,
+            initial_prompt=request.initial_prompt or None,
+            hotwords=request.hotwords or None,
+            **preset.transcribe_kwargs(),
+        )
+        yield Analysis(
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+            duration_after_vad=float(info.duration_after_vad),
+        )
+        try:
+            for segment in segments:
+                yield DecodedSegment(
+                    id=segment.id,
+                    start=float(segment.start),
+                    end=float(segment.end),
+                    text=segment.text.strip(),
+                    avg_logprob=float(segment.avg_logprob),
+                    no_speech_prob=float(segment.no_speech_prob),
+                    compression_ratio=float(segment.compression_ratio),
+                    temperature=float(segment.temperature or 0.0),
+                    words=tuple(
+                        DecodedWord(float(w.start), float(w.end), w.word, float(w.probability))
+                        for w in segment.words or ()
+                    ),
+                )
+        finally:
+            # Closing faster-whisper's generator ends decoding at once (no further windows).
+            close = getattr(segments, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,91 @@
+"""Decoding presets: one table, keyed by language and preset name.
+
+Every row decodes with beam search at temperature 0 and falls back to sampling at higher
+temperatures only when a window looks wrong (compression ratio or log-probability thresholds).
+In faster-whisper a non-zero *first* temperature turns beam search off, so every tuple starts
+at 0.0. Languages without a row of their own use the "auto" row with the language forced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+ACCURATE = "accurate"
+FAST = "fast"
+PRESET_NAMES = (ACCURATE, FAST)
+AUTO = "auto"
+
+_FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class DecodePreset:
+    beam_size: int = 5
+    best_of: int = 5
+    patience: float = 1.0
+    temperatures: tuple[float, ...] = _FALLBACK
+    condition_on_previous_text: bool = True
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    # Silero VAD (faster-whisper's VadOptions)
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 1000
+    vad_speech_pad_ms: int = 400
+    # Language detection over several 30 s windows when no language is given
+    language_detection_segments: int = 3
+    # Skip silent stretches longer than this when a segment looks hallucinated (word timestamps)
+    hallucination_silence_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.temperatures or self.temperatures[0] != 0.0:
+            raise ValueError("the temperature tuple must start at 0.0 to keep beam search on")
+
+    def transcribe_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for faster-whisper's WhisperModel.transcribe."""
+        return {
+            "beam_size": self.beam_size,
+            "best_of": self.best_of,
+            "patience": self.patience,
+            "temperature": list(self.temperatures),
+            "condition_on_previous_text": self.condition_on_previous_text,
+            "compression_ratio_threshold": self.compression_ratio_threshold,
+            "log_prob_threshold": self.log_prob_threshold,
+            "no_speech_threshold": self.no_speech_threshold,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "language_detection_segments": self.language_detection_segments,
+            "hallucination_silence_threshold": self.hallucination_silence_threshold,
+        }
+
+    def vad_parameters(self) -> dict[str, Any]:
+        return {
+            "threshold": self.vad_threshold,
+            "min_silence_duration_ms": self.vad_min_silence_ms,
+            "speech_pad_ms": self.vad_speech_pad_ms,
+        }
+
+
+_ACCURATE = DecodePreset()
+_FAST = DecodePreset(beam_size=1, best_of=1, temperatures=(0.0, 0.4, 0.8))
+
+# Korean: conditioning on the previous window's text makes repetition loops more likely on
+# Korean read speech, and a little extra repetition penalty keeps loops out.
+PRESETS: dict[tuple[str, str], DecodePreset] = {
+    ("ko", ACCURATE): replace(_ACCURATE, condition_on_previous_text=False),
+    ("ko", FAST): replace(_FAST, condition_on_previous_text=False),
+    ("en", ACCURATE): _ACCURATE,
+    ("en", FAST): _FAST,
+    (AUTO, ACCURATE): replace(_ACCURATE, condition_on_previous_text=False),
+    (AUTO, FAST): replace(_FAST, condition_on_previous_text=False),
+}
+
+
+def lookup(language: str, preset: str) -> DecodePreset:
+    """The preset row for a language ("" = detect) and a preset name."""
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
+    return PRESETS.get((language, preset)) or PRESETS[(AUTO, preset)]

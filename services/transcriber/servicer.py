@@ -1,0 +1,190 @@
+"""TranscriberService: decode audio, run the engine in a slot, stream what it produces."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+
+from sayit.common.v1 import transcription_pb2 as tpb
+from sayit.transcriber.v1 import transcriber_service_pb2 as pb
+from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
+from services.common import audio, logs
+from services.common.errors import ResourceExhausted, Unavailable
+from services.common.slots import Slots
+from services.common.threads import ThreadedIterator
+from services.transcriber import convert, guards
+from services.transcriber.config import TranscriberConfig
+from services.transcriber.engine import Analysis, DecodedSegment, Engine
+from services.transcriber.models import ResolvedModel, resolve_model
+
+log = logs.get_logger("sayit.transcriber")
+
+
+@dataclass
+class Counters:
+    segments_decoded: int = 0
+    calls_completed: int = 0
+    calls_cancelled: int = 0
+
+
+class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
+    def __init__(self, config: TranscriberConfig) -> None:
+        self._config = config
+        self._slots = Slots(config.slots)
+        self._counters = Counters()
+        self._inference = ThreadPoolExecutor(config.slots, thread_name_prefix="inference")
+        self._decoding = ThreadPoolExecutor(2, thread_name_prefix="decode")
+        self._engine: Engine | None = None
+        self._model: ResolvedModel | None = None
+
+    async def load_model(self) -> None:
+        """Resolve (assembling the bundled model if needed) and load the model; before SERVING."""
+        started = time.monotonic()
+        model_config = self._config.model
+        loop = asyncio.get_running_loop()
+        model = await loop.run_in_executor(
+            self._decoding,
+            lambda: resolve_model(
+                model_config.name,
+                cache_dir=model_config.cache_dir,
+                models_dir=model_config.models_dir,
+            ),
+        )
+        engine = await loop.run_in_executor(
+            self._decoding,
+            lambda: Engine(
+                model.path, cpu_threads=self._config.cpu_threads, slots=self._config.slots
+            ),
+        )
+        self._model, self._engine = model, engine
+        log.info(
+            "model_loaded",
+            model=model.name,
+            path=str(model.path),
+            source=model.source,
+            slots=self._config.slots,
+            cpu_threads=self._config.cpu_threads,
+            seconds=round(time.monotonic() - started, 2),
+        )
+
+    def close(self) -> None:
+        self._inference.shutdown(wait=False, cancel_futures=True)
+        self._decoding.shutdown(wait=False, cancel_futures=True)
+
+    async def GetInfo(
+        self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInfoResponse:
+        return pb.GetInfoResponse(
+            model=self._model.name if self._model else "",
+            model_path=str(self._model.path) if self._model else "",
+            slots_total=self._slots.total,
+            slots_busy=self._slots.busy,
+            segments_decoded_total=self._counters.segments_decoded,
+            calls_completed_total=self._counters.calls_completed,
+            calls_cancelled_total=self._counters.calls_cancelled,
+            cpu_threads=self._config.cpu_threads,
+        )
+
+    async def TranscribeStream(
+        self, request: pb.TranscribeStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TranscribeStreamResponse]:
+        engine, model = self._engine, self._model
+        if engine is None or model is None:
+            raise Unavailable("the model is still loading; retry in a few seconds")
+        if request.job_id:
+            logs.bind(job_id=request.job_id)
+        engine_request, preset = convert.engine_request(request.config, served_model=model.name)
+        samples = await asyncio.get_running_loop().run_in_executor(
+            self._decoding,
+            audio.decode,
+            request.audio.content,
+            request.audio.filename,
+            self._config.max_audio_seconds,
+        )
+        if not self._slots.try_acquire():
+            raise ResourceExhausted(
+                f"all {self._slots.total} transcription slots of this transcriber are busy; "
+                "retry later",
+                retry_after_seconds=1.0,
+            )
+        # From here the slot belongs to the thread: it is released when the thread has stopped.
+        started = time.monotonic()
+        decoding = ThreadedIterator(
+            self._inference,
+            lambda: engine.transcribe(samples, engine_request),
+            on_thread_done=self._slots.release,
+        )
+        total = len(samples) / audio.SAMPLE_RATE
+        thresholds = guards.Thresholds(
+            engine_request.preset.no_speech_threshold,
+            engine_request.preset.log_prob_threshold,
+            engine_request.preset.compression_ratio_threshold,
+        )
+        analysis: Analysis | None = None
+        segments: list[tpb.Segment] = []
+        done_seconds = 0.0
+        finished = False
+        try:
+            yield _progress(0.0, total)
+            async for item in decoding:
+                if isinstance(item, Analysis):
+                    analysis = item
+                    log.info(
+                        "transcription_started",
+                        audio_seconds=round(total, 2),
+                        speech_seconds=round(item.duration_after_vad, 2),
+                        language=item.language,
+                        preset=preset,
+                    )
+                    continue
+                assert isinstance(item, DecodedSegment)
+                previous = segments[-1].text if segments else ""
+                flags = guards.segment_flags(
+                    item.text,
+                    item.avg_logprob,
+                    item.no_speech_prob,
+                    item.compression_ratio,
+                    previous,
+                    thresholds,
+                )
+                message = convert.segment_message(item, flags)
+                segments.append(message)
+                self._counters.segments_decoded += 1
+                yield pb.TranscribeStreamResponse(segment=message)
+                done_seconds = max(done_seconds, min(item.end, total))
+                yield _progress(done_seconds, total)
+            finished = True
+        finally:
+            decoding.stop()
+            if not finished:
+                self._counters.calls_cancelled += 1
+                log.info("transcription_stopped", segments=len(segments))
+        assert analysis is not None
+        elapsed = time.monotonic() - started
+        transcript = convert.transcript_message(
+            analysis, segments, model=model.name, preset=preset, processing_seconds=elapsed
+        )
+        self._counters.calls_completed += 1
+        log.info(
+            "transcription_finished",
+            segments=len(segments),
+            audio_seconds=round(total, 2),
+            processing_seconds=round(elapsed, 2),
+            real_time_factor=round(elapsed / total, 3) if total else None,
+        )
+        yield _progress(total, total)
+        yield pb.TranscribeStreamResponse(transcript=transcript)
+
+
+def _progress(done: float, total: float) -> pb.TranscribeStreamResponse:
+    fraction = 1.0 if total <= 0 else min(1.0, done / total)
+    return pb.TranscribeStreamResponse(
+        progress=pb.TranscribeProgress(
+            fraction=fraction, audio_seconds_done=done, audio_seconds_total=total
+        )
+    )

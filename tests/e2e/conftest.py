@@ -1,0 +1,37 @@
+"""One real mesh (private Redis, real workers, real model) shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from tests.support.mesh import Mesh, RedisServer
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    directory: Path = tmp_path_factory.mktemp("mesh")
+    redis_server = RedisServer(directory / "redis").start()
+    mesh = Mesh(directory, redis_server).build().start()
+    try:
+        yield mesh
+    finally:
+        mesh.stop()
+        redis_server.stop()
+
+
+@pytest.fixture(scope="session")
+def speech(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
+    return pb_grpc.SpeechServiceStub(
+        grpc.insecure_channel(
+            mesh.gateway_addr,
+            options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20),
+            ],
+        )
+    )

@@ -1,0 +1,304 @@
+"""The real transcriber process with the real bundled model, over real gRPC on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from bench import evalset, scoring
+from sayit.common.v1 import audio_pb2
+from sayit.common.v1 import transcription_pb2 as tpb
+from sayit.transcriber.v1 import transcriber_service_pb2 as pb
+from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
+from tests.support import processes
+
+pytestmark = pytest.mark.model
+
+SERVICE = "sayit.transcriber.v1.TranscriberService"
+
+
+def stub(addr: str) -> pb_grpc.TranscriberServiceStub:
+    return pb_grpc.TranscriberServiceStub(grpc.insecure_channel(addr))
+
+
+def request(content: bytes, language: str = "", **config: object) -> pb.TranscribeStreamRequest:
+    return pb.TranscribeStreamRequest(
+        audio=audio_pb2.Audio(content=content),
+        config=tpb.TranscriptionConfig(language_code=language, **config),  # type: ignore[arg-type]
+    )
+
+
+def events(addr: str, req: pb.TranscribeStreamRequest) -> list[pb.TranscribeStreamResponse]:
+    return list(stub(addr).TranscribeStream(req, timeout=300))
+
+
+def assert_well_ordered(responses: list[pb.TranscribeStreamResponse]) -> tpb.Transcript:
+    """Progress never decreases, segments come before the transcript, which comes last."""
+    kinds = [r.WhichOneof("event") for r in responses]
+    assert kinds[-1] == "transcript" and kinds.count("transcript") == 1, kinds
+    fractions = [r.progress.fraction for r in responses if r.HasField("progress")]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0), fractions
+    segments = [r.segment for r in responses if r.HasField("segment")]
+    transcript = responses[-1].transcript
+    assert [s.text for s in segments] == [s.text for s in transcript.segments]
+    starts = [s.start_seconds for s in segments]
+    assert starts == sorted(starts)
+    return transcript
+
+
+def test_korean_and_english_accuracy(transcriber: processes.ServiceProcess) -> None:
+    clips = evalset.clips(max_seconds=30)
+    assert {c.language for c in clips} == {"ko", "en"}
+
+    def run(clip: evalset.Clip) -> tuple[evalset.Clip, tpb.Transcript]:
+        responses = events(transcriber.addr or "", request(clip.read(), clip.language))
+        return clip, assert_well_ordered(responses)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, clips))
+    for language, bound in (("ko", 0.10), ("en", 0.08)):
+        scores = [
+            scoring.score(c.reference, t.text, language)
+            for c, t in results
+            if c.language == language
+        ]
+        rate = scoring.pooled(scores).rate
+        print(f"{language}: pooled error rate {rate:.3f} over {len(scores)} clips")
+        assert rate <= bound, f"{language} error rate {rate:.3f} above {bound}"
+    for clip, transcript in results:
+        assert transcript.language_code == clip.language
+        assert transcript.audio_duration_seconds == pytest.approx(clip.duration_seconds, abs=0.1)
+        assert transcript.model == "base" and transcript.processing_seconds > 0
+
+
+def test_detects_the_language_when_none_is_given(transcriber: processes.ServiceProcess) -> None:
+    for clip_id, language in (("ko_deeply_sub100111a00054", "ko"), ("en_jfk", "en")):
+        responses = events(transcriber.addr or "", request(evalset.clip(clip_id).read()))
+        transcript = assert_well_ordered(responses)
+        assert transcript.language_code == language
+        assert 0.5 < transcript.language_probability <= 1.0
+
+
+def test_word_timestamps_on_request(transcriber: processes.ServiceProcess) -> None:
+    clip = evalset.clip("en_jfk")
+    transcript = assert_well_ordered(
+        events(transcriber.addr or "", request(clip.read(), "en", word_timestamps=True))
+    )
+    words = [w for s in transcript.segments for w in s.words]
+    assert "".join(w.word for w in words).strip().startswith("And so")
+    for segment in transcript.segments:
+        for word in segment.words:
+            assert segment.start_seconds - 0.01 <= word.start_seconds <= word.end_seconds
+            assert word.end_seconds <= segment.end_seconds + 0.01
+            assert 0.0 <= word.probability <= 1.0
+    plain = assert_well_ordered(events(transcriber.addr or "", request(clip.read(), "en")))
+    assert all(not s.words for s in plain.segments)
+
+
+@pytest.mark.parametrize(
+    ("content", "config", "field", "message"),
+    [
+        (b"", {}, "audio.content", "empty"),
+        (b"\x00\x01garbage" * 100, {}, "audio.content", "not a recognised audio format"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", {}, "audio.content", "decode"),
+        (None, {"language": "xx"}, "config.language_code", "unknown language code"),
+        (None, {"model": "medium"}, "config.model", "not served here"),
+        (None, {"preset": 42}, "config.preset", "unknown preset"),
+        (None, {"initial_prompt": "가" * 1001}, "config.initial_prompt", "limit is 1000"),
+    ],
+    ids=[
+        "empty",
+        "random-bytes",
+        "truncated-wav-header",
+        "unknown-language",
+        "other-model",
+        "bad-preset",
+        "prompt-too-long",
+    ],
+)
+def test_bad_requests_are_invalid_argument(
+    transcriber: processes.ServiceProcess,
+    content: bytes | None,
+    config: dict[str, object],
+    field: str,
+    message: str,
+) -> None:
+    audio = content if content is not None else evalset.clip("en_pv_cheetah_test").read()
+    with pytest.raises(grpc.RpcError) as caught:
+        events(transcriber.addr or "", request(audio, **config))
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.details()
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert bad_request.field_violations[0].field == field
+
+
+def test_reflection_and_health(transcriber: processes.ServiceProcess) -> None:
+    channel = grpc.insecure_channel(transcriber.addr or "")
+    database = ProtoReflectionDescriptorDatabase(channel)
+    services = database.get_services()
+    assert SERVICE in services and "grpc.health.v1.Health" in services
+    descriptor = database.FindFileContainingSymbol(SERVICE)
+    assert descriptor is not None
+    for name in ("", SERVICE):
+        assert processes.health_status(transcriber.addr or "", name) == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+
+
+@pytest.fixture
+def single_slot(run_dir: Path) -> processes.ServiceProcess:
+    service = processes.transcriber(
+        run_dir, "transcriber-1slot", SAYIT_TRANSCRIBER_SLOTS="1", SAYIT_CPU_THREADS="2"
+    ).start()
+    service.wait_serving()
+    yield service  # type: ignore[misc]
+    service.stop()
+
+
+def _start_long_call(addr: str) -> tuple[grpc.Future, threading.Event, list[str]]:
+    """Start transcribing the long clip; returns the call, an event set at the first segment,
+    and the list of response kinds received so far."""
+    long_clip = evalset.clip("en_long_ljspeech_LJ001").read()
+    call = stub(addr).TranscribeStream(request(long_clip, "en"), timeout=300)
+    first_segment = threading.Event()
+    kinds: list[str] = []
+
+    def consume() -> None:
+        try:
+            for response in call:
+                kinds.append(response.WhichOneof("event"))
+                if response.HasField("segment"):
+                    first_segment.set()
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=consume, daemon=True).start()
+    return call, first_segment, kinds
+
+
+def test_cancel_stops_decoding_and_frees_the_slot(single_slot: processes.ServiceProcess) -> None:
+    addr = single_slot.addr or ""
+    info = stub(addr).GetInfo(pb.GetInfoRequest())
+    assert (info.slots_total, info.slots_busy) == (1, 0)
+    call, first_segment, _ = _start_long_call(addr)
+    assert first_segment.wait(120)
+
+    # While the long call holds the only slot, another call is refused at once.
+    with pytest.raises(grpc.RpcError) as caught:
+        events(addr, request(evalset.clip("en_pv_cheetah_test").read(), "en"))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "slots" in caught.value.details() and "busy" in caught.value.details()
+
+    call.cancel()
+    deadline = time.monotonic() + 10
+    while stub(addr).GetInfo(pb.GetInfoRequest()).slots_busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped = stub(addr).GetInfo(pb.GetInfoRequest())
+    assert stopped.slots_busy == 0, "the slot was not freed after cancelling"
+    assert stopped.calls_cancelled_total == 1 and stopped.calls_completed_total == 0
+    time.sleep(2.0)
+    later = stub(addr).GetInfo(pb.GetInfoRequest())
+    assert later.segments_decoded_total == stopped.segments_decoded_total, "still decoding"
+    # The long clip has ~40 segments; cancelling after the first leaves most undecoded.
+    assert later.segments_decoded_total < 20
+
+    # The next call is served at once.
+    transcript = assert_well_ordered(
+        events(addr, request(evalset.clip("en_pv_cheetah_test").read(), "en"))
+    )
+    assert "platforms" in transcript.text.lower()
+
+
+def test_deadline_stops_decoding(single_slot: processes.ServiceProcess) -> None:
+    addr = single_slot.addr or ""
+    long_clip = evalset.clip("en_long_ljspeech_LJ001").read()
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub(addr).TranscribeStream(request(long_clip, "en"), timeout=3.0))
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 10
+    while stub(addr).GetInfo(pb.GetInfoRequest()).slots_busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    info = stub(addr).GetInfo(pb.GetInfoRequest())
+    assert info.slots_busy == 0 and info.calls_cancelled_total >= 1
+
+
+def test_health_is_serving_only_after_the_model_is_loaded(tmp_path: Path) -> None:
+    # A cold model cache makes start-up slow enough to watch: the bundled model is assembled
+    # and verified first.
+    service = processes.transcriber(tmp_path, SAYIT_MODEL_CACHE_DIR=str(tmp_path / "cache"))
+    service.start()
+    seen: list[int | None] = []
+    try:
+        addr = service.addr or ""
+        unavailable_while_loading = False
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = processes.health_status(addr, timeout=0.5)
+            if status is not None and (not seen or seen[-1] != status):
+                seen.append(status)
+            if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                try:
+                    events(addr, request(b"x"))
+                except grpc.RpcError as error:
+                    if error.code() == grpc.StatusCode.UNAVAILABLE:
+                        assert "loading" in error.details()
+                        unavailable_while_loading = True
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            time.sleep(0.02)
+        assert seen == [
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+            health_pb2.HealthCheckResponse.SERVING,
+        ]
+        assert unavailable_while_loading
+        log = service.log_path.read_text()
+        assert log.index('"model_loaded"') < log.index('"serving"')
+        assert (tmp_path / "cache").is_dir()
+    finally:
+        service.stop()
+
+
+def test_a_model_that_cannot_be_found_stops_start_up(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    service = processes.transcriber(
+        tmp_path,
+        SAYIT_MODEL="medium",
+        SAYIT_MODELS_DIR=str(models),
+        HF_HUB_CACHE=str(tmp_path / "hf"),
+        HF_HUB_OFFLINE="1",
+    ).start()
+    assert service.process is not None
+    assert service.process.wait(60) == 1
+    log = service.log_path.read_text()
+    assert "startup_failed" in log and str(models / "medium") in log
+
+
+def test_sigterm_drains_in_flight_calls(tmp_path: Path) -> None:
+    service = processes.transcriber(tmp_path, SAYIT_SHUTDOWN_GRACE_SECONDS="30").start()
+    service.wait_serving()
+    clip = evalset.clip("en_jfk")
+    call = stub(service.addr or "").TranscribeStream(request(clip.read(), "en"), timeout=60)
+    first = next(call)
+    assert first.HasField("progress")
+    service.signal(15)
+    rest = list(call)
+    transcript = assert_well_ordered([first, *rest])
+    assert "ask not what your country" in transcript.text
+    assert service.process is not None and service.process.wait(30) == 0

@@ -1,0 +1,189 @@
+"""The whole SayIt mesh for end-to-end tests: a private Redis, the scheduler, a direct
+transcriber, queue transcribers each with a worker beside it, and the gateway."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from tests.support.processes import ServiceProcess, free_port
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own on a free port (so tests may kill or restart it)."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    appendonly: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.exceptions.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@dataclass
+class Mesh:
+    directory: Path
+    redis: RedisServer
+    queue_transcribers: int = 2
+    direct_slots: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def gateway_addr(self) -> str:
+        return self.processes["gateway"].addr or ""
+
+    @property
+    def scheduler_addr(self) -> str:
+        return self.processes["scheduler"].addr or ""
+
+    def _service(self, name: str, module: str, addr: str | None, **env: str) -> ServiceProcess:
+        base = {
+            "SAYIT_REDIS_URL": self.redis.url,
+            "SAYIT_WORKER_HEARTBEAT_SECONDS": "2",
+            "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",
+            "SAYIT_RECONCILE_SECONDS": "2",
+            "SAYIT_SHUTDOWN_GRACE_SECONDS": "10",
+            **self.extra_env,
+        }
+        return ServiceProcess(module, {**base, **env}, self.directory / f"{name}.log", addr=addr)
+
+    def build(self) -> Mesh:
+        direct = f"127.0.0.1:{free_port()}"
+        self.processes["transcriber-direct"] = self._service(
+            "transcriber-direct",
+            "services.transcriber",
+            direct,
+            SAYIT_TRANSCRIBER_ADDR=direct,
+            SAYIT_TRANSCRIBER_SLOTS=str(self.direct_slots),
+            SAYIT_CPU_THREADS="1",
+        )
+        for n in range(1, self.queue_transcribers + 1):
+            addr = f"127.0.0.1:{free_port()}"
+            self.processes[f"transcriber-q{n}"] = self._service(
+                f"transcriber-q{n}",
+                "services.transcriber",
+                addr,
+                SAYIT_TRANSCRIBER_ADDR=addr,
+                SAYIT_TRANSCRIBER_SLOTS="1",
+                SAYIT_CPU_THREADS="1",
+            )
+            self.processes[f"worker-q{n}"] = self._service(
+                f"worker-q{n}",
+                "services.scheduler.worker",
+                None,
+                SAYIT_TRANSCRIBER_ADDR=addr,
+                SAYIT_WORKER_NAME=f"worker-q{n}",
+            )
+        scheduler = f"127.0.0.1:{free_port()}"
+        self.processes["scheduler"] = self._service(
+            "scheduler",
+            "services.scheduler",
+            scheduler,
+            SAYIT_SCHEDULER_ADDR=scheduler,
+            SAYIT_TRANSCRIBER_ADDR=direct,
+            SAYIT_DIRECT_SLOTS=str(self.direct_slots),
+        )
+        gateway = f"127.0.0.1:{free_port()}"
+        self.processes["gateway"] = self._service(
+            "gateway",
+            "services.gateway",
+            gateway,
+            SAYIT_GATEWAY_ADDR=gateway,
+            SAYIT_SCHEDULER_ADDR=scheduler,
+        )
+        return self
+
+    def start(self) -> Mesh:
+        for process in self.processes.values():
+            process.start()
+        for process in self.processes.values():
+            if process.addr:
+                process.wait_serving()
+        self.wait_workers()
+        return self
+
+    def wait_workers(self, timeout: float = 60.0) -> None:
+        """Until every live worker process has registered with RQ."""
+        from rq import Worker
+
+        names = {
+            name for name, p in self.processes.items() if name.startswith("worker") and p.alive()
+        }
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            registered = {w.name for w in Worker.all(connection=self.redis.client())}
+            if names <= registered:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"workers {names} did not register with RQ")
+
+    def restart(self, name: str) -> None:
+        process = self.processes[name]
+        process.kill()
+        process.start()
+        if process.addr:
+            process.wait_serving()
+        if name.startswith("worker"):
+            self.wait_workers()
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop(timeout=20)
+
+    def logs(self, name: str) -> str:
+        return self.processes[name].log_path.read_text(errors="replace")

@@ -1,0 +1,489 @@
+"""services.common.audio: every supported format decodes to 16 kHz mono float32; bad audio is a
+BadAudio whose message says what is wrong. All audio is synthesised and encoded in memory."""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from services.common.audio import SAMPLE_RATE, AudioInfo, decode, encode_wav, probe
+from services.common.errors import BadAudio
+
+TONE_HZ = 440.0
+SECONDS = 2.0
+# Codecs add priming/padding (AAC ~21-46 ms, MP3 ~50 ms, Opus 6.5 ms).
+DURATION_TOLERANCE = 0.1
+_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+# --- signal and encoders -------------------------------------------------------------------------
+
+
+def tone(
+    seconds: float = SECONDS, rate: int = 44_100, channels: int = 1, noise: float = 0.0
+) -> np.ndarray:
+    """A 0.5-amplitude 440 Hz sine on every channel, shape (frames, channels), float32.
+
+    `noise` adds white noise so lossy codecs have something to spend bytes on (a pure tone
+    compresses so well that "half the file" can end inside the first audio page).
+    """
+    t = np.arange(round(seconds * rate)) / rate
+    mono = 0.5 * np.sin(2 * np.pi * TONE_HZ * t)
+    if noise:
+        mono += noise * np.random.default_rng(7).standard_normal(len(t))
+    return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
+
+
+def sf_bytes(signal: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, signal, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def av_bytes(
+    signal: np.ndarray,
+    rate: int,
+    container: str,
+    codec: str,
+    options: dict[str, str] | None = None,
+) -> bytes:
+    layout = _LAYOUTS[signal.shape[1]]
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container, options=options or {}) as out:
+        stream: Any = out.add_stream(codec, rate=rate, layout=layout)
+        context = stream.codec_context
+        resampler = av.AudioResampler(
+            format=context.format.name,
+            layout=layout,
+            rate=rate,
+            frame_size=context.frame_size or None,
+        )
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(signal.T), format="fltp", layout=layout
+        )
+        frame.sample_rate = rate
+        for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
+            out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def video_only(container: str, codec: str) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as out:
+        stream: Any = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):
+            picture = np.full((64, 64, 3), i * 20, dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def peak_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * SAMPLE_RATE / len(samples))
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+
+# --- every supported format ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    rate: int
+    channels: int
+    fmt: str  # AudioInfo.format
+    lossless: bool
+    build: str  # key into BUILDERS
+
+
+BUILDERS = {
+    "wav-u8": lambda s, r: sf_bytes(s, r, "WAV", "PCM_U8"),
+    "wav-s16": lambda s, r: sf_bytes(s, r, "WAV", "PCM_16"),
+    "wav-s24": lambda s, r: sf_bytes(s, r, "WAV", "PCM_24"),
+    "wav-f32": lambda s, r: sf_bytes(s, r, "WAV", "FLOAT"),
+    "flac": lambda s, r: sf_bytes(s, r, "FLAC", "PCM_16"),
+    "ogg-vorbis": lambda s, r: sf_bytes(s, r, "OGG", "VORBIS"),
+    "ogg-opus": lambda s, r: sf_bytes(s, r, "OGG", "OPUS"),
+    "mp3": lambda s, r: sf_bytes(s, r, "MP3", "MPEG_LAYER_III"),
+    "mp3-lame": lambda s, r: av_bytes(s, r, "mp3", "libmp3lame"),
+    "m4a-aac": lambda s, r: av_bytes(s, r, "mp4", "aac"),
+    "webm-opus": lambda s, r: av_bytes(s, r, "webm", "libopus"),
+    # PyAV-only paths with packed sample formats (libsndfile does not read Matroska).
+    "mkv-pcm-s16": lambda s, r: av_bytes(s, r, "matroska", "pcm_s16le"),
+    "mkv-pcm-f32": lambda s, r: av_bytes(s, r, "matroska", "pcm_f32le"),
+}
+
+CASES = {
+    "wav-8bit-unsigned": Case(44_100, 1, "wav", True, "wav-u8"),
+    "wav-16bit": Case(44_100, 1, "wav", True, "wav-s16"),
+    "wav-24bit": Case(44_100, 1, "wav", True, "wav-s24"),
+    "wav-32bit-float": Case(44_100, 1, "wav", True, "wav-f32"),
+    "wav-8khz": Case(8_000, 1, "wav", True, "wav-s16"),
+    "wav-16khz-passthrough": Case(16_000, 1, "wav", True, "wav-s16"),
+    "wav-48khz-stereo": Case(48_000, 2, "wav", True, "wav-s16"),
+    "wav-6ch": Case(48_000, 6, "wav", True, "wav-s16"),
+    "flac-48khz": Case(48_000, 1, "flac", True, "flac"),
+    "ogg-vorbis": Case(44_100, 1, "ogg", False, "ogg-vorbis"),
+    "ogg-opus": Case(48_000, 1, "ogg", False, "ogg-opus"),
+    "mp3-libsndfile": Case(44_100, 1, "mp3", False, "mp3"),
+    "mp3-lame-stereo": Case(44_100, 2, "mp3", False, "mp3-lame"),
+    "m4a-aac": Case(44_100, 1, "mp4", False, "m4a-aac"),
+    "m4a-aac-6ch": Case(48_000, 6, "mp4", False, "m4a-aac"),
+    "webm-opus-stereo": Case(48_000, 2, "webm", False, "webm-opus"),
+    "mkv-pcm-s16-6ch-packed": Case(48_000, 6, "matroska", True, "mkv-pcm-s16"),
+    "mkv-pcm-f32-stereo": Case(22_050, 2, "matroska", True, "mkv-pcm-f32"),
+}
+
+
+@functools.cache
+def encoded(case_id: str) -> bytes:
+    case = CASES[case_id]
+    return BUILDERS[case.build](tone(rate=case.rate, channels=case.channels), case.rate)
+
+
+@pytest.mark.parametrize("case_id", CASES)
+def test_decode_gives_16khz_mono_float32_tone(case_id: str) -> None:
+    case = CASES[case_id]
+    samples = decode(encoded(case_id), f"{case_id}.bin")
+
+    assert samples.dtype == np.float32
+    assert samples.ndim == 1
+    assert len(samples) / SAMPLE_RATE == pytest.approx(SECONDS, abs=DURATION_TOLERANCE)
+    assert np.isfinite(samples).all()
+    assert np.abs(samples).max() <= 1.0
+    assert peak_hz(samples) == pytest.approx(TONE_HZ, abs=2.0)
+    # Every channel carries the same tone, so the channel average keeps its level; lossless
+    # formats pin the integer scaling (8-bit unsigned, 24-bit) too.
+    if case.lossless:
+        assert rms(samples[800:-800]) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+    else:
+        assert 0.2 < rms(samples[4000:-4000]) < 0.6
+
+
+@pytest.mark.parametrize("case_id", CASES)
+def test_probe_reads_headers(case_id: str) -> None:
+    case = CASES[case_id]
+    info = probe(encoded(case_id))
+
+    assert isinstance(info, AudioInfo)
+    assert info.duration_seconds == pytest.approx(SECONDS, abs=DURATION_TOLERANCE)
+    assert info.sample_rate == case.rate
+    assert info.channels == case.channels
+    assert info.format == case.fmt
+    assert info.exact
+
+
+def test_downmix_averages_channels() -> None:
+    # Left carries the tone, right is silent: the average is the tone at half level.
+    signal = tone(rate=48_000, channels=2)
+    signal[:, 1] = 0.0
+    for content in (
+        sf_bytes(signal, 48_000, "WAV", "FLOAT"),  # libsndfile path
+        av_bytes(signal, 48_000, "matroska", "pcm_f32le"),  # PyAV path
+    ):
+        samples = decode(content)
+        assert rms(samples[800:-800]) == pytest.approx(0.25 / np.sqrt(2), rel=0.02)
+
+
+def test_non_finite_and_out_of_range_floats_are_cleaned() -> None:
+    signal = tone(rate=16_000)
+    signal[100:200] = np.nan
+    signal[300:400] = np.inf
+    signal[500:600] = -np.inf
+    signal[700:800] = 7.5
+    samples = decode(sf_bytes(signal, 16_000, "WAV", "FLOAT"))
+    assert np.isfinite(samples).all()
+    assert np.abs(samples).max() <= 1.0
+    assert (samples[100:200] == 0).all()
+
+
+def test_resampled_full_scale_signal_stays_in_range() -> None:
+    # A full-scale square wave rings past ±1 in any band-limited resampler; decode clips it.
+    t = np.arange(48_000) / 48_000
+    square = np.sign(np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    samples = decode(sf_bytes(square, 48_000, "WAV", "FLOAT"))
+    assert np.abs(samples).max() <= 1.0
+
+
+def test_encode_wav_round_trips() -> None:
+    source = tone(rate=SAMPLE_RATE)[:, 0]
+    content = encode_wav(source)
+
+    info = sf.info(io.BytesIO(content))
+    assert (info.format, info.subtype, info.channels, info.samplerate) == (
+        "WAV",
+        "PCM_16",
+        1,
+        SAMPLE_RATE,
+    )
+    samples = decode(content)
+    assert samples.shape == source.shape
+    np.testing.assert_allclose(samples, source, atol=1e-4)
+
+
+def test_encode_wav_clips_and_cleans() -> None:
+    samples = decode(encode_wav(np.array([2.0, -3.0, np.nan, np.inf, 0.5], dtype=np.float32)))
+    np.testing.assert_allclose(samples, [1.0, -1.0, 0.0, 1.0, 0.5], atol=1e-4)
+
+
+def test_encode_wav_rejects_multichannel_arrays() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        encode_wav(np.zeros((10, 2), dtype=np.float32))
+
+
+# --- bad audio -----------------------------------------------------------------------------------
+
+LONG = 4.0  # seconds; long enough that half a file is well past any truncation tolerance
+
+
+@functools.cache
+def long_file(kind: str) -> bytes:
+    noisy = tone(seconds=LONG, rate=44_100, noise=0.1)
+    opus_rate = tone(seconds=LONG, rate=48_000, noise=0.1)
+    builders = {
+        "wav": lambda: sf_bytes(noisy, 44_100, "WAV", "PCM_16"),
+        "flac": lambda: sf_bytes(noisy, 44_100, "FLAC", "PCM_16"),
+        "ogg-vorbis": lambda: sf_bytes(noisy, 44_100, "OGG", "VORBIS"),
+        "ogg-opus": lambda: sf_bytes(opus_rate, 48_000, "OGG", "OPUS"),
+        "mp3-xing": lambda: av_bytes(noisy, 44_100, "mp3", "libmp3lame"),
+        "mp3-no-xing": lambda: av_bytes(
+            noisy, 44_100, "mp3", "libmp3lame", {"write_xing": "0", "id3v2_version": "0"}
+        ),
+        "m4a": lambda: av_bytes(noisy, 44_100, "mp4", "aac"),
+        "webm": lambda: av_bytes(opus_rate, 48_000, "webm", "libopus"),
+        "adts": lambda: av_bytes(noisy, 44_100, "adts", "aac"),
+    }
+    return builders[kind]()
+
+
+# The cut leaves 1-2 s of the 4 s decodable, depending on how the codec spends bytes.
+HALF_DECODED = r"^audio is truncated: the header declares 4(\.\d+)? s but only [12](\.\d+)? s could"
+
+
+def half(content: bytes) -> bytes:
+    return content[: len(content) // 2]
+
+
+def bad_audio(content: bytes, filename: str = "", **kwargs: Any) -> str:
+    with pytest.raises(BadAudio) as caught:
+        decode(content, filename, **kwargs)
+    return caught.value.message
+
+
+def wav_with_data_size(declared_bytes: int, present_bytes: int, rate: int = 16_000) -> bytes:
+    """A 16-bit mono WAV whose data chunk header declares `declared_bytes`."""
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    data = (np.sin(np.arange(present_bytes // 2) * 0.1) * 10_000).astype("<i2").tobytes()
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data"
+    body += struct.pack("<I", declared_bytes) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_empty_content() -> None:
+    assert bad_audio(b"") == "audio.content is empty"
+    with pytest.raises(BadAudio, match=r"^audio\.content is empty$"):
+        probe(b"")
+
+
+def test_bad_audio_points_at_the_field() -> None:
+    with pytest.raises(BadAudio) as caught:
+        decode(b"")
+    assert [v.field for v in caught.value.violations] == ["audio.content"]
+
+
+@pytest.mark.parametrize(
+    ("content", "filename"),
+    [
+        pytest.param(
+            np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes(),
+            "",
+            id="random-bytes",
+        ),
+        pytest.param(b"Meeting notes: not audio at all.\n" * 50, "notes.wav", id="text-named-wav"),
+    ],
+)
+def test_not_audio(content: bytes, filename: str) -> None:
+    message = bad_audio(content, filename)
+    assert message.startswith("could not decode audio")
+    assert "not a recognised audio format (supported: WAV, FLAC, OGG/Opus" in message
+    if filename:
+        assert repr(filename) in message
+    with pytest.raises(BadAudio, match="not a recognised audio format"):
+        probe(content, filename)
+
+
+def test_wav_with_no_samples() -> None:
+    content = sf_bytes(np.zeros((0, 1), np.float32), 16_000, "WAV", "PCM_16")
+    assert bad_audio(content) == "audio contains no samples"
+    with pytest.raises(BadAudio, match="audio contains no samples"):
+        probe(content)
+
+
+def test_wav_header_declaring_more_data_than_present() -> None:
+    # 3 s declared, 1 s present: libsndfile quietly clips to what is there; we read the header.
+    content = wav_with_data_size(declared_bytes=3 * 32_000, present_bytes=32_000)
+    expected = "audio is truncated: the header declares 3 s but only 1 s could be decoded"
+    assert bad_audio(content) == expected
+    with pytest.raises(BadAudio, match="header declares 3 s"):
+        probe(content)  # cheap to see from the header, so probe refuses it too
+
+
+def test_wav_streaming_placeholder_size_is_not_truncation() -> None:
+    # Writers that cannot seek back leave 0xFFFFFFFF as the data size.
+    content = wav_with_data_size(declared_bytes=0xFFFFFFFF, present_bytes=32_000)
+    assert len(decode(content)) == SAMPLE_RATE
+
+
+@pytest.mark.parametrize(
+    ("kind", "cut", "expected"),
+    [
+        # The RIFF data chunk declares its size (libsndfile clips it to the bytes present, so
+        # decode reads the header itself).
+        pytest.param("wav", half, HALF_DECODED, id="wav-half"),
+        pytest.param(
+            "wav",
+            lambda c: c[:44],
+            r"^audio is truncated: the header declares 4 s but only 0 s could be decoded$",
+            id="wav-header-only",
+        ),
+        # FLAC's STREAMINFO declares the total sample count, so a cut shows.
+        pytest.param(
+            "flac",
+            half,
+            HALF_DECODED,
+            id="flac-half",
+        ),
+        pytest.param(
+            "flac",
+            lambda c: c[:300],
+            r"audio is truncated: the header declares 4 s but only 0 s could be decoded",
+            id="flac-first-300-bytes",
+        ),
+        # LAME's Xing/Info frame declares the frame count.
+        pytest.param(
+            "mp3-xing",
+            half,
+            HALF_DECODED,
+            id="mp3-xing-half",
+        ),
+        # Only the Xing frame and the start of the first audio frame: nothing to decode.
+        pytest.param(
+            "mp3-xing",
+            lambda c: c[:300],
+            "the data looks like MP3 but is damaged or truncated",
+            id="mp3-first-300-bytes",
+        ),
+        # Inside the Vorbis/Opus setup headers: the stream cannot start.
+        pytest.param(
+            "ogg-vorbis",
+            lambda c: c[:300],
+            "the data looks like OGG but is damaged or truncated",
+            id="ogg-vorbis-first-300-bytes",
+        ),
+        pytest.param(
+            "ogg-opus",
+            lambda c: c[:300],
+            "the data looks like OGG but is damaged or truncated",
+            id="ogg-opus-first-300-bytes",
+        ),
+        # FFmpeg writes the moov index last, so half an M4A has no index at all.
+        pytest.param(
+            "m4a",
+            half,
+            "the data looks like MP4/M4A but is damaged or truncated",
+            id="m4a-half",
+        ),
+        # The Segment Duration declares the length.
+        pytest.param(
+            "webm",
+            half,
+            HALF_DECODED,
+            id="webm-half",
+        ),
+    ],
+)
+def test_truncated(kind: str, cut: Any, expected: str) -> None:
+    content = cut(long_file(kind))
+    message = bad_audio(content, f"{kind}.bin")
+    assert re.search(expected, message), message
+    if kind == "wav":
+        # Seen from the header alone, so probe refuses it too; compressed formats need decoding.
+        with pytest.raises(BadAudio, match=r"^audio is truncated"):
+            probe(content)
+
+
+@pytest.mark.parametrize("kind", ["mp3-no-xing", "ogg-vorbis", "ogg-opus"])
+def test_cut_in_half_without_a_declared_length_decodes_the_half(kind: str) -> None:
+    # Nothing in these files declares the total length: a CBR MP3 without a Xing frame is just a
+    # run of frames (libsndfile estimates the length from the file size), and an OGG stream only
+    # carries per-page granule positions. Half a file is therefore indistinguishable from a
+    # shorter, complete file, and the truthful outcome is the audio that is there.
+    content = half(long_file(kind))
+    samples = decode(content)
+    seconds = len(samples) / SAMPLE_RATE
+    info = probe(content)
+    if kind == "mp3-no-xing":
+        # Constant bitrate: half the bytes is half the audio.
+        assert seconds == pytest.approx(LONG / 2, abs=0.15)
+    else:
+        # Only complete pages decode, and libsndfile writes Opus in ~1 s pages, so "half" is
+        # looser: between the last complete page and the cut.
+        assert 0.5 < seconds < 0.75 * LONG
+    assert info.duration_seconds == pytest.approx(seconds, abs=DURATION_TOLERANCE)
+    assert peak_hz(samples) == pytest.approx(TONE_HZ, abs=2.0)
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "name"),
+    [
+        pytest.param("mp4", "mpeg4", "mp4", id="mp4-video-only"),
+        pytest.param("webm", "libvpx", "webm", id="webm-video-only"),
+    ],
+)
+def test_video_without_audio(container: str, codec: str, name: str) -> None:
+    content = video_only(container, codec)
+    expected = f"could not decode audio 'clip.{name}': the {name} file has no audio stream"
+    assert bad_audio(content, f"clip.{name}") == expected
+    with pytest.raises(BadAudio, match="has no audio stream"):
+        probe(content)
+
+
+def test_max_seconds_refuses_declared_length_before_decoding() -> None:
+    content = long_file("wav")
+    assert bad_audio(content, max_seconds=2) == "audio is 4 s long; the limit is 2 s"
+    assert (
+        bad_audio(long_file("webm"), max_seconds=1.5) == "audio is 4.01 s long; the limit is 1.5 s"
+    )
+
+
+def test_max_seconds_allows_audio_at_the_limit() -> None:
+    # AAC priming makes the declared length a little over 4 s; that is not over the limit.
+    assert len(decode(long_file("m4a"), max_seconds=LONG)) / SAMPLE_RATE == pytest.approx(
+        LONG, abs=DURATION_TOLERANCE
+    )
+
+
+def test_max_seconds_without_a_declared_length_stops_while_decoding() -> None:
+    # Raw ADTS AAC declares no length (FFmpeg would only guess one from the bitrate).
+    content = long_file("adts")
+    info = probe(content)
+    assert not info.exact
+    assert info.duration_seconds == pytest.approx(LONG, abs=DURATION_TOLERANCE)
+    assert bad_audio(content, max_seconds=1) == "audio is longer than the limit of 1 s"
+    assert len(decode(content, max_seconds=5)) / SAMPLE_RATE == pytest.approx(
+        LONG, abs=DURATION_TOLERANCE
+    )
