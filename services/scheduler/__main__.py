@@ -18,7 +18,7 @@ from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
 from services.scheduler.config import load_config
 from services.scheduler.direct import DirectRunner
-from services.scheduler.jobs import JobStore
+from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
 from services.scheduler.queue import JobQueue
 from services.scheduler.reconcile import Reconciler
 from services.scheduler.records import Keys
@@ -38,7 +38,9 @@ async def main() -> int:
     log = logs.get_logger("sayit.scheduler")
     instance = uuid.uuid4().hex[:12]
     keys = Keys(config.key_prefix)
-    async_redis = aioredis.Redis.from_url(config.redis_url, health_check_interval=10)
+    async_redis = aioredis.Redis.from_url(
+        config.redis_url, health_check_interval=10, socket_timeout=SOCKET_TIMEOUT_SECONDS
+    )
     store = JobStore(async_redis, keys, config.job_ttl_seconds)
     job_queue = JobQueue(
         redis.Redis.from_url(config.redis_url, health_check_interval=10),

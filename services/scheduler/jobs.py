@@ -18,7 +18,10 @@ from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.scheduler import records
 from services.scheduler.records import Change, Keys
 
-WATCH_BLOCK_MS = 5000
+# A blocked XREAD must return well before the client's socket timeout (redis-py's default is
+# 5 s), or an idle watch fails with a timeout instead of looping.
+WATCH_BLOCK_MS = 2000
+SOCKET_TIMEOUT_SECONDS = 10.0
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 

@@ -1,0 +1,165 @@
+"""The scheduler's job store against a real Redis: the append script's guarantees, watching,
+listing and tenant isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
+from services.common.errors import InvalidArgument, NotFound
+from services.common.names import new_job_id
+from services.scheduler import records
+from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
+from services.scheduler.records import Keys
+from tests.support.mesh import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis-store")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[JobStore]:
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=SOCKET_TIMEOUT_SECONDS)
+    yield JobStore(client, Keys(f"t{new_job_id()[:6]}"), ttl_seconds=3600)
+    await client.aclose()
+
+
+async def new_job(store: JobStore, tenant: str = "acme", state: str = records.QUEUED) -> str:
+    job_id = new_job_id()
+    record = records.new_record(
+        tenant=tenant,
+        state=state,
+        routing=records.QUEUED_ROUTE,
+        queue="sayit-default",
+        duration=100.0,
+        config=transcription_pb2.TranscriptionConfig(language_code="ko"),
+        filename="a.wav",
+    )
+    accepted = records.event(job_id, accepted=event_pb2.JobAccepted(audio_duration_seconds=100))
+    await store.create(job_id, record, accepted)
+    return job_id
+
+
+async def events(store: JobStore, job_id: str, after: int = 0, tenant: str = "acme") -> list:
+    return [e async for e in store.watch(job_id, tenant, after)]
+
+
+def progress(job_id: str, done: float) -> records.Change:
+    return records.progress_change(job_id, records.progress_message(done, 100.0))
+
+
+async def test_sequences_progress_and_one_terminal_event(store: JobStore) -> None:
+    job_id = await new_job(store)
+    # Progress before the job started is refused: the record says QUEUED.
+    assert (await store.apply(job_id, progress(job_id, 5)))[0] == 0
+    assert await store.apply(job_id, records.start_change(job_id, 100.0)) == (2, records.RUNNING)
+    assert (await store.apply(job_id, progress(job_id, 40)))[0] == 3
+    # Progress never goes backwards: a lower fraction is dropped, not appended.
+    assert (await store.apply(job_id, progress(job_id, 30)))[0] == 0
+    segment = transcription_pb2.Segment(start_seconds=0.0, end_seconds=4.0, text="안녕하세요")
+    assert (await store.apply(job_id, records.segment_change(job_id, segment)))[0] == 4
+    # The same segment again (a re-run of the audio) is not repeated.
+    assert (await store.apply(job_id, records.segment_change(job_id, segment)))[0] == 0
+    transcript = transcription_pb2.Transcript(text="안녕하세요", audio_duration_seconds=100.0)
+    assert await store.apply(job_id, records.completed_change(job_id, transcript)) == (
+        5,
+        records.SUCCEEDED,
+    )
+    # Exactly one terminal event: later cancels and failures change nothing.
+    assert await store.apply(job_id, records.cancelled_change(job_id, "late")) == (
+        0,
+        records.SUCCEEDED,
+    )
+    assert (await store.apply(job_id, records.failed_change(job_id, 14, "late")))[0] == 0
+
+    history = await events(store, job_id)
+    assert [e.sequence for e in history] == [1, 2, 3, 4, 5]
+    assert [e.WhichOneof("kind") for e in history] == [
+        "accepted",
+        "progress",
+        "progress",
+        "segment",
+        "completed",
+    ]
+    job = await store.job(job_id, "acme")
+    assert job.state == job_pb2.JOB_STATE_SUCCEEDED and job.transcript.text == "안녕하세요"
+    assert job.progress.fraction == pytest.approx(1.0) and job.name == f"jobs/{job_id}"
+    assert job.config.language_code == "ko" and job.start_time.seconds > 0
+
+
+async def test_concurrent_writers_never_share_a_sequence(store: JobStore) -> None:
+    job_id = await new_job(store, state=records.RUNNING)
+
+    async def write(n: int) -> int:
+        segment = transcription_pb2.Segment(start_seconds=float(n), end_seconds=n + 0.5)
+        change = records.segment_change(job_id, segment, piece=n)  # one watermark per piece
+        return (await store.apply(job_id, change))[0]
+
+    sequences = await asyncio.gather(*(write(n) for n in range(50)))
+    assert sorted(sequences) == list(range(2, 52))
+
+
+async def test_watch_resumes_after_any_sequence_and_waits_while_idle(store: JobStore) -> None:
+    job_id = await new_job(store)
+    await store.apply(job_id, records.start_change(job_id, 100.0))
+
+    async def finish_later() -> None:
+        # Longer than redis-py's default 5 s socket timeout: an idle watch must keep waiting.
+        await asyncio.sleep(6.5)
+        await store.apply(job_id, progress(job_id, 50))
+        await store.apply(job_id, records.cancelled_change(job_id, "stop"))
+
+    task = asyncio.create_task(finish_later())
+    resumed = await events(store, job_id, after=2)
+    await task
+    assert [(e.sequence, e.WhichOneof("kind")) for e in resumed] == [
+        (3, "progress"),
+        (4, "cancelled"),
+    ]
+    # After the end: from the last sequence, nothing and no waiting.
+    assert await asyncio.wait_for(events(store, job_id, after=4), 1.0) == []
+    assert [e.sequence for e in await events(store, job_id, after=1)] == [2, 3, 4]
+
+
+async def test_tenants_never_see_each_others_jobs(store: JobStore) -> None:
+    job_id = await new_job(store, tenant="acme")
+    with pytest.raises(NotFound):
+        await store.job(job_id, "other")
+    with pytest.raises(NotFound):
+        await events(store, job_id, tenant="other")
+    jobs, _ = await store.list("other", 10, "")
+    assert jobs == []
+    with pytest.raises(NotFound):
+        await store.job(new_job_id(), "acme")
+
+
+async def test_listing_is_newest_first_and_pages_are_stable(store: JobStore) -> None:
+    created = []
+    for _ in range(7):
+        created.append(await new_job(store, tenant="lister"))
+        await asyncio.sleep(0.002)
+    pages, token = [], ""
+    while True:
+        jobs, token = await store.list("lister", 3, token)
+        pages.append([j.name.removeprefix("jobs/") for j in jobs])
+        if not token:
+            break
+        # A job created between pages does not shift the next page.
+        await new_job(store, tenant="lister")
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [i for page in pages for i in page] == list(reversed(created))
+    with pytest.raises(InvalidArgument) as raised:
+        await store.list("lister", 3, "not-a-token")
+    assert raised.value.violations[0].field == "page_token"
+    with pytest.raises(InvalidArgument):
+        await store.list("lister", 101, "")
