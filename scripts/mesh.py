@@ -23,6 +23,14 @@ from services.common.healthcheck import check
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 START_TIMEOUT = 180.0
+# Prometheus endpoints of `make up` (set a variable to "" to turn that endpoint off). Queue
+# transcriber n serves on the transcriber port + n, queue worker n on the worker port + n - 1.
+METRICS_DEFAULTS = {
+    "SAYIT_GATEWAY_METRICS_ADDR": "127.0.0.1:9150",
+    "SAYIT_SCHEDULER_METRICS_ADDR": "127.0.0.1:9151",
+    "SAYIT_TRANSCRIBER_METRICS_ADDR": "127.0.0.1:9152",
+    "SAYIT_WORKER_METRICS_ADDR": "127.0.0.1:9170",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,15 @@ class Proc:
 
 def _addr(var: str, default: str) -> str:
     return os.environ.get(var, default)
+
+
+def _metrics(var: str, offset: int = 0) -> dict[str, str]:
+    """The env that gives a process its metrics endpoint: the variable's address + offset."""
+    addr = os.environ.get(var, METRICS_DEFAULTS[var])
+    if not addr:
+        return {var: ""}
+    host, port = addr.rsplit(":", 1)
+    return {var: f"{host}:{int(port) + offset}"}
 
 
 def _redis_port() -> int:
@@ -77,7 +94,11 @@ def processes() -> list[Proc]:
             "transcriber-direct",
             "services.transcriber",
             direct,
-            {"SAYIT_TRANSCRIBER_SLOTS": "2", "SAYIT_CPU_THREADS": "1"},
+            {
+                "SAYIT_TRANSCRIBER_SLOTS": "2",
+                "SAYIT_CPU_THREADS": "1",
+                **_metrics("SAYIT_TRANSCRIBER_METRICS_ADDR"),
+            },
         )
     )
     host, port = direct.rsplit(":", 1)
@@ -92,6 +113,7 @@ def processes() -> list[Proc]:
                     "SAYIT_TRANSCRIBER_ADDR": addr,
                     "SAYIT_TRANSCRIBER_SLOTS": "1",
                     "SAYIT_CPU_THREADS": "1",
+                    **_metrics("SAYIT_TRANSCRIBER_METRICS_ADDR", n),
                 },
             )
         )
@@ -99,7 +121,10 @@ def processes() -> list[Proc]:
             Proc(
                 f"worker-q{n}",
                 "services.scheduler.worker",
-                env={"SAYIT_TRANSCRIBER_ADDR": addr},
+                env={
+                    "SAYIT_TRANSCRIBER_ADDR": addr,
+                    **_metrics("SAYIT_WORKER_METRICS_ADDR", n - 1),
+                },
             )
         )
     procs.append(
@@ -107,11 +132,20 @@ def processes() -> list[Proc]:
             "scheduler",
             "services.scheduler",
             _addr("SAYIT_SCHEDULER_ADDR", "127.0.0.1:50052"),
-            {"SAYIT_TRANSCRIBER_ADDR": direct, "SAYIT_DIRECT_SLOTS": "2"},
+            {
+                "SAYIT_TRANSCRIBER_ADDR": direct,
+                "SAYIT_DIRECT_SLOTS": "2",
+                **_metrics("SAYIT_SCHEDULER_METRICS_ADDR"),
+            },
         )
     )
     procs.append(
-        Proc("gateway", "services.gateway", _addr("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051"))
+        Proc(
+            "gateway",
+            "services.gateway",
+            _addr("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051"),
+            _metrics("SAYIT_GATEWAY_METRICS_ADDR"),
+        )
     )
     return procs
 
@@ -199,6 +233,8 @@ def status() -> int:
         if pid:
             state = check(proc.addr, timeout=1.0) if proc.addr else "running"
         where = f" on {proc.addr}" if proc.addr else ""
+        scrape = next((v for k, v in proc.env.items() if k.endswith("_METRICS_ADDR") and v), "")
+        where += f", metrics http://{scrape}/metrics" if scrape else ""
         print(f"  {proc.name:<20} {state:<12} pid {pid or '-'}{where}")
         worst = worst or int(state not in ("SERVING", "running"))
     return worst

@@ -85,6 +85,10 @@ class Env:
             raise ConfigError(f"{name} must be host:port (e.g. 127.0.0.1:50051); got {value!r}")
         return value
 
+    def get_optional_addr(self, name: str) -> str:
+        """host:port, or "" when the variable is unset or empty (the feature is off)."""
+        return self.get_addr(name, "") if self._raw(name) is not None else ""
+
     def get_path(self, name: str, default: Path | None) -> Path | None:
         value = self._raw(name)
         return default if value is None else Path(value).expanduser()

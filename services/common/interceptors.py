@@ -1,4 +1,4 @@
-"""The one server interceptor: request ids, error mapping and one log line per RPC.
+"""The one server interceptor: request ids, error mapping, RPC metrics and one log line per RPC.
 
 Domain errors become their status (with google.rpc details); a failed downstream call keeps its
 code; anything unexpected is INTERNAL with a generic message and a logged traceback, so callers
@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import structlog
 
-from services.common import logs
+from services.common import logs, metrics
 from services.common.errors import SayItError, from_rpc_error
 from services.common.status import internal_status, to_status
 
@@ -40,10 +40,12 @@ def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
 class _Call:
     """The bookkeeping for one RPC: context binding, outcome, and the final log line."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, method: str, context: grpc.aio.ServicerContext, kind: str) -> None:
         self.method = method
         self.context = context
+        self.kind = kind
         self.start = time.monotonic()
+        metrics.rpc_started(kind, method)
         self.code = grpc.StatusCode.OK
         self.request_id = _metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
         structlog.contextvars.clear_contextvars()
@@ -75,12 +77,14 @@ class _Call:
         code = self.context.code() if self.code == grpc.StatusCode.OK else self.code
         if isinstance(code, grpc.StatusCode):
             self.code = code
+        seconds = time.monotonic() - self.start
+        metrics.rpc_finished(self.kind, self.method, self.code.name, seconds)
         quiet = self.method.startswith(_QUIET_PREFIXES) and self.code == grpc.StatusCode.OK
         (log.debug if quiet else log.info)(
             "rpc_finished",
             method=self.method,
             code=self.code.name,
-            duration_ms=round((time.monotonic() - self.start) * 1000, 1),
+            duration_ms=round(seconds * 1000, 1),
         )
 
 
@@ -96,32 +100,34 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary),
+                _wrap_unary(method, handler.unary_unary, metrics.UNARY),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream),
+                _wrap_stream(method, handler.unary_stream, metrics.SERVER_STREAM),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(method, handler.stream_unary),
+                _wrap_unary(method, handler.stream_unary, metrics.CLIENT_STREAM),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(method, handler.stream_stream),
+            _wrap_stream(method, handler.stream_stream, metrics.BIDI_STREAM),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _wrap_unary(method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+def _wrap_unary(
+    method: str, behavior: Callable[..., Any], kind: str
+) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, context)
+        call = _Call(method, context, kind)
         try:
             result = behavior(request, context)
             return await result if asyncio.iscoroutine(result) else result
@@ -138,14 +144,14 @@ def _wrap_unary(method: str, behavior: Callable[..., Any]) -> Callable[..., Awai
     return wrapper
 
 
-def _wrap_stream(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_stream(method: str, behavior: Callable[..., Any], kind: str) -> Callable[..., Any]:
     # Streaming handlers either yield responses or call `await context.write()` and return;
     # grpc.aio refuses a mix, so the wrapper takes the handler's own form.
     if not inspect.isasyncgenfunction(behavior):
-        return _wrap_unary(method, behavior)
+        return _wrap_unary(method, behavior, kind)
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, context)
+        call = _Call(method, context, kind)
         try:
             async for response in behavior(request, context):
                 yield response

@@ -7,7 +7,7 @@ import os
 import sys
 
 from sayit.speech.v1 import speech_service_pb2, speech_service_pb2_grpc
-from services.common import logs
+from services.common import logs, metrics
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
@@ -24,6 +24,12 @@ async def main() -> int:
         print(f"gateway: bad configuration: {error}", file=sys.stderr)
         return 2
     logs.configure("gateway", config.server.log)
+    if config.metrics_addr:
+        try:
+            metrics.serve(config.metrics_addr)
+        except RuntimeError as error:
+            print(f"gateway: {error}", file=sys.stderr)
+            return 1
     channel = aio_channel(config.scheduler_addr, config.server.max_message_bytes)
     servicer = SpeechServicer(config, channel)
 

@@ -20,6 +20,8 @@ class GatewayConfig:
     unary_timeout_seconds: float
     wait_timeout_seconds: float
     stream_timeout_seconds: float
+    # Prometheus /metrics listen address; "" = off.
+    metrics_addr: str = ""
 
 
 def load_config(environ: Mapping[str, str]) -> GatewayConfig:
@@ -33,4 +35,5 @@ def load_config(environ: Mapping[str, str]) -> GatewayConfig:
         stream_timeout_seconds=env.get_float(
             "SAYIT_GATEWAY_STREAM_TIMEOUT_SECONDS", 6 * 3600.0, min=1
         ),
+        metrics_addr=env.get_optional_addr("SAYIT_GATEWAY_METRICS_ADDR"),
     )

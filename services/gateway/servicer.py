@@ -17,7 +17,7 @@ from services.common import logs
 from services.common.channels import call_timeout
 from services.common.errors import InvalidArgument
 from services.common.names import job_id_from_name
-from services.gateway import convert
+from services.gateway import convert, metrics
 from services.gateway.config import GatewayConfig
 
 DEFAULT_TENANT = "default"
@@ -57,6 +57,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
             timeout=call_timeout(context, default),
         )
         logs.bind(job_id=reply.job.name.removeprefix("jobs/"))
+        metrics.submitted(reply.job)
         return reply.job
 
     async def _watch(

@@ -12,10 +12,11 @@ import redis
 import redis.asyncio as aioredis
 
 from sayit.scheduler.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
-from services.common import logs
+from services.common import logs, metrics
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
+from services.scheduler import metrics as scheduler_metrics
 from services.scheduler.config import load_config
 from services.scheduler.direct import DirectRunner
 from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
@@ -50,6 +51,14 @@ async def main() -> int:
     executor = ThreadPoolExecutor(8, thread_name_prefix="blocking")
     channel = aio_channel(config.transcriber_addr, config.server.max_message_bytes)
     runner = DirectRunner(store, channel, config.direct_slots)
+    if config.metrics_addr:
+        scheduler_metrics.track_direct_slots(runner.slots)
+        scheduler_metrics.track_queue_depths(job_queue.depths)
+        try:
+            metrics.serve(config.metrics_addr)
+        except RuntimeError as error:
+            print(f"scheduler: {error}", file=sys.stderr)
+            return 1
     servicer = SchedulerServicer(config, store, job_queue, runner, executor, instance)
     reconciler = Reconciler(
         store, job_queue, executor, instance=instance, interval_seconds=config.reconcile_seconds

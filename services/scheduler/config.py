@@ -28,6 +28,8 @@ class SchedulerConfig:
     queue: QueuePolicy
     # Served models, for validation at the edge and in job records.
     model: str
+    # Prometheus /metrics listen address; "" = off.
+    metrics_addr: str = ""
 
 
 def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
@@ -52,4 +54,5 @@ def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
             result_ttl_seconds=job_ttl,
         ),
         model=env.get_str("SAYIT_MODEL", "base"),
+        metrics_addr=env.get_optional_addr("SAYIT_SCHEDULER_METRICS_ADDR"),
     )

@@ -15,7 +15,7 @@ import redis.exceptions
 from sayit.common.v1 import event_pb2, job_pb2
 from services.common import names
 from services.common.errors import InvalidArgument, NotFound, Unavailable
-from services.scheduler import records
+from services.scheduler import metrics, records
 from services.scheduler.records import Change, Keys
 
 # A blocked XREAD must return well before the client's socket timeout (redis-py's default is
@@ -83,6 +83,7 @@ class JobStore:
                 keys=[self._keys.record(job_id), self._keys.events(job_id)],
                 args=change.script_args(self._ttl),
             )
+        metrics.event_recorded(change.event, int(sequence))
         return int(sequence), state.decode() if isinstance(state, bytes) else str(state)
 
     async def record(self, job_id: str, tenant: str) -> dict[bytes, bytes]:

@@ -20,7 +20,7 @@ from services.common.errors import (
     status_code_number,
 )
 from services.common.validation import validate_config
-from services.scheduler import direct, records, routing
+from services.scheduler import direct, metrics, records, routing
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.direct import DirectRunner
 from services.scheduler.jobs import JobStore
@@ -100,6 +100,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             audio_seconds=round(duration, 2),
             tenant=tenant,
         )
+        metrics.job_submitted(route.routing, route.queue)
         if request.wait_if_short and short:
             await self._wait_for_end(job_id, tenant)
         return pb.SubmitJobResponse(job=await self._store.job(job_id, tenant))

@@ -11,6 +11,7 @@ import grpc
 import redis
 from rq import get_current_job
 from rq.exceptions import AbandonedJobError
+from rq.utils import now
 
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
@@ -19,7 +20,7 @@ from services.common import logs
 from services.common.channels import sync_channel
 from services.common.errors import status_code_number
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
-from services.scheduler import records
+from services.scheduler import metrics, records
 from services.scheduler.records import Change, Keys
 
 log = logs.get_logger("sayit.worker")
@@ -63,6 +64,7 @@ class SyncJobStore:
             keys=[self.keys.record(job_id), self.keys.events(job_id)],
             args=change.script_args(self.ttl),
         )
+        metrics.event_recorded(change.event, int(sequence))
         return int(sequence), state.decode() if isinstance(state, bytes) else str(state)
 
     def fail(self, job_id: str, code: grpc.StatusCode, message: str) -> None:
@@ -88,6 +90,10 @@ def transcribe_job(job_id: str) -> str:
     if state != records.RUNNING:
         log.info("job_skipped", state=state)
         return f"skipped ({state})"
+    if job.enqueued_at is not None:
+        metrics.QUEUE_WAIT.labels(job.origin).observe(
+            max(0.0, (now() - job.enqueued_at).total_seconds())
+        )
     audio: Any = job.connection.get(store.keys.audio(job_id))
     if audio is None:
         store.fail(job_id, grpc.StatusCode.DATA_LOSS, "the job's audio expired before it ran")
@@ -138,12 +144,16 @@ def on_job_failure(
 ) -> None:
     """RQ's failure callback, wherever RQ runs it (work horse, or registry cleanup after a
     dead worker). Records the failure once no retry is left, so no job stays RUNNING."""
+    abandoned = exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError)
     if job.retries_left and job.retries_left > 0:
-        return  # RQ will run it again
+        # RQ will run it again.
+        reason = "worker_died" if abandoned else "transcriber_unavailable"
+        metrics.CHUNK_RETRIES.labels(reason).inc()
+        return
     meta = job.meta or {}
     keys = Keys(str(meta.get("prefix", "sayit")))
     store = SyncJobStore(connection, keys, int(meta.get("ttl", 7 * 86400)))
-    if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError):
+    if abandoned:
         reason = "the queue worker running this job died; retries exhausted"
     else:
         reason = f"transcription failed after retries: {exc_value}"

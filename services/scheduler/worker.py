@@ -13,15 +13,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from services.common import logs
+from services.common import logs, metrics
 from services.common.config import Env, LogConfig, load_log_config
 from services.common.errors import ConfigError
 from services.scheduler import queue, tasks
@@ -43,6 +45,9 @@ class WorkerConfig:
     job_ttl_seconds: int
     transcriber_wait_seconds: float
     log: LogConfig
+    # Prometheus /metrics listen address ("" = off) and where work horses leave their values.
+    metrics_addr: str = ""
+    metrics_dir: Path | None = None
 
 
 def load_config(environ: Mapping[str, str]) -> WorkerConfig:
@@ -67,6 +72,8 @@ def load_config(environ: Mapping[str, str]) -> WorkerConfig:
         job_ttl_seconds=env.get_int("SAYIT_JOB_TTL_SECONDS", 7 * 86400, min=60),
         transcriber_wait_seconds=env.get_float("SAYIT_WORKER_TRANSCRIBER_WAIT_SECONDS", 300.0),
         log=load_log_config(env),
+        metrics_addr=env.get_optional_addr("SAYIT_WORKER_METRICS_ADDR"),
+        metrics_dir=env.get_path("SAYIT_WORKER_METRICS_DIR", None),
     )
 
 
@@ -80,6 +87,26 @@ class SayItWorker(Worker):
     def main_work_horse(self, job: Any, queue: Any) -> None:
         _die_with_parent()
         super().main_work_horse(job, queue)
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        # RQ's own lines about this job (timeouts, a killed work horse) carry its ids too.
+        meta = job.meta or {}
+        logs.bind(job_id=job.id, request_id=meta.get("request_id") or job.id[:16])
+        try:
+            super().execute_job(job, queue)
+        finally:
+            logs.unbind("job_id", "request_id")
+
+
+def _serve_metrics(config: WorkerConfig) -> None:
+    """Metrics of this worker and of every work horse it forks, summed (multiprocess mode)."""
+    directory = config.metrics_dir or Path(tempfile.gettempdir()) / f"sayit-worker-{os.getpid()}"
+    main_pid = os.getpid()
+    registry = metrics.enable_multiprocess(
+        directory,
+        lambda: f"worker-{main_pid}" if os.getpid() == main_pid else f"horse-{main_pid}",
+    )
+    metrics.serve(config.metrics_addr, registry)
 
 
 def _die_with_parent() -> None:
@@ -122,6 +149,12 @@ def main() -> int:
             ttl_seconds=config.job_ttl_seconds,
         )
     )
+    if config.metrics_addr:
+        try:
+            _serve_metrics(config)
+        except (RuntimeError, OSError) as error:
+            print(f"worker: {error}", file=sys.stderr)
+            return 1
     log.info("worker_waiting_for_transcriber", transcriber=config.transcriber_addr)
     if not _wait_for_transcriber(config):
         log.error("transcriber_not_serving", transcriber=config.transcriber_addr)

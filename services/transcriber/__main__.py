@@ -7,7 +7,7 @@ import os
 import sys
 
 from sayit.transcriber.v1 import transcriber_service_pb2, transcriber_service_pb2_grpc
-from services.common import logs
+from services.common import logs, metrics
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
 from services.transcriber.config import load_config
@@ -23,6 +23,12 @@ async def main() -> int:
         print(f"transcriber: bad configuration: {error}", file=sys.stderr)
         return 2
     logs.configure("transcriber", config.server.log)
+    if config.metrics_addr:
+        try:
+            metrics.serve(config.metrics_addr)
+        except RuntimeError as error:
+            print(f"transcriber: {error}", file=sys.stderr)
+            return 1
     servicer = TranscriberServicer(config)
 
     async def shutdown() -> None:

@@ -26,6 +26,8 @@ class TranscriberConfig:
     slots: int
     cpu_threads: int
     max_audio_seconds: float
+    # Prometheus /metrics listen address; "" = off.
+    metrics_addr: str = ""
 
 
 def load_model_config(env: Env) -> ModelConfig:
@@ -48,4 +50,5 @@ def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
         slots=slots,
         cpu_threads=env.get_int("SAYIT_CPU_THREADS", default_threads, min=1, max=256),
         max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
+        metrics_addr=env.get_optional_addr("SAYIT_TRANSCRIBER_METRICS_ADDR"),
     )

@@ -17,7 +17,7 @@ from services.common import audio, logs
 from services.common.errors import ResourceExhausted, Unavailable
 from services.common.slots import Slots
 from services.common.threads import ThreadedIterator
-from services.transcriber import convert, guards
+from services.transcriber import convert, guards, metrics
 from services.transcriber.config import TranscriberConfig
 from services.transcriber.engine import Analysis, DecodedSegment, Engine
 from services.transcriber.models import ResolvedModel, resolve_model
@@ -36,6 +36,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
     def __init__(self, config: TranscriberConfig) -> None:
         self._config = config
         self._slots = Slots(config.slots)
+        metrics.track_slots(self._slots)
         self._counters = Counters()
         self._inference = ThreadPoolExecutor(config.slots, thread_name_prefix="inference")
         self._decoding = ThreadPoolExecutor(2, thread_name_prefix="decode")
@@ -163,6 +164,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             decoding.stop()
             if not finished:
                 self._counters.calls_cancelled += 1
+                metrics.transcription_stopped(model.name)
                 log.info("transcription_stopped", segments=len(segments))
         assert analysis is not None
         elapsed = time.monotonic() - started
@@ -170,6 +172,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             analysis, segments, model=model.name, preset=preset, processing_seconds=elapsed
         )
         self._counters.calls_completed += 1
+        metrics.transcription_finished(model.name, total, elapsed)
         log.info(
             "transcription_finished",
             segments=len(segments),
