@@ -21,6 +21,10 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # A name that resolves to several servers (`dns:///transcriber-direct...`, a Kubernetes
+        # headless Service) spreads calls over all of them; the default pick_first would send
+        # everything to one pod. One address behaves the same either way.
+        ("grpc.lb_policy_name", "round_robin"),
     ]
 
 

@@ -52,6 +52,10 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        # Clients balancing round-robin over a DNS name re-resolve it only when a connection
+        # ends; closing connections after a while (streams in flight carry on) lets them find
+        # pods added since.
+        ("grpc.max_connection_age_ms", 300_000),
     ]
 
 
