@@ -1,0 +1,402 @@
+"""SayItClient: a blocking Python client for the public sayit.speech.v1.SpeechService."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sayit.common.v1 import audio_pb2, event_pb2, job_pb2
+from sayit.common.v1 import transcription_pb2 as tpb
+from sayit.speech.v1 import speech_service_pb2 as pb
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.client.errors import ClientError, JobError, status_code, translated
+from services.client.polling import poll_interval
+from services.client.retry import RetryPolicy, service_config_json
+
+DEFAULT_ADDR = "127.0.0.1:50051"
+MIB = 1024 * 1024
+AudioInput = bytes | str | os.PathLike[str]
+TERMINAL_EVENTS = ("completed", "failed", "cancelled")
+ENDED_STATES = (
+    job_pb2.JOB_STATE_SUCCEEDED,
+    job_pb2.JOB_STATE_FAILED,
+    job_pb2.JOB_STATE_CANCELLED,
+)
+_PRESETS = {"": tpb.PRESET_UNSPECIFIED, "accurate": tpb.PRESET_ACCURATE, "fast": tpb.PRESET_FAST}
+_TASKS = {
+    "": tpb.TASK_UNSPECIFIED,
+    "transcribe": tpb.TASK_TRANSCRIBE,
+    "translate": tpb.TASK_TRANSLATE,
+}
+
+
+def make_config(
+    *,
+    language: str = "",
+    model: str = "",
+    word_timestamps: bool = False,
+    preset: str = "",
+    task: str = "",
+    initial_prompt: str = "",
+    hotwords: str = "",
+) -> tpb.TranscriptionConfig:
+    """A TranscriptionConfig from plain values. `language` "" or "auto" detects the language;
+    `preset` is "accurate" or "fast"; `task` "transcribe" or "translate"."""
+    if preset not in _PRESETS:
+        raise ValueError(f"preset must be one of accurate, fast; got {preset!r}")
+    if task not in _TASKS:
+        raise ValueError(f"task must be one of transcribe, translate; got {task!r}")
+    return tpb.TranscriptionConfig(
+        language_code="" if language == "auto" else language,
+        model=model,
+        word_timestamps=word_timestamps,
+        preset=_PRESETS[preset],
+        task=_TASKS[task],
+        initial_prompt=initial_prompt,
+        hotwords=hotwords,
+    )
+
+
+def load_audio(audio: AudioInput, filename: str = "") -> audio_pb2.Audio:
+    """An Audio message from bytes or a file path (whose name becomes the filename hint)."""
+    if isinstance(audio, bytes):
+        return audio_pb2.Audio(content=audio, filename=filename)
+    path = Path(audio)
+    return audio_pb2.Audio(content=path.read_bytes(), filename=filename or path.name)
+
+
+def is_terminal(event: event_pb2.JobEvent) -> bool:
+    return event.WhichOneof("kind") in TERMINAL_EVENTS
+
+
+def transcript_of(job_name: str, event: event_pb2.JobEvent) -> tpb.Transcript:
+    """The transcript of a terminal event; JobError if the job failed or was cancelled."""
+    kind = event.WhichOneof("kind")
+    if kind == "completed":
+        return event.completed.transcript
+    if kind == "failed":
+        error = event.failed.error
+        raise JobError(job_name, status_code(error.code), error.message or "the job failed")
+    if kind == "cancelled":
+        raise JobError(job_name, grpc.StatusCode.CANCELLED, event.cancelled.reason or "cancelled")
+    raise ValueError(f"not a terminal event: {kind}")
+
+
+def transcript_of_job(job: job_pb2.TranscriptionJob) -> tpb.Transcript:
+    """The transcript of an ended job; JobError if it failed or was cancelled."""
+    if job.state == job_pb2.JOB_STATE_SUCCEEDED:
+        return job.transcript
+    if job.state == job_pb2.JOB_STATE_CANCELLED:
+        raise JobError(job.name, grpc.StatusCode.CANCELLED, "cancelled")
+    if job.state == job_pb2.JOB_STATE_FAILED:
+        raise JobError(job.name, status_code(job.error.code), job.error.message or "failed")
+    raise ValueError(f"{job.name} has not ended")
+
+
+class SayItClient:
+    """A client for SayIt's public API (`sayit.speech.v1.SpeechService`).
+
+    Calls that fail with UNAVAILABLE before any answer are retried by gRPC with exponential
+    backoff (see `services.client.retry`). Failures raise `ClientError` (status code and the
+    server's message); jobs that end without a transcript raise `JobError`.
+
+    Use it as a context manager, or call `close()`::
+
+        with SayItClient("127.0.0.1:50051") as client:
+            print(client.transcribe("meeting.flac", language="ko").text)
+    """
+
+    def __init__(
+        self,
+        addr: str = DEFAULT_ADDR,
+        *,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        wait_timeout: float = 600.0,
+        stream_timeout: float = 6 * 3600.0,
+        reattach_seconds: float = 60.0,
+        max_message_bytes: int = 100 * MIB,
+    ) -> None:
+        """`addr`: the gateway (host:port). `api_key`: sent as `authorization: Bearer <key>`.
+        `tls`: use TLS (with `root_certificates` PEM bytes, else the system's roots).
+        `timeout`: deadline of unary calls; `wait_timeout`: of `Transcribe` (which waits for
+        short audio); `stream_timeout`: of event streams. `reattach_seconds`: how long `watch`
+        keeps trying to get back to a gateway that went away."""
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", service_config_json(retry or RetryPolicy())),
+            # Retries replay the request; let them buffer a whole audio upload.
+            ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
+            ("grpc.retry_buffer_size", max_message_bytes),
+        ]
+        if tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(addr, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(addr, options=options)
+        self._stub = pb_grpc.SpeechServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        )
+        self.addr = addr
+        self.timeout = timeout
+        self.wait_timeout = wait_timeout
+        self.stream_timeout = stream_timeout
+        self.reattach_seconds = reattach_seconds
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> SayItClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _md(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
+        return (*self._metadata, ("x-request-id", request_id)) if request_id else self._metadata
+
+    # --- transcribing -----------------------------------------------------------------------
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        *,
+        config: tpb.TranscriptionConfig | None = None,
+        filename: str = "",
+        request_id: str | None = None,
+        poll: bool = False,
+        **config_fields: Any,
+    ) -> tpb.Transcript:
+        """Transcribe `audio` (bytes or a file path) and return the transcript. Short audio is
+        answered at once; long audio becomes a queued job, which this waits for (following its
+        events, or with `poll=True` by polling `GetJob`). `config_fields` are `make_config`'s
+        (language, model, word_timestamps, preset, task, initial_prompt, hotwords)."""
+        request = pb.TranscribeRequest(
+            audio=load_audio(audio, filename), config=config or make_config(**config_fields)
+        )
+        with translated():
+            reply = self._stub.Transcribe(
+                request, timeout=self.wait_timeout, metadata=self._md(request_id)
+            )
+        if reply.WhichOneof("result") == "transcript":
+            return reply.transcript
+        return self.wait(reply.job_name, poll=poll)
+
+    def submit(
+        self,
+        audio: AudioInput,
+        *,
+        config: tpb.TranscriptionConfig | None = None,
+        filename: str = "",
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+        **config_fields: Any,
+    ) -> job_pb2.TranscriptionJob:
+        """Queue `audio` as a job whatever its length (`CreateJob`) and return it at once.
+        An idempotency key is generated if none is given, so a retried call returns the same
+        job instead of starting another."""
+        request = pb.CreateJobRequest(
+            audio=load_audio(audio, filename),
+            config=config or make_config(**config_fields),
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+        )
+        with translated():
+            return self._stub.CreateJob(
+                request, timeout=self.timeout, metadata=self._md(request_id)
+            ).job
+
+    def transcribe_with_progress(
+        self,
+        audio: AudioInput,
+        *,
+        config: tpb.TranscriptionConfig | None = None,
+        filename: str = "",
+        request_id: str | None = None,
+        **config_fields: Any,
+    ) -> Iterator[event_pb2.JobEvent]:
+        """Submit `audio` and yield the job's events (accepted, progress, segments, then
+        completed, failed or cancelled). If the connection drops after the job was accepted,
+        this re-attaches like `watch`, so no event is lost or repeated."""
+        request = pb.TranscribeWithProgressRequest(
+            audio=load_audio(audio, filename), config=config or make_config(**config_fields)
+        )
+        metadata = self._md(request_id)
+        call = self._stub.TranscribeWithProgress(
+            request, timeout=self.stream_timeout, metadata=metadata
+        )
+        last: event_pb2.JobEvent | None = None
+        try:
+            for response in call:
+                last = response.event
+                yield last
+                if is_terminal(last):
+                    return
+        except grpc.RpcError as error:
+            if last is None or not _reattachable(error):
+                raise ClientError(error.code(), error.details() or "") from error
+        except GeneratorExit:
+            call.cancel()
+            raise
+        if last is None:
+            return
+        # The stream ended early: follow the job from where it stopped.
+        yield from self.watch(f"jobs/{last.job_id}", last.sequence, request_id=request_id)
+
+    # --- following jobs -----------------------------------------------------------------------
+
+    def events(
+        self, name: str, after_sequence: int = 0, *, request_id: str | None = None
+    ) -> Iterator[event_pb2.JobEvent]:
+        """The job's events after `after_sequence`, on one stream (no re-attaching): ends after
+        the job's terminal event. Raises ClientError if the stream fails."""
+        call = self._stub.WatchJob(
+            pb.WatchJobRequest(name=name, after_sequence=after_sequence),
+            timeout=self.stream_timeout,
+            metadata=self._md(request_id),
+        )
+        try:
+            with translated():
+                for response in call:
+                    yield response.event
+        except GeneratorExit:
+            call.cancel()
+            raise
+
+    def watch(
+        self, name: str, after_sequence: int = 0, *, request_id: str | None = None
+    ) -> Iterator[event_pb2.JobEvent]:
+        """The job's events after `after_sequence`, each exactly once and in order, until its
+        terminal event, re-attaching from the last sequence seen when the connection drops
+        (UNAVAILABLE). Gives up with ClientError(UNAVAILABLE) when the gateway stays
+        unreachable for `reattach_seconds`."""
+        last = after_sequence
+        while True:
+            try:
+                for event in self.events(name, last, request_id=request_id):
+                    if event.sequence <= last:
+                        continue  # already delivered before the re-attach
+                    last = event.sequence
+                    yield event
+                    if is_terminal(event):
+                        return
+                return  # the server ended the stream: the job ended at or before `last`
+            except ClientError as error:
+                if error.code not in _REATTACH_CODES:
+                    raise
+                self._wait_for_gateway()
+
+    def _wait_for_gateway(self) -> None:
+        """Block until the channel is connected again (gRPC reconnects with its own backoff)."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.reattach_seconds)
+        except grpc.FutureTimeoutError:
+            raise ClientError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the gateway at {self.addr} has been unreachable for "
+                f"{self.reattach_seconds:.0f} s",
+            ) from None
+
+    def wait(self, name: str, *, poll: bool = False) -> tpb.Transcript:
+        """Wait until the job ends and return its transcript (JobError if it failed or was
+        cancelled). Follows the job's events, or with `poll=True` polls `GetJob`."""
+        if poll:
+            *_, last = self.poll(name)
+            return transcript_of_job(last)
+        for event in self.watch(name):
+            if is_terminal(event):
+                return transcript_of(name, event)
+        return transcript_of_job(self.get_job(name))
+
+    def poll(
+        self,
+        name: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Iterator[job_pb2.TranscriptionJob]:
+        """The polling fallback, for callers that cannot hold a stream open: `GetJob` every 3 s
+        for the first 30 s, then every 5 s. Yields the job whenever its state or progress
+        changed, the last time when it has ended."""
+        started = clock()
+        previous: tuple[int, float] | None = None
+        while True:
+            job = self.get_job(name)
+            seen = (job.state, round(job.progress.fraction, 4))
+            if seen != previous:
+                previous = seen
+                yield job
+            if job.state in ENDED_STATES:
+                return
+            sleep(poll_interval(clock() - started))
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def get_job(self, name: str) -> job_pb2.TranscriptionJob:
+        with translated():
+            return self._stub.GetJob(
+                pb.GetJobRequest(name=name), timeout=self.timeout, metadata=self._metadata
+            ).job
+
+    def cancel_job(self, name: str) -> job_pb2.TranscriptionJob:
+        """Stop a queued or running job; FAILED_PRECONDITION if it has already ended."""
+        with translated():
+            return self._stub.CancelJob(
+                pb.CancelJobRequest(name=name), timeout=self.timeout, metadata=self._metadata
+            ).job
+
+    def list_jobs(
+        self, page_size: int = 20, page_token: str = ""
+    ) -> tuple[list[job_pb2.TranscriptionJob], str]:
+        """One page of the caller's jobs, newest first, and the next page's token ("" = last)."""
+        with translated():
+            reply = self._stub.ListJobs(
+                pb.ListJobsRequest(page_size=page_size, page_token=page_token),
+                timeout=self.timeout,
+                metadata=self._metadata,
+            )
+        return list(reply.jobs), reply.next_page_token
+
+    def iter_jobs(self, limit: int | None = None) -> Iterator[job_pb2.TranscriptionJob]:
+        """The caller's jobs, newest first, across pages (at most `limit`)."""
+        token, count = "", 0
+        while True:
+            jobs, token = self.list_jobs(min(100, limit - count) if limit else 100, token)
+            for job in jobs:
+                yield job
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+            if not token:
+                return
+
+    def health(self, service: str = "") -> str:
+        """The gateway's health status name (SERVING, NOT_SERVING, ...) for `service` ("" =
+        the whole server)."""
+        with translated():
+            reply = self._health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=self.timeout
+            )
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+# A dropped connection (gateway restarted, network blip) shows as UNAVAILABLE.
+_REATTACH_CODES = (grpc.StatusCode.UNAVAILABLE,)
+
+
+def _reattachable(error: grpc.RpcError) -> bool:
+    return hasattr(error, "code") and error.code() in _REATTACH_CODES
