@@ -1,0 +1,1 @@
+"""The `sayit` command line client."""
