@@ -16,7 +16,7 @@ from tests.support.mesh import Mesh, RedisServer
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     directory: Path = tmp_path_factory.mktemp("mesh")
     redis_server = RedisServer(directory / "redis").start()
-    mesh = Mesh(directory, redis_server).build().start()
+    mesh = Mesh(directory, redis_server, metrics=True).build().start()
     try:
         yield mesh
     finally:

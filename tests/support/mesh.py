@@ -13,6 +13,13 @@ import redis
 
 from tests.support.processes import ServiceProcess, free_port
 
+METRICS_VARS = {
+    "services.gateway": "SAYIT_GATEWAY_METRICS_ADDR",
+    "services.scheduler": "SAYIT_SCHEDULER_METRICS_ADDR",
+    "services.transcriber": "SAYIT_TRANSCRIBER_METRICS_ADDR",
+    "services.scheduler.worker": "SAYIT_WORKER_METRICS_ADDR",
+}
+
 
 @dataclass
 class RedisServer:
@@ -81,7 +88,10 @@ class Mesh:
     queue_transcribers: int = 2
     direct_slots: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Give every process a Prometheus endpoint on a free port (see `metrics_addrs`).
+    metrics: bool = False
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    metrics_addrs: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_addr(self) -> str:
@@ -92,7 +102,13 @@ class Mesh:
         return self.processes["scheduler"].addr or ""
 
     def _service(self, name: str, module: str, addr: str | None, **env: str) -> ServiceProcess:
+        # Metrics endpoints are off unless asked for (never inherited from the shell).
+        metrics_env = dict.fromkeys(METRICS_VARS.values(), "")
+        if self.metrics:
+            self.metrics_addrs[name] = f"127.0.0.1:{free_port()}"
+            metrics_env[METRICS_VARS[module]] = self.metrics_addrs[name]
         base = {
+            **metrics_env,
             "SAYIT_REDIS_URL": self.redis.url,
             "SAYIT_WORKER_HEARTBEAT_SECONDS": "2",
             "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",

@@ -116,7 +116,7 @@ def transcriber(tmp: Path, name: str = "transcriber", **env: str) -> ServiceProc
     addr = f"127.0.0.1:{port}"
     return ServiceProcess(
         "services.transcriber",
-        {"SAYIT_TRANSCRIBER_ADDR": addr, **env},
+        {"SAYIT_TRANSCRIBER_ADDR": addr, "SAYIT_TRANSCRIBER_METRICS_ADDR": "", **env},
         tmp / f"{name}.log",
         addr=addr,
     )
