@@ -241,11 +241,13 @@ class SayItClient:
         )
         last: event_pb2.JobEvent | None = None
         try:
+            # Read to the stream's end (the server closes it after the terminal event), so the
+            # call ends OK rather than cancelled.
             for response in call:
                 last = response.event
                 yield last
-                if is_terminal(last):
-                    return
+            if last is not None and is_terminal(last):
+                return
         except grpc.RpcError as error:
             if last is None or not _reattachable(error):
                 raise ClientError(error.code(), error.details() or "") from error
@@ -287,14 +289,14 @@ class SayItClient:
         last = after_sequence
         while True:
             try:
+                # The server ends the stream after the terminal event (or at once when the job
+                # ended at or before `last`).
                 for event in self.events(name, last, request_id=request_id):
                     if event.sequence <= last:
                         continue  # already delivered before the re-attach
                     last = event.sequence
                     yield event
-                    if is_terminal(event):
-                        return
-                return  # the server ended the stream: the job ended at or before `last`
+                return
             except ClientError as error:
                 if error.code not in _REATTACH_CODES:
                     raise
@@ -317,9 +319,12 @@ class SayItClient:
         if poll:
             *_, last = self.poll(name)
             return transcript_of_job(last)
+        terminal = None
         for event in self.watch(name):
             if is_terminal(event):
-                return transcript_of(name, event)
+                terminal = event
+        if terminal is not None:
+            return transcript_of(name, terminal)
         return transcript_of_job(self.get_job(name))
 
     def poll(

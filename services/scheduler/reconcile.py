@@ -73,26 +73,31 @@ class Reconciler:
     async def _check(self, job_id: str) -> None:
         record = await self._store.raw_record(job_id)
         state = records.state_of(record) if record else ""
+        request_id = records.text(record, "request_id") if record else ""
         if not record or state in records.TERMINAL:
             await self._store.untrack(job_id)
             return
         if records.text(record, "routing") == records.DIRECT:
             owner = records.text(record, "owner")
             if owner != self._instance and not await self._store.alive(owner):
-                await self._fail(job_id, "the scheduler running it stopped; submit it again")
+                await self._fail(
+                    job_id, "the scheduler running it stopped; submit it again", request_id
+                )
             return
         status = await self._blocking(self._queue.status, job_id)
         if status is None:
-            await self._fail(job_id, "the queue lost it")
+            await self._fail(job_id, "the queue lost it", request_id)
         elif status in _GIVEN_UP:
-            await self._fail(job_id, _GIVEN_UP[status])
+            await self._fail(job_id, _GIVEN_UP[status], request_id)
 
-    async def _fail(self, job_id: str, reason: str) -> None:
+    async def _fail(self, job_id: str, reason: str, request_id: str) -> None:
         change = records.failed_change(
             job_id, status_code_number(grpc.StatusCode.UNAVAILABLE), reason
         )
         _, state = await self._store.apply(job_id, change)
         if state == records.FAILED:
-            log.warning("job_reconciled_failed", job_id=job_id, reason=reason)
+            log.warning(
+                "job_reconciled_failed", job_id=job_id, request_id=request_id, reason=reason
+            )
             await self._store.delete_audio(job_id)
         await self._store.untrack(job_id)

@@ -252,6 +252,7 @@ def new_record(
     config: transcription_pb2.TranscriptionConfig,
     filename: str,
     owner: str = "",
+    request_id: str = "",
 ) -> dict[str, bytes | str | int | float]:
     created = now_ms()
     record: dict[str, bytes | str | int | float] = {
@@ -269,6 +270,8 @@ def new_record(
         "config": config.SerializeToString(),
         "filename": filename[:255],
         "owner": owner,
+        # Lines logged about the job outside the request (reconciler) carry it too.
+        "request_id": request_id,
     }
     if state == RUNNING:
         record["started_ms"] = created

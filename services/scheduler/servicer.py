@@ -156,6 +156,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             config=request.config,
             filename=request.audio.filename,
             owner=self._instance,
+            request_id=logs.current().get("request_id", ""),
         )
         accepted = records.event(
             job_id,
@@ -225,6 +226,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             duration=duration,
             config=request.config,
             filename=request.audio.filename,
+            request_id=logs.current().get("request_id", ""),
         )
         accepted = records.event(
             job_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,7 +99,7 @@ class SayItWorker(Worker):
             logs.unbind("job_id", "request_id")
 
 
-def _serve_metrics(config: WorkerConfig) -> None:
+def _serve_metrics(config: WorkerConfig) -> Path:
     """Metrics of this worker and of every work horse it forks, summed (multiprocess mode)."""
     directory = config.metrics_dir or Path(tempfile.gettempdir()) / f"sayit-worker-{os.getpid()}"
     main_pid = os.getpid()
@@ -107,6 +108,7 @@ def _serve_metrics(config: WorkerConfig) -> None:
         lambda: f"worker-{main_pid}" if os.getpid() == main_pid else f"horse-{main_pid}",
     )
     metrics.serve(config.metrics_addr, registry)
+    return directory
 
 
 def _die_with_parent() -> None:
@@ -149,9 +151,10 @@ def main() -> int:
             ttl_seconds=config.job_ttl_seconds,
         )
     )
+    metrics_dir = None
     if config.metrics_addr:
         try:
-            _serve_metrics(config)
+            metrics_dir = _serve_metrics(config)
         except (RuntimeError, OSError) as error:
             print(f"worker: {error}", file=sys.stderr)
             return 1
@@ -175,6 +178,8 @@ def main() -> int:
     # Due retries are promoted by the scheduler service (see queue.JobQueue), not by workers.
     worker.work(with_scheduler=False, logging_level="WARNING")
     log.info("worker_stopped", name=worker.name)
+    if metrics_dir is not None and config.metrics_dir is None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # our own temporary directory
     return 0
 
 

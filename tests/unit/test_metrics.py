@@ -1,0 +1,96 @@
+"""Metric helpers, and the queue worker's multiprocess mode with real forked processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from sayit.common.v1 import event_pb2
+from services.common import metrics
+from services.scheduler import metrics as scheduler_metrics
+from tests.support.processes import ROOT
+
+
+def test_split_method() -> None:
+    assert metrics.split_method("/sayit.speech.v1.SpeechService/Transcribe") == (
+        "sayit.speech.v1.SpeechService",
+        "Transcribe",
+    )
+    assert metrics.split_method("garbage") == ("unknown", "garbage")
+
+
+def test_job_outcomes_count_appended_terminal_events_only() -> None:
+    counter = scheduler_metrics.JOBS_FINISHED
+
+    def count(outcome: str) -> float:
+        return counter.labels(outcome)._value.get()
+
+    before = {o: count(o) for o in ("succeeded", "failed", "cancelled")}
+    completed = event_pb2.JobEvent(completed=event_pb2.JobCompleted())
+    scheduler_metrics.event_recorded(completed, 7)
+    scheduler_metrics.event_recorded(completed, 0)  # the job had already ended: not appended
+    scheduler_metrics.event_recorded(event_pb2.JobEvent(progress={}), 3)
+    scheduler_metrics.event_recorded(event_pb2.JobEvent(cancelled={}), 4)
+    scheduler_metrics.event_recorded(None, 5)
+    assert count("succeeded") - before["succeeded"] == 1
+    assert count("cancelled") - before["cancelled"] == 1
+    assert count("failed") - before["failed"] == 0
+
+
+def test_metrics_touched_in_work_horses_have_labels() -> None:
+    """An unlabelled metric creates its value at import, before the worker switches to
+    multiprocess mode, and would not reach the worker's endpoint."""
+    for metric in (
+        scheduler_metrics.JOBS_FINISHED,
+        scheduler_metrics.QUEUE_WAIT,
+        scheduler_metrics.CHUNK_RETRIES,
+    ):
+        assert metric._labelnames, metric
+
+
+_FORKING = """
+import os, sys
+from pathlib import Path
+from prometheus_client import generate_latest
+from services.common import metrics
+from services.scheduler import metrics as m
+
+main = os.getpid()
+registry = metrics.enable_multiprocess(
+    Path(sys.argv[1]), lambda: f"worker-{main}" if os.getpid() == main else f"horse-{main}"
+)
+m.JOBS_FINISHED.labels("succeeded").inc()
+for n in range(5):  # five work horses, one after another, each counting and exiting
+    pid = os.fork()
+    if pid == 0:
+        m.JOBS_FINISHED.labels("succeeded").inc()
+        m.QUEUE_WAIT.labels("sayit-default").observe(0.3 * (n + 1))
+        os._exit(0)
+    os.waitpid(pid, 0)
+sys.stdout.write(generate_latest(registry).decode())
+"""
+
+
+def test_worker_multiprocess_mode_sums_forked_horses(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "stale.db").write_bytes(b"left by an earlier run")
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_FORKING), str(directory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert 'sayit_jobs_finished_total{outcome="succeeded"} 6.0' in lines
+    assert 'sayit_queue_wait_seconds_count{queue="sayit-default"} 5.0' in lines
+    assert any(
+        line.startswith('sayit_queue_wait_seconds_sum{queue="sayit-default"} 4.5') for line in lines
+    )
+    # The horses shared one set of files (not one per job); the stale file was wiped.
+    files = sorted(p.name for p in directory.iterdir())
+    assert not any("stale" in f for f in files)
+    assert len([f for f in files if "horse" in f]) == 2, files  # counter and histogram
