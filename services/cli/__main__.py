@@ -98,7 +98,8 @@ def _client(args: argparse.Namespace, config: CliConfig) -> SayItClient:
 def run(argv: Sequence[str], config: CliConfig) -> int:
     args = _parser(config).parse_args(argv)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    out = Console(highlight=False, soft_wrap=True)
+    # Piped output is for scripts: never cut a line to a guessed terminal width.
+    out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     try:
         client = _client(args, config)
     except OSError as error:

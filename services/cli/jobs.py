@@ -34,17 +34,22 @@ def routing_name(routing: int) -> str:
 def _when(job: job_pb2.TranscriptionJob) -> str:
     if not job.HasField("create_time"):
         return ""
-    return datetime.fromtimestamp(job.create_time.seconds).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(job.create_time.seconds).strftime("%m-%d %H:%M:%S")
 
 
 def list_jobs(client: SayItClient, limit: int, out: Console) -> int:
-    table = Table("job", "state", "routing", "audio", "progress", "created", "file")
+    table = Table(box=None, header_style="bold")
+    table.add_column("job", no_wrap=True)  # whole, so it can be copied
+    for name in ("state", "routing", "audio", "progress"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("file", overflow="ellipsis")
     for job in client.iter_jobs(limit):
         table.add_row(
             job.name,
             state_name(job.state),
             routing_name(job.routing),
-            f"{job.audio_duration_seconds:.1f} s",
+            f"{job.audio_duration_seconds:.0f} s",
             f"{job.progress.fraction:.0%}",
             _when(job),
             job.filename,
