@@ -13,12 +13,15 @@ import grpc
 
 from services.common import logs
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
+from services.common.server import transport_limit
+from services.common.tls import ClientTLS
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    limit = transport_limit(max_message_bytes)
     return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
@@ -53,18 +56,25 @@ class _CorrelationInterceptor(
         return await continuation(_with_correlation(client_call_details), request)
 
 
-def aio_channel(target: str, max_message_bytes: int) -> grpc.aio.Channel:
-    """An asyncio channel to another SayIt service."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=channel_options(max_message_bytes),
-        interceptors=[_CorrelationInterceptor()],
+def aio_channel(
+    target: str, max_message_bytes: int, tls: ClientTLS | None = None
+) -> grpc.aio.Channel:
+    """An asyncio channel to another SayIt service (TLS when `tls` is given)."""
+    options = channel_options(max_message_bytes)
+    interceptors = [_CorrelationInterceptor()]
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        target, tls.credentials(), options=options, interceptors=interceptors
     )
 
 
-def sync_channel(target: str, max_message_bytes: int) -> grpc.Channel:
+def sync_channel(target: str, max_message_bytes: int, tls: ClientTLS | None = None) -> grpc.Channel:
     """A blocking channel, for code that runs outside an event loop (the RQ work horse)."""
-    return grpc.insecure_channel(target, options=channel_options(max_message_bytes))
+    options = channel_options(max_message_bytes)
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, tls.credentials(), options=options)
 
 
 def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:

@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 from services.common import logs
 from services.common.config import Env, LogConfig, load_log_config
 from services.common.errors import ConfigError
+from services.common.tls import ClientTLS, load_client_tls
 from services.scheduler import queue, tasks
 from services.scheduler.records import Keys
 
@@ -43,6 +44,8 @@ class WorkerConfig:
     job_ttl_seconds: int
     transcriber_wait_seconds: float
     log: LogConfig
+    # TLS to the transcriber beside the worker (client-side SAYIT_TLS_* variables).
+    tls: ClientTLS | None = None
 
 
 def load_config(environ: Mapping[str, str]) -> WorkerConfig:
@@ -67,6 +70,7 @@ def load_config(environ: Mapping[str, str]) -> WorkerConfig:
         job_ttl_seconds=env.get_int("SAYIT_JOB_TTL_SECONDS", 7 * 86400, min=60),
         transcriber_wait_seconds=env.get_float("SAYIT_WORKER_TRANSCRIBER_WAIT_SECONDS", 300.0),
         log=load_log_config(env),
+        tls=load_client_tls(env),
     )
 
 
@@ -120,6 +124,7 @@ def main() -> int:
             max_message_bytes=config.max_message_bytes,
             keys=Keys(config.key_prefix),
             ttl_seconds=config.job_ttl_seconds,
+            tls=config.tls,
         )
     )
     log.info("worker_waiting_for_transcriber", transcriber=config.transcriber_addr)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis
 
+from services.common.tls import ClientTLS
 from tests.support.processes import ServiceProcess, free_port
 
 
@@ -81,6 +82,10 @@ class Mesh:
     queue_transcribers: int = 2
     direct_slots: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Extra environment of one service only, by process name ("gateway", "scheduler", ...).
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How the tests reach the services when they serve TLS.
+    tls: ClientTLS | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -100,7 +105,13 @@ class Mesh:
             "SAYIT_SHUTDOWN_GRACE_SECONDS": "10",
             **self.extra_env,
         }
-        return ServiceProcess(module, {**base, **env}, self.directory / f"{name}.log", addr=addr)
+        return ServiceProcess(
+            module,
+            {**base, **env, **self.service_env.get(name, {})},
+            self.directory / f"{name}.log",
+            addr=addr,
+            tls=self.tls,
+        )
 
     def build(self) -> Mesh:
         direct = f"127.0.0.1:{free_port()}"
