@@ -18,11 +18,15 @@ from urllib.parse import urlparse
 
 import redis
 
+from services.common.config import Env
 from services.common.healthcheck import check
+from services.common.tls import load_client_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 START_TIMEOUT = 180.0
+# Health checks speak TLS when the services do (client-side SAYIT_TLS_* variables).
+TLS = load_client_tls(Env(os.environ))
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ def up() -> int:
         print(f"started: {', '.join(started)} (logs in .run/)")
     deadline = time.monotonic() + START_TIMEOUT
     for proc in procs:
-        while proc.addr and check(proc.addr, timeout=1.0) != "SERVING":
+        while proc.addr and check(proc.addr, timeout=1.0, tls=TLS) != "SERVING":
             if not _pid(proc):
                 print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
                 print(_tail(RUN / f"{proc.name}.log"), file=sys.stderr)
@@ -174,12 +178,15 @@ def up() -> int:
 
 
 def down() -> int:
+    """SIGTERM each service (its main process only, as an orchestrator does: a queue worker
+    then finishes its current job before exiting), SIGKILL what outlives the grace period."""
     procs = [p for p in reversed(processes()) if _pid(p)]
     for proc in procs:
         pid = _pid(proc)
         if pid:
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 45
+            os.kill(pid, signal.SIGTERM)
+    grace = float(os.environ.get("SAYIT_SHUTDOWN_GRACE_SECONDS", "30"))
+    deadline = time.monotonic() + grace + 15
     for proc in procs:
         while _pid(proc) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -197,7 +204,7 @@ def status() -> int:
         pid = _pid(proc)
         state = "stopped"
         if pid:
-            state = check(proc.addr, timeout=1.0) if proc.addr else "running"
+            state = check(proc.addr, timeout=1.0, tls=TLS) if proc.addr else "running"
         where = f" on {proc.addr}" if proc.addr else ""
         print(f"  {proc.name:<20} {state:<12} pid {pid or '-'}{where}")
         worst = worst or int(state not in ("SERVING", "running"))

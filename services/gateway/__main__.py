@@ -14,6 +14,7 @@ from services.common import logs
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
+from services.gateway import quotas
 from services.gateway.auth import Authenticator
 from services.gateway.config import load_config
 from services.gateway.interceptor import EdgeInterceptor
@@ -47,9 +48,7 @@ async def main() -> int:
     limiter: Limiter | None = None
     per_tenant = (keyring or KeyRing({}, {})).limits
     if config.limits.any or any(config.limits.merged(own).any for own in per_tenant.values()):
-        redis_client = aioredis.Redis.from_url(
-            config.redis_url, health_check_interval=10, socket_timeout=5
-        )
+        redis_client = quotas.connect(config.redis_url)
         limiter = Limiter(redis_client, config.key_prefix, config.limits, per_tenant)
         log.info("limits_enabled", defaults=str(config.limits), redis=config.redis_url)
     channel = aio_channel(

@@ -100,13 +100,20 @@ STREAMING = {"TranscribeWithProgress", "WatchJob"}
 
 
 def authorization(edge: EdgeMesh) -> st.SearchStrategy[list[tuple[str, str]]]:
-    return st.one_of(
-        st.just(edge.auth("acme")),
-        st.just(edge.auth("acme-reader")),
-        st.just([]),
-        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80).map(
-            lambda value: [("authorization", value)]
-        ),
+    """Mostly a key with every right (so requests reach validation), sometimes a reader's key,
+    none, or random text."""
+    return st.integers(0, 9).flatmap(
+        lambda n: (
+            st.just(edge.auth("acme"))
+            if n < 7
+            else st.just(edge.auth("acme-reader"))
+            if n == 7
+            else st.just([])
+            if n == 8
+            else st.text(
+                alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80
+            ).map(lambda value: [("authorization", value)])
+        )
     )
 
 
