@@ -25,7 +25,7 @@ from services.common.tls import load_client_tls
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 START_TIMEOUT = 180.0
-# Health checks speak TLS when the services do (client-side SAYIT_TLS_* variables).
+# Health checks speak TLS when the services do (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
 TLS = load_client_tls(Env(os.environ))
 
 

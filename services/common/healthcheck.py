@@ -3,7 +3,7 @@
 Exit 0 when the gRPC health service at ADDR reports SERVING, 1 otherwise. Used by container
 health checks, by `make up`, and by the queue worker, which must not create gRPC channels in its
 own process before forking work horses. Speaks TLS (and presents a client certificate for mutual
-TLS) from the client-side SAYIT_TLS_* variables.
+TLS) from SAYIT_TLS_CA_FILE and SAYIT_TLS_CLIENT_CERT_FILE / SAYIT_TLS_CLIENT_KEY_FILE.
 """
 
 from __future__ import annotations

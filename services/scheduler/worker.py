@@ -44,7 +44,7 @@ class WorkerConfig:
     job_ttl_seconds: int
     transcriber_wait_seconds: float
     log: LogConfig
-    # TLS to the transcriber beside the worker (client-side SAYIT_TLS_* variables).
+    # TLS to the transcriber beside the worker (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
     tls: ClientTLS | None = None
 
 
