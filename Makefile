@@ -46,6 +46,14 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 test: $(STAMP) ## Run unit, integration and end-to-end tests
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## Fuzz the gateway of a test mesh with 10 000 generated requests
+	SAYIT_FUZZ_EXAMPLES=$${SAYIT_FUZZ_EXAMPLES:-10000} $(VENV)/bin/pytest -q -s tests/e2e/test_fuzz.py $(PYTEST_ARGS)
+
+.PHONY: load
+load: $(STAMP) ## 50 callers for 60 s against `make up`: throughput, errors, latency, jobs lost, memory
+	$(PY) -m bench.load $(LOAD_ARGS)
+
 .PHONY: up
 up: $(STAMP) ## Start the services in the background (pids and logs in .run/)
 	$(PY) -m scripts.mesh up

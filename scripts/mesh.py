@@ -18,7 +18,9 @@ from urllib.parse import urlparse
 
 import redis
 
+from services.common.config import Env
 from services.common.healthcheck import check
+from services.common.tls import load_client_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -31,6 +33,8 @@ METRICS_DEFAULTS = {
     "SAYIT_TRANSCRIBER_METRICS_ADDR": "127.0.0.1:9152",
     "SAYIT_WORKER_METRICS_ADDR": "127.0.0.1:9170",
 }
+# Health checks speak TLS when the services do (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
+TLS = load_client_tls(Env(os.environ))
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ def up() -> int:
         print(f"started: {', '.join(started)} (logs in .run/)")
     deadline = time.monotonic() + START_TIMEOUT
     for proc in procs:
-        while proc.addr and check(proc.addr, timeout=1.0) != "SERVING":
+        while proc.addr and check(proc.addr, timeout=1.0, tls=TLS) != "SERVING":
             if not _pid(proc):
                 print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
                 print(_tail(RUN / f"{proc.name}.log"), file=sys.stderr)
@@ -208,12 +212,15 @@ def up() -> int:
 
 
 def down() -> int:
+    """SIGTERM each service (its main process only, as an orchestrator does: a queue worker
+    then finishes its current job before exiting), SIGKILL what outlives the grace period."""
     procs = [p for p in reversed(processes()) if _pid(p)]
     for proc in procs:
         pid = _pid(proc)
         if pid:
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 45
+            os.kill(pid, signal.SIGTERM)
+    grace = float(os.environ.get("SAYIT_SHUTDOWN_GRACE_SECONDS", "30"))
+    deadline = time.monotonic() + grace + 15
     for proc in procs:
         while _pid(proc) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -231,7 +238,7 @@ def status() -> int:
         pid = _pid(proc)
         state = "stopped"
         if pid:
-            state = check(proc.addr, timeout=1.0) if proc.addr else "running"
+            state = check(proc.addr, timeout=1.0, tls=TLS) if proc.addr else "running"
         where = f" on {proc.addr}" if proc.addr else ""
         scrape = next((v for k, v in proc.env.items() if k.endswith("_METRICS_ADDR") and v), "")
         where += f", metrics http://{scrape}/metrics" if scrape else ""

@@ -136,6 +136,9 @@ class SayItClient:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
+            # Reconnect within seconds after a gateway restart (gRPC's default grows to 120 s).
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
             ("grpc.enable_retries", 1),
             ("grpc.service_config", service_config_json(retry or RetryPolicy())),
             # Retries replay the request; let them buffer a whole audio upload.

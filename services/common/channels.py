@@ -13,19 +13,36 @@ import grpc
 
 from services.common import logs
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
+from services.common.server import transport_limit
+from services.common.tls import ClientTLS
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
-    return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
+def channel_options(max_message_bytes: int, target: str = "") -> list[tuple[str, Any]]:
+    limit = transport_limit(max_message_bytes)
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        # A name that resolves to several servers (`dns:///transcriber-direct...`, a Kubernetes
-        # headless Service) spreads calls over all of them; the default pick_first would send
-        # everything to one pod. One address behaves the same either way.
-        ("grpc.lb_policy_name", "round_robin"),
+        # After a peer restarts, calls fail fast with UNAVAILABLE until the channel reconnects;
+        # gRPC's default backoff grows to 120 s, which would keep a restarted scheduler
+        # unreachable from the gateway for minutes. Retry the connection within seconds.
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
+    if spreads_calls(target):
+        # A name that resolves to several servers (`dns:///transcriber-direct...`, a Kubernetes
+        # headless Service) spreads calls over all of them; pick_first would send everything
+        # to one pod.
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return options
+
+
+def spreads_calls(target: str) -> bool:
+    """Whether calls to `target` are balanced round-robin: names resolved by DNS and address
+    lists. A plain host:port keeps pick_first, which reconnects at once after a restart."""
+    return target.startswith("dns:") or (target.startswith(("ipv4:", "ipv6:")) and "," in target)
 
 
 def _correlation_metadata() -> list[tuple[str, str]]:
@@ -57,18 +74,25 @@ class _CorrelationInterceptor(
         return await continuation(_with_correlation(client_call_details), request)
 
 
-def aio_channel(target: str, max_message_bytes: int) -> grpc.aio.Channel:
-    """An asyncio channel to another SayIt service."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=channel_options(max_message_bytes),
-        interceptors=[_CorrelationInterceptor()],
+def aio_channel(
+    target: str, max_message_bytes: int, tls: ClientTLS | None = None
+) -> grpc.aio.Channel:
+    """An asyncio channel to another SayIt service (TLS when `tls` is given)."""
+    options = channel_options(max_message_bytes, target)
+    interceptors = [_CorrelationInterceptor()]
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        target, tls.credentials(), options=options, interceptors=interceptors
     )
 
 
-def sync_channel(target: str, max_message_bytes: int) -> grpc.Channel:
+def sync_channel(target: str, max_message_bytes: int, tls: ClientTLS | None = None) -> grpc.Channel:
     """A blocking channel, for code that runs outside an event loop (the RQ work horse)."""
-    return grpc.insecure_channel(target, options=channel_options(max_message_bytes))
+    options = channel_options(max_message_bytes, target)
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, tls.credentials(), options=options)
 
 
 def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:

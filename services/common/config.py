@@ -10,12 +10,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.common.errors import ConfigError
 
 _ADDR = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+if TYPE_CHECKING:
+    from services.common.tls import ClientTLS, ServerTLS
 
 MIB = 1024 * 1024
 
@@ -113,9 +117,14 @@ class ServerConfig:
     """What every gRPC server needs."""
 
     addr: str
+    # The largest audio a request may carry (SAYIT_MAX_REQUEST_BYTES); the transport allows a
+    # little more for the rest of the message (see server.transport_limit).
     max_message_bytes: int
     shutdown_grace_seconds: float
     log: LogConfig
+    tls: ServerTLS | None = None
+    # For channels to other services (and health checks).
+    client_tls: ClientTLS | None = None
 
 
 def load_log_config(env: Env) -> LogConfig:
@@ -126,6 +135,8 @@ def load_log_config(env: Env) -> LogConfig:
 
 
 def load_server_config(env: Env, addr_var: str, default_addr: str) -> ServerConfig:
+    from services.common.tls import load_client_tls, load_server_tls
+
     return ServerConfig(
         addr=env.get_addr(addr_var, default_addr),
         max_message_bytes=env.get_int(
@@ -133,4 +144,6 @@ def load_server_config(env: Env, addr_var: str, default_addr: str) -> ServerConf
         ),
         shutdown_grace_seconds=env.get_float("SAYIT_SHUTDOWN_GRACE_SECONDS", 30.0, min=0.0),
         log=load_log_config(env),
+        tls=load_server_tls(env),
+        client_tls=load_client_tls(env),
     )

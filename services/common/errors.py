@@ -6,9 +6,15 @@ into statuses. Anything else that escapes a handler becomes INTERNAL with a gene
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+
+# Where grpc carries a google.rpc.Status (with its details) in the trailing metadata.
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,14 @@ class FieldViolation:
     """One bad field, for google.rpc.BadRequest details."""
 
     field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class QuotaViolation:
+    """One exceeded limit, for google.rpc.QuotaFailure details."""
+
+    subject: str  # whose limit, e.g. "tenant:billing" or "queue:sayit-default"
     description: str
 
 
@@ -27,6 +41,8 @@ class SayItError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # google.rpc details received from a downstream service, passed on unchanged.
+        self.details: tuple[any_pb2.Any, ...] = ()
 
 
 class InvalidArgument(SayItError):
@@ -55,11 +71,20 @@ class FailedPrecondition(SayItError):
 
 
 class ResourceExhausted(SayItError):
+    """Over a limit. `retry_after_seconds` becomes google.rpc.RetryInfo (when retrying later can
+    succeed), `violations` google.rpc.QuotaFailure."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after_seconds: float | None = None,
+        violations: Sequence[QuotaViolation] = (),
+    ) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+        self.violations = tuple(violations)
 
 
 class Unavailable(SayItError):
@@ -130,7 +155,8 @@ _BY_CODE: dict[grpc.StatusCode, type[SayItError]] = {
 
 
 def from_rpc_error(error: grpc.RpcError, peer: str) -> SayItError:
-    """The domain error for a failed outbound call, keeping the downstream code and message."""
+    """The domain error for a failed outbound call, keeping the downstream code, message and
+    google.rpc details (field violations, retry hints, quota failures)."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = (error.details() if hasattr(error, "details") else None) or ""
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -143,10 +169,23 @@ def from_rpc_error(error: grpc.RpcError, peer: str) -> SayItError:
     if cls is None:
         err = SayItError(details)
         err.code = code
-        return err
-    if cls is InvalidArgument:
-        return InvalidArgument(details)
-    return cls(details)
+    elif cls is InvalidArgument:
+        err = InvalidArgument(details)
+    else:
+        err = cls(details)
+    err.details = _status_details(error)
+    return err
+
+
+def _status_details(error: grpc.RpcError) -> tuple[any_pb2.Any, ...]:
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            try:
+                return tuple(status_pb2.Status.FromString(value).details)
+            except Exception:  # a malformed trailer from downstream: keep code and message
+                return ()
+    return ()
 
 
 def status_code_number(code: grpc.StatusCode) -> int:

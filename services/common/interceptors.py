@@ -1,8 +1,11 @@
-"""The one server interceptor: request ids, error mapping, RPC metrics and one log line per RPC.
+"""The one server interceptor: request ids, error mapping, drain, RPC metrics and one log line
+per RPC.
 
 Domain errors become their status (with google.rpc details); a failed downstream call keeps its
-code; anything unexpected is INTERNAL with a generic message and a logged traceback, so callers
-never see UNKNOWN.
+code; a request whose bytes are not the method's message is INVALID_ARGUMENT; anything
+unexpected is INTERNAL with a generic message and a logged traceback, so callers never see
+UNKNOWN. While the server drains (after SIGTERM), new calls are refused with UNAVAILABLE and the
+calls in flight are counted so the server can stop once they are done.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import grpc
 import structlog
 
 from services.common import logs, metrics
-from services.common.errors import SayItError, from_rpc_error
+from services.common.errors import InvalidArgument, SayItError, Unavailable, from_rpc_error
 from services.common.status import internal_status, to_status
 
 REQUEST_ID_KEY = "x-request-id"
@@ -27,6 +30,71 @@ JOB_ID_KEY = "x-sayit-job-id"
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 log = logs.get_logger("sayit.rpc")
+
+
+class Drain:
+    """Calls in flight, and whether new ones are refused (the server is shutting down)."""
+
+    def __init__(self) -> None:
+        self.refusing = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def begin(self, method: str) -> bool:
+        """Count a starting call; False when it must be refused. Probes are never counted (a
+        health Watch stream would hold the drain open) and never refused (they say
+        NOT_SERVING while draining)."""
+        if method.startswith(_QUIET_PREFIXES):
+            return True
+        if self.refusing:
+            return False
+        self.in_flight += 1
+        self._idle.clear()
+        return True
+
+    def end(self, method: str) -> None:
+        if method.startswith(_QUIET_PREFIXES):
+            return
+        self.in_flight = max(0, self.in_flight - 1)
+        if self.in_flight == 0:
+            self._idle.set()
+
+    def start(self) -> None:
+        self.refusing = True
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+class _Undecodable:
+    """What the deserializer hands over when the request bytes are not the method's message
+    (grpc would otherwise answer UNKNOWN)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception as error:
+            return _Undecodable(error)
+
+    return deserialize
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        reason = str(request.error).split(": ")[-1] or type(request.error).__name__
+        raise InvalidArgument(
+            f"the request is not a valid protobuf message for this method ({reason}); "
+            "send it with the generated client of the published .proto files"
+        )
 
 
 def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
@@ -70,7 +138,9 @@ class _Call:
 
     def cancelled(self) -> None:
         remaining = self.context.time_remaining()
-        expired = remaining is not None and remaining <= 0
+        # The client cancels when *its* deadline passes, which the server (whose clock started
+        # when the request arrived) sees a little before its own: that is a deadline too.
+        expired = remaining is not None and remaining <= _DEADLINE_SLACK_SECONDS
         self.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
 
     def finish(self) -> None:
@@ -89,6 +159,9 @@ class _Call:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, drain: Drain | None = None) -> None:
+        self._drain = drain or Drain()
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -98,37 +171,53 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method: str = handler_call_details.method
+        drain = self._drain
+        # Single-request handlers get a tolerant deserializer; request streams keep grpc's.
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary, metrics.UNARY),
-                request_deserializer=handler.request_deserializer,
+                _wrap_unary(method, handler.unary_unary, drain, metrics.UNARY, check=True),
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream, metrics.SERVER_STREAM),
-                request_deserializer=handler.request_deserializer,
+                _wrap_stream(
+                    method, handler.unary_stream, drain, metrics.SERVER_STREAM, check=True
+                ),
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(method, handler.stream_unary, metrics.CLIENT_STREAM),
+                _wrap_unary(
+                    method, handler.stream_unary, drain, metrics.CLIENT_STREAM, check=False
+                ),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(method, handler.stream_stream, metrics.BIDI_STREAM),
+            _wrap_stream(method, handler.stream_stream, drain, metrics.BIDI_STREAM, check=False),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
+_DEADLINE_SLACK_SECONDS = 0.25
+_SHUTTING_DOWN = "the service is shutting down; retry (another replica will answer)"
+
+
 def _wrap_unary(
-    method: str, behavior: Callable[..., Any], kind: str
+    method: str, behavior: Callable[..., Any], drain: Drain, kind: str, *, check: bool
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context, kind)
+        counted = False
         try:
+            counted = drain.begin(method)
+            if not counted:
+                raise Unavailable(_SHUTTING_DOWN)
+            if check:
+                _check_decoded(request)
             result = behavior(request, context)
             return await result if asyncio.iscoroutine(result) else result
         except asyncio.CancelledError:
@@ -139,20 +228,30 @@ def _wrap_unary(
         except Exception as error:
             await call.fail(error)
         finally:
+            if counted:
+                drain.end(method)
             call.finish()
 
     return wrapper
 
 
-def _wrap_stream(method: str, behavior: Callable[..., Any], kind: str) -> Callable[..., Any]:
+def _wrap_stream(
+    method: str, behavior: Callable[..., Any], drain: Drain, kind: str, *, check: bool
+) -> Callable[..., Any]:
     # Streaming handlers either yield responses or call `await context.write()` and return;
     # grpc.aio refuses a mix, so the wrapper takes the handler's own form.
     if not inspect.isasyncgenfunction(behavior):
-        return _wrap_unary(method, behavior, kind)
+        return _wrap_unary(method, behavior, drain, kind, check=check)
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context, kind)
+        counted = False
         try:
+            counted = drain.begin(method)
+            if not counted:
+                raise Unavailable(_SHUTTING_DOWN)
+            if check:
+                _check_decoded(request)
             async for response in behavior(request, context):
                 yield response
         except asyncio.CancelledError:
@@ -163,6 +262,8 @@ def _wrap_stream(method: str, behavior: Callable[..., Any], kind: str) -> Callab
         except Exception as error:
             await call.fail(error)
         finally:
+            if counted:
+                drain.end(method)
             call.finish()
 
     return wrapper

@@ -1,8 +1,9 @@
-"""Serving a SayIt service: grpc.aio server, health, reflection, limits and graceful drain.
+"""Serving a SayIt service: grpc.aio server, health, reflection, limits, TLS and graceful drain.
 
-Health starts NOT_SERVING, turns SERVING once `startup` (e.g. loading the model) has finished,
-and turns NOT_SERVING again on SIGTERM/SIGINT, before the server stops taking new calls and
-gives in-flight calls the grace period to finish.
+Health starts NOT_SERVING and turns SERVING once `startup` (e.g. loading the model) has finished.
+On SIGTERM/SIGINT: health turns NOT_SERVING (and keeps answering, so probes and load balancers
+see it), new calls are refused with UNAVAILABLE, and the calls in flight (and the `draining`
+hook) get SAYIT_SHUTDOWN_GRACE_SECONDS to finish; then the server stops and the process exits 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
 from services.common.config import ServerConfig
-from services.common.interceptors import ServiceInterceptor
+from services.common.interceptors import Drain, ServiceInterceptor
 
 log = logs.get_logger("sayit.server")
 
@@ -43,10 +44,23 @@ class Lifecycle:
     shutdown: Hook | None = None
 
 
+# Room for the rest of a message (config, names, framing) beyond the largest audio allowed, so
+# that audio of exactly SAYIT_MAX_REQUEST_BYTES passes every hop and the gateway can refuse
+# larger audio with a message naming the limit (grpc's own says only "larger than max").
+ENVELOPE_BYTES = 1 << 20
+_INT32_MAX = 2**31 - 1
+
+
+def transport_limit(max_message_bytes: int) -> int:
+    """The largest gRPC message accepted for audio of at most `max_message_bytes`."""
+    return min(_INT32_MAX, max_message_bytes + ENVELOPE_BYTES)
+
+
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    limit = transport_limit(max_message_bytes)
     return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
         # Without this, two processes could bind the same port and share its calls silently.
         ("grpc.so_reuseport", 0),
         ("grpc.keepalive_time_ms", 30_000),
@@ -59,11 +73,19 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-async def serve(config: ServerConfig, services: Sequence[Service], lifecycle: Lifecycle) -> int:
+async def serve(
+    config: ServerConfig,
+    services: Sequence[Service],
+    lifecycle: Lifecycle,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> int:
     """Serve until SIGTERM/SIGINT, then drain; the process exit code (0, or 1 if start-up
-    failed). Raises if the address cannot be bound."""
+    failed). Raises if the address cannot be bound. `interceptors` (e.g. the gateway's
+    authentication) run inside the common one, so their errors are mapped and logged by it."""
+    drain = Drain()
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor()], options=server_options(config.max_message_bytes)
+        interceptors=[ServiceInterceptor(drain), *interceptors],
+        options=server_options(config.max_message_bytes),
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -76,11 +98,15 @@ async def serve(config: ServerConfig, services: Sequence[Service], lifecycle: Li
     await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     try:
-        port = server.add_insecure_port(config.addr)
+        if config.tls is None:
+            port = server.add_insecure_port(config.addr)
+        else:
+            port = server.add_secure_port(config.addr, config.tls.credentials())
     except RuntimeError as error:
         raise RuntimeError(f"could not listen on {config.addr}: {error}") from error
     await server.start()
-    log.info("server_started", addr=config.addr, port=port, services=names)
+    tls = "off" if config.tls is None else "mutual" if config.tls.mutual else "on"
+    log.info("server_started", addr=config.addr, port=port, services=names, tls=tls)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -100,13 +126,31 @@ async def serve(config: ServerConfig, services: Sequence[Service], lifecycle: Li
     log.info("shutdown_started", grace_seconds=config.shutdown_grace_seconds)
     startup_task.cancel()
     await health_servicer.enter_graceful_shutdown()
-    if lifecycle.draining:
-        await lifecycle.draining()
-    await server.stop(config.shutdown_grace_seconds)
+    drain.start()
+    started = loop.time()
+    await _drain(drain, lifecycle, config.shutdown_grace_seconds)
+    remaining = max(0.0, config.shutdown_grace_seconds - (loop.time() - started))
+    # Calls still running now have outlived the grace period (e.g. hour-long event streams,
+    # which callers re-attach elsewhere): grpc cancels them after what is left of it.
+    await server.stop(remaining)
     if lifecycle.shutdown:
         await lifecycle.shutdown()
-    log.info("shutdown_finished", exit_code=exit_code)
+    log.info("shutdown_finished", exit_code=exit_code, in_flight_left=drain.in_flight)
     return exit_code
+
+
+async def _drain(drain: Drain, lifecycle: Lifecycle, grace_seconds: float) -> None:
+    """Wait, at most the grace period, for the calls in flight and the `draining` hook."""
+    waits = [asyncio.ensure_future(drain.wait_idle())]
+    if lifecycle.draining:
+        waits.append(asyncio.ensure_future(lifecycle.draining()))
+    done, pending = await asyncio.wait(waits, timeout=grace_seconds)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("drain_failed", exc_info=task.exception())
+    log.info("drain_finished", in_flight=drain.in_flight, timed_out=bool(pending))
 
 
 async def _start(

@@ -23,10 +23,22 @@ def to_status(error: SayItError) -> grpc.Status:
             ]
         )
         status.details.add().Pack(bad_request)
-    if isinstance(error, ResourceExhausted) and error.retry_after_seconds is not None:
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(error.retry_after_seconds * 1e9))
-        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    if isinstance(error, ResourceExhausted):
+        if error.retry_after_seconds is not None:
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(int(max(0.0, error.retry_after_seconds) * 1e9))
+            status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        if error.violations:
+            quota = error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(
+                        subject=v.subject, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+            status.details.add().Pack(quota)
+    status.details.extend(error.details)
     return rpc_status.to_status(status)
 
 

@@ -5,21 +5,32 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import redis.asyncio as aioredis
 
 from sayit.speech.v1 import speech_service_pb2, speech_service_pb2_grpc
 from services.common import logs, metrics
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
+from services.gateway import quotas
+from services.gateway.auth import Authenticator
 from services.gateway.config import load_config
+from services.gateway.interceptor import EdgeInterceptor
+from services.gateway.keys import KeyRing, load_keyring
+from services.gateway.quotas import Limiter
 from services.gateway.servicer import SpeechServicer
 
 SERVICE_NAME = speech_service_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
+# Probing is header reads for most formats; a few hundred ms for hours of raw AAC/MP3.
+PROBE_THREADS = 2
 
 
 async def main() -> int:
     try:
         config = load_config(os.environ)
+        keyring = load_keyring(config.api_keys_file) if config.api_keys_file else None
     except ConfigError as error:
         print(f"gateway: bad configuration: {error}", file=sys.stderr)
         return 2
@@ -30,11 +41,33 @@ async def main() -> int:
         except RuntimeError as error:
             print(f"gateway: {error}", file=sys.stderr)
             return 1
-    channel = aio_channel(config.scheduler_addr, config.server.max_message_bytes)
-    servicer = SpeechServicer(config, channel)
+    log = logs.get_logger("sayit.gateway")
+    if keyring is None:
+        log.warning(
+            "auth_disabled",
+            reason="SAYIT_API_KEYS_FILE is not set: every caller is the 'default' tenant with "
+            "every right; set it to require API keys",
+        )
+    else:
+        log.info("auth_enabled", keys=len(keyring.by_hash), tenants=sorted(keyring.tenants))
+    redis_client: aioredis.Redis | None = None
+    limiter: Limiter | None = None
+    per_tenant = (keyring or KeyRing({}, {})).limits
+    if config.limits.any or any(config.limits.merged(own).any for own in per_tenant.values()):
+        redis_client = quotas.connect(config.redis_url)
+        limiter = Limiter(redis_client, config.key_prefix, config.limits, per_tenant)
+        log.info("limits_enabled", defaults=str(config.limits), redis=config.redis_url)
+    channel = aio_channel(
+        config.scheduler_addr, config.server.max_message_bytes, config.server.client_tls
+    )
+    executor = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="probe")
+    servicer = SpeechServicer(config, channel, limiter, executor)
 
     async def shutdown() -> None:
         await channel.close()
+        if redis_client is not None:
+            await redis_client.aclose()
+        executor.shutdown(wait=False, cancel_futures=True)
 
     return await serve(
         config.server,
@@ -47,6 +80,9 @@ async def main() -> int:
             )
         ],
         Lifecycle(shutdown=shutdown),
+        interceptors=[
+            EdgeInterceptor(Authenticator(keyring) if keyring else None, limiter),
+        ],
     )
 
 

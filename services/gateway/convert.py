@@ -5,18 +5,77 @@ from __future__ import annotations
 from sayit.common.v1 import audio_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
-from services.common.errors import Cancelled, InvalidArgument, SayItError, status_code_from_number
+from services.common.errors import (
+    Cancelled,
+    InvalidArgument,
+    QuotaViolation,
+    ResourceExhausted,
+    SayItError,
+    status_code_from_number,
+)
 from services.common.validation import validate_config
+
+MAX_FILENAME_CHARS = 255
+MAX_PAGE_TOKEN_CHARS = 512
+MAX_PAGE_SIZE = 100
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+MIB = 1024 * 1024
 
 
 def validate_submission(
-    audio: audio_pb2.Audio, config: tpb.TranscriptionConfig, model: str
+    audio: audio_pb2.Audio, config: tpb.TranscriptionConfig, model: str, max_bytes: int
 ) -> None:
+    """Everything that can be checked without looking inside the audio."""
     if not audio.content:
         raise InvalidArgument(
             "audio.content is empty: send the audio file's bytes", field="audio.content"
         )
+    if len(audio.content) > max_bytes:
+        raise ResourceExhausted(
+            f"audio.content is {_size(len(audio.content))}; the limit is {_size(max_bytes)} "
+            "(SAYIT_MAX_REQUEST_BYTES): send it compressed (FLAC, Opus, MP3) or in parts",
+            violations=[QuotaViolation("request", f"audio.content bytes: {max_bytes}")],
+        )
+    if len(audio.filename) > MAX_FILENAME_CHARS:
+        raise InvalidArgument(
+            f"audio.filename is {len(audio.filename)} characters; the limit is "
+            f"{MAX_FILENAME_CHARS}",
+            field="audio.filename",
+        )
     validate_config(config, [model])
+
+
+def validate_idempotency_key(key: str) -> None:
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidArgument(
+            f"idempotency_key is {len(key)} characters; the limit is {MAX_IDEMPOTENCY_KEY_CHARS}",
+            field="idempotency_key",
+        )
+
+
+def validate_page(page_size: int, page_token: str) -> None:
+    if not 0 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgument(
+            f"page_size must be between 0 and {MAX_PAGE_SIZE} (0 = 20); got {page_size}",
+            field="page_size",
+        )
+    if len(page_token) > MAX_PAGE_TOKEN_CHARS:
+        raise InvalidArgument(
+            "page_token is not a token returned by ListJobs; pass next_page_token unchanged",
+            field="page_token",
+        )
+
+
+def validate_after_sequence(after_sequence: int) -> None:
+    if after_sequence < 0:
+        raise InvalidArgument(
+            f"after_sequence must be 0 (from the start) or a sequence number; got {after_sequence}",
+            field="after_sequence",
+        )
+
+
+def _size(count: int) -> str:
+    return f"{count / MIB:.1f} MiB ({count} bytes)"
 
 
 def job_error(job: job_pb2.TranscriptionJob) -> SayItError:

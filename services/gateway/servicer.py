@@ -1,9 +1,15 @@
-"""SpeechService, the public API: validate, forward to the scheduler with the caller's
-remaining deadline, convert the answer."""
+"""SpeechService, the public API: validate, probe and charge the audio, forward to the scheduler
+with the caller's tenant and remaining deadline, convert the answer.
+
+The caller has been authenticated (and its request rate charged) by the gateway's interceptor
+before any method here runs; `auth.current()` is its principal.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 
 import grpc
 
@@ -13,25 +19,62 @@ from sayit.scheduler.v1 import scheduler_service_pb2 as spb
 from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.common import audio as audio_files
 from services.common import logs
 from services.common.channels import call_timeout
 from services.common.errors import InvalidArgument
 from services.common.names import job_id_from_name
-from services.gateway import convert, metrics
+from services.gateway import auth, convert, metrics
 from services.gateway.config import GatewayConfig
+from services.gateway.quotas import Limiter
 
-DEFAULT_TENANT = "default"
+# A submission the scheduler refused with one of these was not accepted: its audio seconds are
+# given back. DEADLINE_EXCEEDED and CANCELLED may come after the job was accepted.
+_NOT_ACCEPTED = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
 
 
 def tenant_of(context: grpc.aio.ServicerContext) -> str:
-    """The caller's tenant. Until API keys are configured every caller is the default tenant."""
-    return DEFAULT_TENANT
+    """The caller's tenant (the default one when authentication is off)."""
+    return auth.current().tenant
 
 
 class SpeechServicer(pb_grpc.SpeechServiceServicer):
-    def __init__(self, config: GatewayConfig, channel: grpc.aio.Channel) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        channel: grpc.aio.Channel,
+        limiter: Limiter | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self._config = config
         self._scheduler = spb_grpc.SchedulerServiceStub(channel)
+        self._limiter = limiter
+        self._executor = executor
+
+    async def _probe_seconds(self, audio: audio_pb2.Audio) -> float:
+        """The audio's duration (bad audio and audio over the limit are refused here)."""
+        info = await asyncio.get_running_loop().run_in_executor(
+            self._executor, audio_files.probe, audio.content, audio.filename
+        )
+        seconds = info.duration_seconds
+        limit = self._config.max_audio_seconds
+        if seconds > limit:
+            raise InvalidArgument(
+                f"audio is {seconds:.0f} s long; the limit is {limit:.0f} s "
+                f"({limit / 3600:g} h): split it into shorter files",
+                field="audio.content",
+            )
+        return seconds
 
     async def _submit(
         self,
@@ -43,19 +86,30 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         wait: bool,
         idempotency_key: str = "",
     ) -> job_pb2.TranscriptionJob:
-        convert.validate_submission(audio, config, self._config.model)
-        default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
-        reply = await self._scheduler.SubmitJob(
-            spb.SubmitJobRequest(
-                tenant=tenant_of(context),
-                audio=audio,
-                config=config,
-                routing_policy=policy,  # type: ignore[arg-type]
-                wait_if_short=wait,
-                idempotency_key=idempotency_key,
-            ),
-            timeout=call_timeout(context, default),
+        convert.validate_submission(
+            audio, config, self._config.model, self._config.server.max_message_bytes
         )
+        tenant = tenant_of(context)
+        seconds = await self._probe_seconds(audio)
+        if self._limiter is not None:
+            await self._limiter.charge_audio(tenant, seconds)
+        default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
+        try:
+            reply = await self._scheduler.SubmitJob(
+                spb.SubmitJobRequest(
+                    tenant=tenant,
+                    audio=audio,
+                    config=config,
+                    routing_policy=policy,  # type: ignore[arg-type]
+                    wait_if_short=wait,
+                    idempotency_key=idempotency_key,
+                ),
+                timeout=call_timeout(context, default),
+            )
+        except grpc.RpcError as error:
+            if self._limiter is not None and error.code() in _NOT_ACCEPTED:
+                await self._limiter.refund_audio(tenant, seconds)
+            raise
         logs.bind(job_id=reply.job.name.removeprefix("jobs/"))
         metrics.submitted(reply.job)
         return reply.job
@@ -95,10 +149,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
     async def CreateJob(
         self, request: pb.CreateJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateJobResponse:
-        if len(request.idempotency_key) > 128:
-            raise InvalidArgument(
-                "idempotency_key is longer than 128 characters", field="idempotency_key"
-            )
+        convert.validate_idempotency_key(request.idempotency_key)
         job = await self._submit(
             context,
             request.audio,
@@ -124,8 +175,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
         job_id = job_id_from_name(request.name)
-        if request.after_sequence < 0:
-            raise InvalidArgument("after_sequence must be 0 or more", field="after_sequence")
+        convert.validate_after_sequence(request.after_sequence)
         logs.bind(job_id=job_id)
         async for reply in self._watch(context, job_id, request.after_sequence):
             yield pb.WatchJobResponse(event=reply.event)
@@ -144,6 +194,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
+        convert.validate_page(request.page_size, request.page_token)
         reply = await self._scheduler.ListJobs(
             spb.ListJobsRequest(
                 tenant=tenant_of(context),

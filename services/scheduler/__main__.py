@@ -17,6 +17,7 @@ from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
 from services.scheduler import metrics as scheduler_metrics
+from services.scheduler.backpressure import Backpressure
 from services.scheduler.config import load_config
 from services.scheduler.direct import DirectRunner
 from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
@@ -49,7 +50,9 @@ async def main() -> int:
         promote_interval_seconds=config.reconcile_seconds,
     )
     executor = ThreadPoolExecutor(8, thread_name_prefix="blocking")
-    channel = aio_channel(config.transcriber_addr, config.server.max_message_bytes)
+    channel = aio_channel(
+        config.transcriber_addr, config.server.max_message_bytes, config.server.client_tls
+    )
     runner = DirectRunner(store, channel, config.direct_slots)
     if config.metrics_addr:
         scheduler_metrics.track_direct_slots(runner.slots)
@@ -59,7 +62,15 @@ async def main() -> int:
         except RuntimeError as error:
             print(f"scheduler: {error}", file=sys.stderr)
             return 1
-    servicer = SchedulerServicer(config, store, job_queue, runner, executor, instance)
+    backpressure = Backpressure(
+        async_redis,
+        keys,
+        max_wait_seconds=config.max_queue_wait_seconds,
+        default_rtf=config.default_rtf,
+    )
+    servicer = SchedulerServicer(
+        config, store, job_queue, runner, executor, instance, admit=backpressure.admit
+    )
     reconciler = Reconciler(
         store, job_queue, executor, instance=instance, interval_seconds=config.reconcile_seconds
     )

@@ -30,6 +30,10 @@ class SchedulerConfig:
     model: str
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+    # Backpressure: new queued work is refused while the estimated queue wait is longer than
+    # this (0 = never); the real-time factor assumed until finished jobs measure it.
+    max_queue_wait_seconds: float = 3600.0
+    default_rtf: float = 0.3
 
 
 def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
@@ -55,4 +59,6 @@ def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
         ),
         model=env.get_str("SAYIT_MODEL", "base"),
         metrics_addr=env.get_optional_addr("SAYIT_SCHEDULER_METRICS_ADDR"),
+        max_queue_wait_seconds=env.get_float("SAYIT_MAX_QUEUE_WAIT_SECONDS", 3600.0, min=0.0),
+        default_rtf=env.get_float("SAYIT_QUEUE_DEFAULT_RTF", 0.3, min=0.001, max=100.0),
     )

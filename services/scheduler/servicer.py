@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -30,6 +30,9 @@ from services.scheduler.records import Change
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
 DEFAULT_TENANT = "default"
+# Admission of new queued work: (queue, audio seconds) -> None, or raises RESOURCE_EXHAUSTED
+# (see services.scheduler.backpressure).
+Admission = Callable[[str, float], Awaitable[None]]
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
@@ -41,7 +44,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         runner: DirectRunner,
         executor: Executor,
         instance: str,
+        admit: Admission | None = None,
     ) -> None:
+        self._admit = admit
         self._config = config
         self._store = store
         self._queue = job_queue
@@ -92,6 +97,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 self._direct.slots.release()
                 raise
         else:
+            if self._admit is not None:
+                await self._admit(route.queue, duration)
             await self._enqueue_new(job_id, tenant, request, duration, route.queue)
         log.info(
             "job_accepted",
@@ -248,6 +255,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             "request_id": logs.current().get("request_id", ""),
             "prefix": self._config.key_prefix,
             "ttl": self._config.job_ttl_seconds,
+            "audio_seconds": duration,  # read by backpressure (queued audio, speed)
         }
         try:
             await self._blocking(self._queue.enqueue, job_id, queue, duration, meta)

@@ -20,6 +20,7 @@ from services.common import logs
 from services.common.channels import sync_channel
 from services.common.errors import status_code_number
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
+from services.common.tls import ClientTLS
 from services.scheduler import metrics, records
 from services.scheduler.records import Change, Keys
 
@@ -39,6 +40,8 @@ class WorkerContext:
     max_message_bytes: int
     keys: Keys
     ttl_seconds: int
+    # PEM bytes only: credentials are made in the work horse, after the fork.
+    tls: ClientTLS | None = None
 
 
 _context: WorkerContext | None = None
@@ -107,7 +110,9 @@ def transcribe_job(job_id: str) -> str:
     metadata = [(JOB_ID_KEY, job_id), (REQUEST_ID_KEY, str(logs.current().get("request_id")))]
     # Finish (or fail) the gRPC call before RQ's own timeout fires inside it.
     timeout = max(10.0, float(job.timeout or 180) - 10.0)
-    with sync_channel(_context.transcriber_addr, _context.max_message_bytes) as channel:
+    with sync_channel(
+        _context.transcriber_addr, _context.max_message_bytes, _context.tls
+    ) as channel:
         call = tpb_grpc.TranscriberServiceStub(channel).TranscribeStream(
             request, timeout=timeout, metadata=metadata
         )

@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 from services.common import logs, metrics
 from services.common.config import Env, LogConfig, load_log_config
 from services.common.errors import ConfigError
+from services.common.tls import ClientTLS, load_client_tls
 from services.scheduler import queue, tasks
 from services.scheduler.records import Keys
 
@@ -49,6 +50,8 @@ class WorkerConfig:
     # Prometheus /metrics listen address ("" = off) and where work horses leave their values.
     metrics_addr: str = ""
     metrics_dir: Path | None = None
+    # TLS to the transcriber beside the worker (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
+    tls: ClientTLS | None = None
 
 
 def load_config(environ: Mapping[str, str]) -> WorkerConfig:
@@ -75,6 +78,7 @@ def load_config(environ: Mapping[str, str]) -> WorkerConfig:
         log=load_log_config(env),
         metrics_addr=env.get_optional_addr("SAYIT_WORKER_METRICS_ADDR"),
         metrics_dir=env.get_path("SAYIT_WORKER_METRICS_DIR", None),
+        tls=load_client_tls(env),
     )
 
 
@@ -149,6 +153,7 @@ def main() -> int:
             max_message_bytes=config.max_message_bytes,
             keys=Keys(config.key_prefix),
             ttl_seconds=config.job_ttl_seconds,
+            tls=config.tls,
         )
     )
     metrics_dir = None

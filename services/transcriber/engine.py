@@ -8,6 +8,7 @@ closing it, which ends decoding at the current window.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,29 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from services.transcriber.presets import DecodePreset
+
+SAMPLE_RATE = 16_000
+
+
+# Whisper's decoder sees at most 448 positions. faster-whisper puts the hotwords (up to 223
+# tokens) *and* the previous text (up to 223) before each window, so long hotwords alone can
+# push the prompt past 448 and the decode fails ("No position encodings ... >= 448"). Hotwords
+# are therefore kept to their first HOTWORDS_TOKENS tokens: the prompt is then at most
+# 1 + 64 + 223 + 5 = 293 positions, leaving room to generate.
+HOTWORDS_TOKENS = 64
+# Generation room that is safe whatever the prompt (448 - 293, with a margin).
+SAFE_NEW_TOKENS = 150
+# Speech carries at most ~30 tokens a second (fast Korean, byte-level tokens, timestamps).
+# For very short audio the generation is capped to that, so a hostile or nonsensical prompt
+# cannot make one second of audio decode 6 fallback temperatures x 220 tokens (> 60 s of CPU).
+TOKENS_PER_SECOND = 30
+TOKENS_MIN = 32
+
+
+def max_new_tokens(audio_seconds: float) -> int | None:
+    """The cap on tokens generated per window, or None (faster-whisper's default)."""
+    cap = math.ceil(audio_seconds * TOKENS_PER_SECOND) + TOKENS_MIN
+    return cap if cap <= SAFE_NEW_TOKENS else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,21 @@ class Engine:
             num_workers=slots,
         )
 
+    def fit_hotwords(self, hotwords: str | None) -> str | None:
+        """The hotwords cut to their first HOTWORDS_TOKENS tokens (see above)."""
+        if not hotwords:
+            return None
+        tokenizer = self._model.hf_tokenizer
+        ids = tokenizer.encode(" " + hotwords.strip(), add_special_tokens=False).ids
+        keep = HOTWORDS_TOKENS
+        while len(ids) > HOTWORDS_TOKENS and keep > 0:
+            # Decoding a cut multi-byte character can re-encode longer: shrink until it fits.
+            cut = tokenizer.decode(ids[:keep]).strip()
+            if len(tokenizer.encode(" " + cut, add_special_tokens=False).ids) <= HOTWORDS_TOKENS:
+                return cut or None
+            keep -= 8
+        return hotwords if len(ids) <= HOTWORDS_TOKENS else None
+
     def transcribe(
         self, audio: np.ndarray, request: EngineRequest
     ) -> Iterator[Analysis | DecodedSegment]:
@@ -83,7 +122,8 @@ class Engine:
             vad_filter=request.vad_filter,
             vad_parameters=preset.vad_parameters() if request.vad_filter else None,
             initial_prompt=request.initial_prompt or None,
-            hotwords=request.hotwords or None,
+            hotwords=self.fit_hotwords(request.hotwords),
+            max_new_tokens=max_new_tokens(len(audio) / SAMPLE_RATE),
             **preset.transcribe_kwargs(),
         )
         yield Analysis(

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from tests.support.edge import EdgeMesh, start_edge_mesh
 from tests.support.mesh import Mesh, RedisServer
 
 
@@ -35,3 +36,15 @@ def speech(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
             ],
         )
     )
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeMesh]:
+    """A second mesh with API keys, per-tenant limits, mutual TLS and a short queue-wait
+    limit (see tests/support/edge.py), shared by the edge and fuzz tests."""
+    edge_mesh, redis_server = start_edge_mesh(tmp_path_factory.mktemp("edge"))
+    try:
+        yield edge_mesh
+    finally:
+        edge_mesh.mesh.stop()
+        redis_server.stop()

@@ -133,7 +133,8 @@ def test_service_config_and_polling_schedule() -> None:
 async def test_service_channels_spread_calls_round_robin() -> None:
     """The scheduler's channel to direct transcribers: with several addresses behind one target
     (as a dns:/// name of a headless Service resolves to), calls go to all of them."""
-    assert ("grpc.lb_policy_name", "round_robin") in channel_options(1024)
+    assert ("grpc.lb_policy_name", "round_robin") in channel_options(1024, "dns:///t:50053")
+    assert ("grpc.lb_policy_name", "round_robin") not in channel_options(1024, "127.0.0.1:1")
     servers, counters = [], []
     for _ in range(2):
         server = grpc.aio.server()
@@ -162,3 +163,41 @@ async def test_service_channels_spread_calls_round_robin() -> None:
     finally:
         await channel.close()
         await asyncio.gather(*(server.stop(0) for server, _ in servers))
+
+
+async def test_a_restarted_server_is_reachable_again_within_seconds() -> None:
+    """gRPC's default reconnect backoff grows to 120 s; after a peer restarts, SayIt's channels
+    must reach it again in a few seconds, not minutes (a gateway must not stay cut off from a
+    restarted scheduler)."""
+    port = free_port()
+
+    async def start() -> grpc.aio.Server:
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        return server
+
+    server = await start()
+    channel = aio_channel(f"127.0.0.1:{port}", 1024 * 1024)
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        await server.stop(0)
+        # Several failed attempts while the server is down push the backoff up.
+        for _ in range(8):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            await asyncio.sleep(0.5)
+        server = await start()
+        restarted = asyncio.get_running_loop().time()
+        while True:
+            try:
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                break
+            except grpc.aio.AioRpcError:
+                assert asyncio.get_running_loop().time() - restarted < 10, "still unreachable"
+                await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
+        await server.stop(0)

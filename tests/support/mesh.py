@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis
 
+from services.common.tls import ClientTLS
 from tests.support.processes import ServiceProcess, free_port
 
 METRICS_VARS = {
@@ -90,6 +91,10 @@ class Mesh:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Give every process a Prometheus endpoint on a free port (see `metrics_addrs`).
     metrics: bool = False
+    # Extra environment of one service only, by process name ("gateway", "scheduler", ...).
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How the tests reach the services when they serve TLS.
+    tls: ClientTLS | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     metrics_addrs: dict[str, str] = field(default_factory=dict)
 
@@ -116,7 +121,13 @@ class Mesh:
             "SAYIT_SHUTDOWN_GRACE_SECONDS": "10",
             **self.extra_env,
         }
-        return ServiceProcess(module, {**base, **env}, self.directory / f"{name}.log", addr=addr)
+        return ServiceProcess(
+            module,
+            {**base, **env, **self.service_env.get(name, {})},
+            self.directory / f"{name}.log",
+            addr=addr,
+            tls=self.tls,
+        )
 
     def build(self) -> Mesh:
         direct = f"127.0.0.1:{free_port()}"

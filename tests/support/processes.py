@@ -15,6 +15,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.tls import ClientTLS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,11 +26,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def health_status(addr: str, service: str = "", timeout: float = 2.0) -> int | None:
+def channel(addr: str, tls: ClientTLS | None = None, **options: int) -> grpc.Channel:
+    """A blocking channel to a service, over TLS when `tls` is given."""
+    opts = list(options.items())
+    if tls is None:
+        return grpc.insecure_channel(addr, options=opts)
+    return grpc.secure_channel(addr, tls.credentials(), options=opts)
+
+
+def health_status(
+    addr: str, service: str = "", timeout: float = 2.0, tls: ClientTLS | None = None
+) -> int | None:
     """The health status of `service` at `addr`, or None if it does not answer."""
-    with grpc.insecure_channel(addr) as channel:
+    with channel(addr, tls) as chan:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
+            reply = health_pb2_grpc.HealthStub(chan).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.RpcError:
@@ -44,6 +56,8 @@ class ServiceProcess:
     env: Mapping[str, str]
     log_path: Path
     addr: str | None = None
+    # How to reach it for health checks when it serves TLS.
+    tls: ClientTLS | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> ServiceProcess:
@@ -75,7 +89,8 @@ class ServiceProcess:
         while time.monotonic() - start < timeout:
             if not self.alive():
                 raise RuntimeError(f"{self.module} exited early:\n{self.log_tail()}")
-            if health_status(self.addr, timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
+            status = health_status(self.addr, timeout=1.0, tls=self.tls)
+            if status == health_pb2.HealthCheckResponse.SERVING:
                 return time.monotonic() - start
             time.sleep(0.1)
         raise TimeoutError(f"{self.module} not SERVING after {timeout}s:\n{self.log_tail()}")

@@ -220,7 +220,7 @@ def test_scheduler_balances_over_the_headless_transcriber_service() -> None:
     assert match, target
     assert match.group(1) == service["metadata"]["name"]
     assert int(match.group(2)) in [p["port"] for p in service["spec"]["ports"]]
-    assert ("grpc.lb_policy_name", "round_robin") in channel_options(1024)
+    assert ("grpc.lb_policy_name", "round_robin") in channel_options(1024, target)
 
 
 def test_services_select_workloads_and_name_their_ports() -> None:

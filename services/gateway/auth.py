@@ -1,0 +1,67 @@
+"""Who is calling: API keys in `authorization: Bearer <key>` metadata -> a Principal.
+
+With no keys file, authentication is off and every caller is the default tenant with every
+right (the gateway logs a warning at start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any
+
+from services.common.errors import PermissionDenied, Unauthenticated
+from services.gateway.keys import ALL_RPCS, KeyRing, Principal
+
+AUTHORIZATION_KEY = "authorization"
+DEFAULT_TENANT = "default"
+ANONYMOUS = Principal(DEFAULT_TENANT, "", ALL_RPCS)
+
+# The principal of the call being handled; each RPC runs in its own task, hence its own copy.
+_current: ContextVar[Principal] = ContextVar("sayit_principal", default=ANONYMOUS)
+
+_HOW = "send metadata 'authorization: Bearer <API key>'"
+
+
+def current() -> Principal:
+    return _current.get()
+
+
+def set_current(principal: Principal) -> None:
+    _current.set(principal)
+
+
+def bearer_key(metadata: Iterable[Any]) -> str:
+    """The key in the call's authorization metadata; UNAUTHENTICATED if missing or malformed."""
+    values = []
+    for item in metadata or ():
+        key, value = (item.key, item.value) if hasattr(item, "key") else item
+        if key == AUTHORIZATION_KEY:
+            values.append(value.decode(errors="replace") if isinstance(value, bytes) else value)
+    if not values:
+        raise Unauthenticated(f"no API key: {_HOW}")
+    if len(values) > 1:
+        raise Unauthenticated(f"{len(values)} authorization entries; {_HOW} once")
+    scheme, _, key = values[0].strip().partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key or " " in key:
+        raise Unauthenticated(f"malformed authorization metadata: {_HOW}")
+    return key
+
+
+class Authenticator:
+    def __init__(self, keyring: KeyRing) -> None:
+        self._keyring = keyring
+
+    def authenticate(self, metadata: Iterable[Any], rpc: str) -> Principal:
+        principal = self._keyring.lookup(bearer_key(metadata))
+        if principal is None:
+            raise Unauthenticated(
+                "API key not recognised (mistyped, revoked, or for another deployment)"
+            )
+        if not principal.may(rpc):
+            raise PermissionDenied(
+                f"API key {principal.key_name!r} may not call {rpc}; ask for a key with that "
+                "right (roles: transcribe, read, cancel)"
+            )
+        return principal

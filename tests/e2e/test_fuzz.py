@@ -1,0 +1,170 @@
+"""Generated requests against the live gateway of the edge mesh (API keys, mutual TLS): random
+field values, random and damaged audio, random keys and raw bytes. Whatever comes in, the
+answer is a status a caller can act on, never INTERNAL or UNKNOWN, and no service falls over.
+
+`make test` runs a bounded number of examples; `make fuzz` runs SAYIT_FUZZ_EXAMPLES (10 000).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench import evalset
+from sayit.common.v1 import audio_pb2
+from sayit.common.v1 import transcription_pb2 as tpb
+from sayit.speech.v1 import speech_service_pb2 as pb
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.common.audio import decode
+from tests.support.edge import EdgeMesh
+from tests.support.encode import av_bytes, sf_bytes
+from tests.support.processes import health_status
+
+pytestmark = pytest.mark.model
+
+EXAMPLES = int(os.environ.get("SAYIT_FUZZ_EXAMPLES", "40"))
+NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+SERVICE = "/sayit.speech.v1.SpeechService/"
+INT32 = st.integers(-(2**31), 2**31 - 1)
+INT64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@functools.cache
+def seeds() -> list[bytes]:
+    """Small valid files to damage: one second of speech in several formats."""
+    speech = decode(evalset.clip("en_pv_cheetah_test").read())[16_000:32_000]
+    return [
+        sf_bytes(speech, 16_000, "WAV", "PCM_16"),
+        sf_bytes(speech, 16_000, "FLAC", "PCM_16"),
+        sf_bytes(speech, 16_000, "OGG", "VORBIS"),
+        sf_bytes(speech, 16_000, "MP3", "MPEG_LAYER_III"),
+        av_bytes(np.repeat(speech[:, None], 2, axis=1), 16_000, "mp4", "aac"),
+    ]
+
+
+@st.composite
+def damaged_audio(draw: st.DrawFn) -> bytes:
+    content = bytearray(seeds()[draw(st.integers(0, len(seeds()) - 1))])
+    for _ in range(draw(st.integers(0, 8))):
+        position = draw(st.integers(0, len(content) - 1))
+        content[position] = draw(st.integers(0, 255))
+    cut = draw(st.integers(1, len(content)))
+    return bytes(content[: cut if draw(st.booleans()) else len(content)])
+
+
+audio_bytes = st.one_of(
+    st.binary(max_size=4096),
+    damaged_audio(),
+    st.sampled_from(range(5)).map(lambda i: seeds()[i]),
+)
+strings = st.text(max_size=64)
+configs = st.builds(
+    tpb.TranscriptionConfig,
+    language_code=st.one_of(st.sampled_from(["", "ko", "en", "auto", "KO-kr", "xx"]), strings),
+    preset=st.one_of(st.sampled_from([0, 1, 2]), INT32),
+    model=st.one_of(st.sampled_from(["", "base", "small"]), strings),
+    task=st.one_of(st.sampled_from([0, 1, 2]), INT32),
+    word_timestamps=st.booleans(),
+    vad_filter=st.booleans(),
+    initial_prompt=st.text(max_size=1100),
+    hotwords=st.text(max_size=1100),
+)
+audios = st.builds(audio_pb2.Audio, content=audio_bytes, filename=st.text(max_size=300))
+names = st.one_of(
+    strings,
+    st.text(alphabet="0123456789abcdefABCDEF", min_size=30, max_size=34).map("jobs/".__add__),
+    st.just("jobs/" + "0" * 32),
+)
+REQUESTS = {
+    "Transcribe": st.builds(pb.TranscribeRequest, audio=audios, config=configs),
+    "TranscribeWithProgress": st.builds(
+        pb.TranscribeWithProgressRequest, audio=audios, config=configs
+    ),
+    "CreateJob": st.builds(
+        pb.CreateJobRequest, audio=audios, config=configs, idempotency_key=st.text(max_size=200)
+    ),
+    "GetJob": st.builds(pb.GetJobRequest, name=names),
+    "WatchJob": st.builds(pb.WatchJobRequest, name=names, after_sequence=INT64),
+    "CancelJob": st.builds(pb.CancelJobRequest, name=names),
+    "ListJobs": st.builds(pb.ListJobsRequest, page_size=INT32, page_token=st.text(max_size=600)),
+}
+STREAMING = {"TranscribeWithProgress", "WatchJob"}
+
+
+def authorization(edge: EdgeMesh) -> st.SearchStrategy[list[tuple[str, str]]]:
+    """Mostly a key with every right (so requests reach validation), sometimes a reader's key,
+    none, or random text."""
+    return st.integers(0, 9).flatmap(
+        lambda n: (
+            st.just(edge.auth("acme"))
+            if n < 7
+            else st.just(edge.auth("acme-reader"))
+            if n == 7
+            else st.just([])
+            if n == 8
+            else st.text(
+                alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80
+            ).map(lambda value: [("authorization", value)])
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(edge: EdgeMesh) -> grpc.Channel:
+    return edge.channel()
+
+
+def test_generated_requests_never_get_internal_or_unknown(
+    edge: EdgeMesh, gateway: grpc.Channel
+) -> None:
+    stub = pb_grpc.SpeechServiceStub(gateway)
+    codes: dict[str, int] = {}
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def one_call(data: st.DataObject) -> None:
+        metadata = data.draw(authorization(edge), label="metadata")
+        if data.draw(st.integers(0, 9), label="raw?") == 0:
+            method = data.draw(st.sampled_from(sorted(REQUESTS)), label="method")
+            payload = data.draw(st.binary(max_size=512), label="raw bytes")
+            call: Any = gateway.unary_unary(SERVICE + method)
+            if method in STREAMING:
+                call = gateway.unary_stream(SERVICE + method)
+            request: Any = payload
+        else:
+            method = data.draw(st.sampled_from(sorted(REQUESTS)), label="method")
+            request = data.draw(REQUESTS[method], label="request")
+            call = getattr(stub, method)
+        try:
+            reply = call(request, metadata=metadata, timeout=120)
+            if method in STREAMING:
+                for _ in reply:
+                    pass
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            code = error.code()
+            assert code not in NEVER, f"{method}: {code.name}: {error.details()}"
+            assert error.details(), f"{method}: {code.name} without a message"
+        codes[code.name] = codes.get(code.name, 0) + 1
+
+    one_call()
+    print(f"{EXAMPLES} generated requests: {dict(sorted(codes.items()))}")
+    assert sum(codes.values()) >= EXAMPLES
+    for name, process in edge.mesh.processes.items():
+        assert process.alive(), f"{name} died:\n{process.log_tail()}"
+        if process.addr:
+            status = health_status(process.addr, tls=edge.certs.client_tls())
+            assert status == health_pb2.HealthCheckResponse.SERVING, name

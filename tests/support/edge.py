@@ -1,0 +1,109 @@
+"""The edge mesh: API keys for several tenants, tight limits for some, mutual TLS everywhere,
+and a short queue-wait limit, for the auth, limits, backpressure, deadline and fuzz tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.gateway.keys import hash_key, new_key
+from tests.support.mesh import Mesh, RedisServer
+from tests.support.processes import channel
+from tests.support.tls import MeshCertificates
+
+MAX_QUEUE_WAIT_SECONDS = 10
+AUDIO_SECONDS_PER_DAY = 20
+MAX_MESSAGE = 64 << 20
+
+
+@dataclass
+class EdgeMesh:
+    mesh: Mesh
+    certs: MeshCertificates
+    keys_file: Path
+    # tenant role -> plain API key
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gateway_addr(self) -> str:
+        return self.mesh.gateway_addr
+
+    def channel(self, addr: str | None = None, *, certificate: bool = True) -> grpc.Channel:
+        return channel(
+            addr or self.gateway_addr,
+            self.certs.client_tls(with_certificate=certificate),
+            **{
+                "grpc.max_receive_message_length": MAX_MESSAGE,
+                "grpc.max_send_message_length": MAX_MESSAGE,
+            },
+        )
+
+    def stub(self, addr: str | None = None) -> pb_grpc.SpeechServiceStub:
+        return pb_grpc.SpeechServiceStub(self.channel(addr))
+
+    def auth(self, who: str) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.keys[who]}")]
+
+
+# who -> (tenant, roles)
+PRINCIPALS = {
+    "acme": ("acme", ["all"]),
+    "acme-reader": ("acme", ["read"]),
+    "globex": ("globex", ["transcribe", "read", "cancel"]),
+    "tiny": ("tiny", ["all"]),
+    "meter": ("meter", ["all"]),
+}
+
+
+def write_keys(path: Path) -> dict[str, str]:
+    keys = {who: new_key() for who in PRINCIPALS}
+    lines = []
+    for who, (tenant, roles) in PRINCIPALS.items():
+        quoted = ", ".join(f'"{r}"' for r in roles)
+        lines += [
+            "[[keys]]",
+            f'name = "{who}"',
+            f'sha256 = "{hash_key(keys[who])}"',
+            f'tenant = "{tenant}"',
+            f"roles = [{quoted}]",
+            "",
+        ]
+    lines += [
+        "[tenants.tiny]",
+        "requests_per_second = 0.5",
+        "request_burst = 2",
+        "",
+        "[tenants.meter]",
+        f"audio_seconds_per_day = {AUDIO_SECONDS_PER_DAY}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return keys
+
+
+def start_edge_mesh(directory: Path) -> tuple[EdgeMesh, RedisServer]:
+    certs = MeshCertificates.make(directory / "certs")
+    keys_file = directory / "keys.toml"
+    keys = write_keys(keys_file)
+    redis_server = RedisServer(directory / "redis").start()
+    mesh = Mesh(
+        directory,
+        redis_server,
+        queue_transcribers=1,
+        direct_slots=1,
+        extra_env=certs.env(mutual=True),
+        service_env={
+            "gateway": {"SAYIT_API_KEYS_FILE": str(keys_file)},
+            "scheduler": {"SAYIT_MAX_QUEUE_WAIT_SECONDS": str(MAX_QUEUE_WAIT_SECONDS)},
+        },
+        tls=certs.client_tls(),
+    )
+    try:
+        mesh.build().start()
+    except BaseException:
+        mesh.stop()
+        redis_server.stop()
+        raise
+    return EdgeMesh(mesh, certs, keys_file, keys), redis_server
