@@ -3,11 +3,13 @@ transcriber, queue transcribers each with a worker beside it, and the gateway.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -72,6 +74,12 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+    def restart(self) -> None:
+        """Stop (Redis writes its append-only file on the way down) and start again on the same
+        port and data directory."""
+        self.stop()
+        self.start()
 
 
 @dataclass
@@ -187,3 +195,14 @@ class Mesh:
 
     def logs(self, name: str) -> str:
         return self.processes[name].log_path.read_text(errors="replace")
+
+    def log_events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log lines of a process (others skipped)."""
+        events = []
+        for line in self.logs(name).splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return events
