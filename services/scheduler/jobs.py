@@ -216,6 +216,10 @@ class JobStore:
         with redis_errors():
             await self._redis.set(key, value, ex=ttl_seconds)
 
+    async def count_planning_failure(self, job_id: str) -> int:
+        with redis_errors():
+            return int(await self._redis.hincrby(self._keys.record(job_id), "plan_failures", 1))
+
     async def attach(self, job_id: str) -> None:
         """Count a submission that shares this job (its owner's going away must not cancel
         it)."""

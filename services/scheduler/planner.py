@@ -28,6 +28,9 @@ from services.scheduler.queue import JobQueue
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
+# Planning that fails this often (not for bad audio: that fails at once) fails the job, so a
+# file that breaks the planner is not decoded again every reconcile pass.
+MAX_PLANNING_ATTEMPTS = 3
 
 
 class Planner:
@@ -94,7 +97,17 @@ class Planner:
         except asyncio.CancelledError:
             raise
         except Exception as error:  # Redis down...: the reconciler plans it again later
-            log.warning("planning_failed", error=str(error))
+            log.warning("planning_failed", error=str(error), exc_info=error)
+            try:
+                if await self._store.count_planning_failure(job_id) >= MAX_PLANNING_ATTEMPTS:
+                    await self._fail(
+                        job_id,
+                        grpc.StatusCode.INTERNAL,
+                        f"the audio could not be cut into chunks ({MAX_PLANNING_ATTEMPTS} "
+                        "attempts)",
+                    )
+            except Exception as second:
+                log.warning("planning_failure_not_recorded", error=str(second))
 
     async def _plan(self, job_id: str, meta: dict[str, object]) -> None:
         async with self._slots:
