@@ -34,6 +34,11 @@ _REDIS_DOWN = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
 )
+# Delete a key only if it still holds the value.
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 # Point a key at a new value only if it still holds the old one.
 _REPLACE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -63,6 +68,7 @@ class JobStore:
         self._ttl = ttl_seconds
         self._append = client.register_script(records.APPEND_SCRIPT)
         self._replace = client.register_script(_REPLACE_SCRIPT)
+        self._release = client.register_script(_RELEASE_SCRIPT)
 
     @property
     def keys(self) -> Keys:
@@ -211,6 +217,10 @@ class JobStore:
     async def replace_claim(self, key: str, old: str, new: str, ttl_seconds: int) -> bool:
         with redis_errors():
             return bool(await self._replace(keys=[key], args=[old, new, ttl_seconds]))
+
+    async def release_claim(self, key: str, value: str) -> None:
+        with redis_errors():
+            await self._release(keys=[key], args=[value])
 
     async def point(self, key: str, value: str, ttl_seconds: int) -> None:
         with redis_errors():

@@ -76,12 +76,16 @@ class Repeats:
                         "or config); use a new key for a new request",
                         field="idempotency_key",
                     )
-                if not await self._wait_for_record(other):
+                if await self._wait_for_record(other):
+                    return Repeat(other, IDEMPOTENT)
+                # Its job never came to be (the scheduler accepting it failed): take the key.
+                if not await self._store.replace_claim(
+                    idempotency_key, held, f"{job_id} {fingerprint}", self._policy.job_ttl_seconds
+                ):
                     raise Unavailable(
-                        "the request with this idempotency key is still being "
-                        "accepted; retry shortly"
+                        "the request with this idempotency key is still being accepted; "
+                        "retry shortly"
                     )
-                return Repeat(other, IDEMPOTENT)
         if self._policy.cache_ttl_seconds <= 0:
             return None
         cached = await self._store.cached_result(tenant, fingerprint)
@@ -96,6 +100,19 @@ class Repeats:
                 idempotency_key, f"{shared} {fingerprint}", self._policy.job_ttl_seconds
             )
         return Repeat(shared, ATTACHED)
+
+    async def release(
+        self, job_id: str, tenant: str, request: pb.SubmitJobRequest, fingerprint: str
+    ) -> None:
+        """Give up the claims `find` made for `job_id` when the job could not be created, so
+        a retry of the same submission is not sent to a job that does not exist."""
+        keys = self._store.keys
+        claims = [(keys.in_flight(tenant, fingerprint), job_id)]
+        if request.idempotency_key:
+            key = keys.idempotency(tenant, dedupe.key_digest(request.idempotency_key))
+            claims.append((key, f"{job_id} {fingerprint}"))
+        for key, value in claims:
+            await self._store.release_claim(key, value)
 
     async def _attach_in_flight(self, job_id: str, tenant: str, fingerprint: str) -> str | None:
         key = self._store.keys.in_flight(tenant, fingerprint)

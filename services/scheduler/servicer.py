@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -102,14 +103,19 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             direct_slot_free=reserved,
         )
         record = self._new_record(tenant, request, duration, route.routing, fingerprint)
-        if route.direct:
-            try:
-                await self._start_direct(job_id, record, request, duration)
-            except BaseException:
-                self._direct.slots.release()
-                raise
-        else:
-            await self._enqueue_new(job_id, record, request, duration, route.queue)
+        try:
+            if route.direct:
+                try:
+                    await self._start_direct(job_id, record, request, duration)
+                except BaseException:
+                    self._direct.slots.release()
+                    raise
+            else:
+                await self._enqueue_new(job_id, record, request, duration, route.queue)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._repeats.release(job_id, tenant, request, fingerprint)
+            raise
         log.info(
             "job_accepted",
             routing=route.routing,

@@ -332,6 +332,13 @@ def _recover_after_kill(
             ]
     finally:
         mesh.restart(victim)
+    if what == "worker":
+        # Restarted under the same name, it takes over its dead predecessor's registration.
+        deadline = time.monotonic() + 60
+        pid = str(mesh.processes[victim].pid).encode()
+        while mesh.redis.client().hget(f"rq:worker:{victim}", "pid") != pid:
+            assert time.monotonic() < deadline, "the restarted worker did not register"
+            time.sleep(0.2)
 
 
 def test_a_chunk_recovers_from_a_killed_worker(
