@@ -30,7 +30,11 @@ from services.scheduler.syncstore import ChunkInfo, SyncJobStore, finish
 log = logs.get_logger("sayit.worker")
 
 # Failures worth another attempt on another worker; anything else (bad audio...) is final.
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# CANCELLED is the transcriber's doing (a shutdown past its grace period): this side only
+# cancels a call once the job has ended, and then stops reading.
+TRANSIENT = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
+)
 # The transcriber beside a worker serves that worker alone: "busy" means it is still winding
 # down a transcription that was just cancelled. Wait for it rather than spend a retry.
 BUSY_WAIT_SECONDS = 30.0
@@ -129,7 +133,7 @@ def transcribe_chunk(job_id: str, index: int) -> str:
         except grpc.RpcError as error:
             code, details = error.code(), error.details() or ""
             if code in TRANSIENT:
-                crashed = relay.received and code == grpc.StatusCode.UNAVAILABLE
+                crashed = relay.received and code != grpc.StatusCode.RESOURCE_EXHAUSTED
                 log.warning(
                     "transcriber_stopped" if crashed else "transcriber_unavailable",
                     code=code.name,

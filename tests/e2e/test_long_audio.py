@@ -435,6 +435,7 @@ def test_restarting_redis_loses_no_job(speech: pb_grpc.SpeechServiceStub, mesh: 
         mesh.redis.stop()
         error = rpc_error(speech.GetJob, pb.GetJobRequest(name=finished.name), timeout=10)
         assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+        time.sleep(3.0)  # down for a while: workers, horses and watchers wait it out
         mesh.redis.start()
         assert get(speech, finished.name) == finished_before
         for name, start in long_jobs.items():
