@@ -11,7 +11,7 @@ one window at a time, so hours of audio never exist as float32 at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,9 +174,3 @@ def chunk_audio(samples: npt.NDArray[np.int16], piece: Piece) -> bytes:
     """One chunk as a 16-bit WAV."""
     first = round(piece.offset * SAMPLE_RATE)
     return encode_wav(samples[first : first + round(piece.duration * SAMPLE_RATE)])
-
-
-def encoded_chunks(samples: npt.NDArray[np.int16], plan_: list[Piece]) -> Iterator[bytes]:
-    """Each chunk's WAV in turn, so only one encoded chunk exists at a time."""
-    for piece in plan_:
-        yield chunk_audio(samples, piece)
