@@ -3,6 +3,12 @@
 Pid files and logs go under .run/. `up` returns once every service reports SERVING, and is a
 no-op for services already running. Addresses come from the same SAYIT_* variables the services
 read, so `make up` and the services always agree.
+
+Redis must keep queued jobs, job records and results across a restart, so it runs with
+append-only persistence (`--appendonly yes --appendfsync everysec`, data in .run/redis/). The
+Redis at SAYIT_REDIS_URL is used if it answers with AOF on; if nothing answers there, `up` starts
+one on that port; if one answers without AOF (a shared development Redis), `up` starts its own
+on SAYIT_MESH_REDIS_PORT and points the services at it. The choice is kept in .run/redis.url.
 """
 
 from __future__ import annotations
@@ -62,15 +68,54 @@ def _metrics(var: str, offset: int = 0) -> dict[str, str]:
     return {var: f"{host}:{int(port) + offset}"}
 
 
-def _redis_port() -> int:
-    return urlparse(_addr("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
+REDIS_URL_FILE = RUN / "redis.url"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def processes() -> list[Proc]:
+@dataclass(frozen=True)
+class RedisChoice:
+    url: str  # what every service is given as SAYIT_REDIS_URL
+    own: bool  # `make up` runs this Redis itself
+    note: str = ""
+
+
+def _redis_aof(url: str) -> bool | None:
+    """Whether the Redis at `url` answers with AOF on; None if it does not answer."""
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        client.ping()
+    except redis.exceptions.RedisError:
+        return None
+    try:
+        return bool(client.config_get("appendonly").get("appendonly") == "yes")
+    except redis.exceptions.ResponseError:
+        return True  # CONFIG is disabled (a managed Redis): its operator decides persistence
+
+
+def choose_redis() -> RedisChoice:
+    if REDIS_URL_FILE.exists() and (RUN / "redis.pid").exists():
+        return RedisChoice(REDIS_URL_FILE.read_text().strip(), own=True)
+    url = _addr("SAYIT_REDIS_URL", DEFAULT_REDIS_URL)
+    aof = _redis_aof(url)
+    if aof:
+        return RedisChoice(url, own=False)
+    parsed = urlparse(url)
+    if aof is None:
+        if parsed.hostname not in LOCAL_HOSTS:
+            raise SystemExit(f"Redis at {url} does not answer, and it is not on this machine")
+        return RedisChoice(url, own=True)
+    port = int(os.environ.get("SAYIT_MESH_REDIS_PORT", "6390"))
+    own = f"redis://127.0.0.1:{port}{parsed.path or '/0'}"
+    return RedisChoice(own, own=True, note=f"Redis at {url} runs without AOF; using {own}")
+
+
+def processes(choice: RedisChoice | None = None) -> list[Proc]:
     """The whole mesh on one machine: (Redis,) scheduler, a direct transcriber, queue
     transcribers each with a worker beside it, and the gateway."""
+    choice = choice or choose_redis()
     procs = []
-    if (RUN / "redis.pid").exists() or not _redis_answers():
+    if choice.own:
         procs.append(
             Proc(
                 "redis",
@@ -78,7 +123,7 @@ def processes() -> list[Proc]:
                 command=(
                     "redis-server",
                     "--port",
-                    str(_redis_port()),
+                    str(urlparse(choice.url).port or 6379),
                     "--bind",
                     "127.0.0.1",
                     "--dir",
@@ -154,17 +199,6 @@ def processes() -> list[Proc]:
     return procs
 
 
-def _redis_answers() -> bool:
-    try:
-        return bool(
-            redis.Redis.from_url(
-                _addr("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0"), socket_timeout=1
-            ).ping()
-        )
-    except redis.exceptions.RedisError:
-        return False
-
-
 def _pid(proc: Proc) -> int | None:
     try:
         pid = int((RUN / f"{proc.name}.pid").read_text())
@@ -179,8 +213,12 @@ def _pid(proc: Proc) -> int | None:
 
 def up() -> int:
     (RUN / "redis").mkdir(parents=True, exist_ok=True)
+    choice = choose_redis()
+    if choice.note:
+        print(choice.note)
+    REDIS_URL_FILE.write_text(choice.url)
     started = []
-    procs = processes()
+    procs = processes(choice)
     for proc in procs:
         if _pid(proc):
             continue
@@ -188,7 +226,7 @@ def up() -> int:
         child = subprocess.Popen(
             proc.argv(),
             cwd=ROOT,
-            env={**os.environ, **proc.env},
+            env={**os.environ, "SAYIT_REDIS_URL": choice.url, **proc.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -199,6 +237,12 @@ def up() -> int:
         print(f"started: {', '.join(started)} (logs in .run/)")
     deadline = time.monotonic() + START_TIMEOUT
     for proc in procs:
+        while proc.name == "redis" and _redis_aof(choice.url) is None:
+            if not _pid(proc) or time.monotonic() > deadline:
+                print("redis did not start; last lines of .run/redis.log:", file=sys.stderr)
+                print(_tail(RUN / "redis.log"), file=sys.stderr)
+                return 1
+            time.sleep(0.1)
         while proc.addr and check(proc.addr, timeout=1.0, tls=TLS) != "SERVING":
             if not _pid(proc):
                 print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
@@ -229,12 +273,15 @@ def down() -> int:
             os.killpg(pid, signal.SIGKILL)
         (RUN / f"{proc.name}.pid").unlink(missing_ok=True)
         print(f"stopped {proc.name}")
+    REDIS_URL_FILE.unlink(missing_ok=True)
     return 0
 
 
 def status() -> int:
     worst = 0
-    for proc in processes():
+    choice = choose_redis()
+    print(f"  redis: {choice.url} ({'run by make up' if choice.own else 'external'}, AOF)")
+    for proc in processes(choice):
         pid = _pid(proc)
         state = "stopped"
         if pid:

@@ -46,6 +46,7 @@ _SOUNDFILE_FORMATS = {"WAVEX": "wav", "RF64": "wav"}
 _AV_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": "mp4", "matroska,webm": "matroska"}
 
 Samples = npt.NDArray[np.float32]
+Pcm16 = npt.NDArray[np.int16]
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,29 @@ def decode(content: bytes, filename: str = "", max_seconds: float | None = None)
     With `max_seconds`, audio declared longer is refused before decoding, and audio with no
     declared length is refused as soon as decoding passes the limit.
     """
+    samples: Samples = _decode(content, filename, max_seconds, np.float32)
+    return samples
+
+
+def decode_pcm16(content: bytes, filename: str = "", max_seconds: float | None = None) -> Pcm16:
+    """Like `decode`, but as 16-bit PCM: half the memory, for hours of audio that are only cut
+    and re-encoded (never fed to the model as a whole)."""
+    samples: Pcm16 = _decode(content, filename, max_seconds, np.int16)
+    return samples
+
+
+def _decode(
+    content: bytes, filename: str, max_seconds: float | None, dtype: type[np.generic]
+) -> np.ndarray:
     _require_content(content)
     name = _named(filename)
     sound_file = _open_soundfile(content)
     if sound_file is not None:
         with sound_file:
-            return _decode_soundfile(sound_file, content, name, max_seconds)
+            return _decode_soundfile(sound_file, content, name, max_seconds, dtype)
     with _open_av(content, name) as container:
         stream = _audio_stream(container, content, name)
-        return _decode_av(container, stream, content, name, max_seconds)
+        return _decode_av(container, stream, content, name, max_seconds, dtype)
 
 
 def probe(content: bytes, filename: str = "") -> AudioInfo:
@@ -92,13 +107,17 @@ def probe(content: bytes, filename: str = "") -> AudioInfo:
 
 
 def encode_wav(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """16-bit PCM mono WAV bytes of 1-D float samples in [-1, 1] (clipped, NaN -> 0)."""
-    mono = np.asarray(samples, dtype=np.float32)
-    if mono.ndim != 1:
-        raise ValueError(f"encode_wav takes 1-D mono samples, got shape {mono.shape}")
-    # Convert ourselves: libsndfile wraps out-of-range floats around instead of clipping them.
-    mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
-    pcm = np.rint(np.clip(mono, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """16-bit PCM mono WAV bytes of 1-D float samples in [-1, 1] (clipped, NaN -> 0), or of
+    int16 samples as they are."""
+    array = np.asarray(samples)
+    if array.ndim != 1:
+        raise ValueError(f"encode_wav takes 1-D mono samples, got shape {array.shape}")
+    if array.dtype == np.int16:
+        pcm = array
+    else:
+        # Convert ourselves: libsndfile wraps out-of-range floats around instead of clipping.
+        mono = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+        pcm = np.rint(np.clip(mono, -1.0, 1.0) * 32767.0).astype(np.int16)
     buffer = io.BytesIO()
     sf.write(buffer, pcm, sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
@@ -160,14 +179,18 @@ def _count_soundfile_seconds(sound_file: sf.SoundFile, name: str) -> float:
 
 
 def _decode_soundfile(
-    sound_file: sf.SoundFile, content: bytes, name: str, max_seconds: float | None
-) -> Samples:
+    sound_file: sf.SoundFile,
+    content: bytes,
+    name: str,
+    max_seconds: float | None,
+    dtype: type[np.generic],
+) -> np.ndarray:
     rate, channels = sound_file.samplerate, sound_file.channels
     if rate <= 0 or channels <= 0:
         raise _undecodable(name, "the header declares no sample rate or channels")
     declared = _soundfile_declared_seconds(sound_file, content)
     _check_limit(declared, max_seconds)
-    sink = _Sink(declared, max_seconds)
+    sink = _Sink(declared, max_seconds, dtype)
     # One block buffer reused for every read: libsndfile converts to float32 straight into it.
     block = np.empty((_BLOCK_FRAMES, channels), dtype=np.float32)
     failed = False
@@ -212,7 +235,14 @@ def _audio_stream(
     container: av.container.InputContainer, content: bytes, name: str
 ) -> av.AudioStream:
     if container.streams.audio:
-        return container.streams.audio[0]
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:  # e.g. a WAV whose format tag names no codec
+            fmt = _av_format(container, content)
+            raise BadAudio(
+                f"could not decode audio{name}: the {fmt} file's audio codec is unknown or "
+                f"not supported (supported: {SUPPORTED})"
+            )
+        return stream
     if container.streams.video:
         fmt = _av_format(container, content)
         raise BadAudio(f"could not decode audio{name}: the {fmt} file has no audio stream")
@@ -299,13 +329,14 @@ def _decode_av(
     content: bytes,
     name: str,
     max_seconds: float | None,
-) -> Samples:
+    dtype: type[np.generic],
+) -> np.ndarray:
     declared = _av_declared_seconds(container, stream)
     wav_seconds = _wav_declared_seconds(content)
     if wav_seconds is not None:
         declared = max(declared or 0.0, wav_seconds)
     _check_limit(declared, max_seconds)
-    sink = _Sink(declared, max_seconds)
+    sink = _Sink(declared, max_seconds, dtype)
     progress = _Progress()
     # Decoders hand out small frames (1024 samples for AAC); group them into blocks for soxr.
     pending: list[Samples] = []
@@ -352,18 +383,25 @@ def _frame_to_mono(frame: av.AudioFrame) -> Samples:
 
 
 class _Sink:
-    """Takes mono float32 blocks at any rate; keeps them resampled to 16 kHz in one array.
+    """Takes mono float32 blocks at any rate; keeps them resampled to 16 kHz in one array of
+    `dtype` (float32 in [-1, 1], or int16 PCM).
 
     The array is reserved from the declared length so long audio is not copied while it grows;
     reserved but unwritten pages are never touched, so over-reserving costs no memory.
     """
 
-    def __init__(self, expected_seconds: float | None, max_seconds: float | None) -> None:
+    def __init__(
+        self,
+        expected_seconds: float | None,
+        max_seconds: float | None,
+        dtype: type[np.generic] = np.float32,
+    ) -> None:
         seconds = _INITIAL_SECONDS if expected_seconds is None else expected_seconds + 1.0
         seconds = min(seconds, _PREALLOCATE_MAX_SECONDS)
         if max_seconds is not None:
             seconds = min(seconds, max_seconds + 2 * _PADDING_SECONDS)
-        self._data: Samples = np.empty(max(int(seconds * SAMPLE_RATE), 1), dtype=np.float32)
+        self._dtype = dtype
+        self._data: np.ndarray = np.empty(max(int(seconds * SAMPLE_RATE), 1), dtype=dtype)
         self._size = 0
         self._rate = 0
         self._resampler: soxr.ResampleStream | None = None
@@ -390,7 +428,7 @@ class _Sink:
         if self._max_seconds is not None and self.seconds > self._max_seconds + _PADDING_SECONDS:
             raise BadAudio(f"audio is longer than the limit of {_secs(self._max_seconds)} s")
 
-    def finish(self) -> Samples:
+    def finish(self) -> np.ndarray:
         self._flush()
         return self._data[: self._size]
 
@@ -402,15 +440,22 @@ class _Sink:
     def _append(self, chunk: Samples) -> None:
         end = self._size + len(chunk)
         if end > len(self._data):
-            grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=np.float32)
+            grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=self._dtype)
             grown[: self._size] = self._data[: self._size]
             self._data = grown
         # The resampler can overshoot full scale slightly; clip while copying in.
-        np.clip(chunk, -1.0, 1.0, out=self._data[self._size : end])
+        if self._dtype == np.int16:
+            # x 32768 as libsndfile reads 16-bit PCM (÷ 32768): 16-bit sources come back exact.
+            scaled = chunk * 32768.0
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, -32768.0, 32767.0, out=scaled)
+            self._data[self._size : end] = scaled.astype(np.int16)
+        else:
+            np.clip(chunk, -1.0, 1.0, out=self._data[self._size : end])
         self._size = end
 
 
-def _finish(sink: _Sink, declared: float | None, failed: bool) -> Samples:
+def _finish(sink: _Sink, declared: float | None, failed: bool) -> np.ndarray:
     samples = sink.finish()
     _check_complete(declared, sink.seconds, failed)
     if failed and declared is None:

@@ -8,9 +8,6 @@ import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
-import redis.asyncio as aioredis
-
 from sayit.scheduler.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 from services.common import logs, metrics
 from services.common.channels import aio_channel
@@ -19,12 +16,16 @@ from services.common.server import Lifecycle, Service, serve
 from services.scheduler import metrics as scheduler_metrics
 from services.scheduler.backpressure import Backpressure
 from services.scheduler.config import load_config
+from services.scheduler.connections import async_client, sync_client
 from services.scheduler.direct import DirectRunner
 from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
+from services.scheduler.planner import Planner
 from services.scheduler.queue import JobQueue
 from services.scheduler.reconcile import Reconciler
 from services.scheduler.records import Keys
+from services.scheduler.repeats import RepeatPolicy, Repeats
 from services.scheduler.servicer import SchedulerServicer
+from services.scheduler.syncstore import SyncJobStore
 
 SERVICE_NAME = scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 REDIS_START_WAIT_SECONDS = 60.0
@@ -40,14 +41,11 @@ async def main() -> int:
     log = logs.get_logger("sayit.scheduler")
     instance = uuid.uuid4().hex[:12]
     keys = Keys(config.key_prefix)
-    async_redis = aioredis.Redis.from_url(
-        config.redis_url, health_check_interval=10, socket_timeout=SOCKET_TIMEOUT_SECONDS
-    )
+    async_redis = async_client(config.redis_url, SOCKET_TIMEOUT_SECONDS)
     store = JobStore(async_redis, keys, config.job_ttl_seconds)
+    sync_redis = sync_client(config.redis_url, SOCKET_TIMEOUT_SECONDS)
     job_queue = JobQueue(
-        redis.Redis.from_url(config.redis_url, health_check_interval=10),
-        config.queue,
-        promote_interval_seconds=config.reconcile_seconds,
+        sync_redis, config.queue, promote_interval_seconds=config.reconcile_seconds
     )
     executor = ThreadPoolExecutor(8, thread_name_prefix="blocking")
     channel = aio_channel(
@@ -68,11 +66,43 @@ async def main() -> int:
         max_wait_seconds=config.max_queue_wait_seconds,
         default_rtf=config.default_rtf,
     )
+    planner = Planner(
+        store,
+        job_queue,
+        executor,
+        config.chunking,
+        audio_ttl_seconds=config.audio_ttl_seconds,
+        max_audio_seconds=config.max_audio_seconds,
+    )
+    repeats = Repeats(
+        store,
+        RepeatPolicy(
+            cache_ttl_seconds=config.result_cache_ttl_seconds,
+            job_ttl_seconds=config.job_ttl_seconds,
+            in_flight_ttl_seconds=config.audio_ttl_seconds,
+        ),
+        instance,
+    )
     servicer = SchedulerServicer(
-        config, store, job_queue, runner, executor, instance, admit=backpressure.admit
+        config,
+        store,
+        job_queue,
+        runner,
+        planner,
+        repeats,
+        executor,
+        instance,
+        admit=backpressure.admit,
     )
     reconciler = Reconciler(
-        store, job_queue, executor, instance=instance, interval_seconds=config.reconcile_seconds
+        store,
+        job_queue,
+        planner,
+        # The reconciler merges jobs whose merging worker died; it does so off the loop.
+        SyncJobStore(sync_redis, keys, config.job_ttl_seconds, outage_seconds=5.0),
+        executor,
+        instance=instance,
+        interval_seconds=config.reconcile_seconds,
     )
     background: list[asyncio.Task[None]] = []
 
@@ -94,6 +124,8 @@ async def main() -> int:
             redis=config.redis_url,
             transcriber=config.transcriber_addr,
             direct_slots=config.direct_slots,
+            chunk_target_seconds=config.chunking.target_seconds,
+            result_cache_ttl_seconds=config.result_cache_ttl_seconds,
         )
 
     async def draining() -> None:
@@ -102,6 +134,7 @@ async def main() -> int:
     async def shutdown() -> None:
         for task in background:
             task.cancel()
+        planner.close()
         await asyncio.get_running_loop().run_in_executor(executor, job_queue.release)
         await channel.close()
         await async_redis.aclose()

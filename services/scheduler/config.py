@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.config import Env, ServerConfig, load_server_config
+from services.scheduler.chunking import ChunkPolicy
 from services.scheduler.queue import QueuePolicy
 
 DEFAULT_ADDR = "127.0.0.1:50052"
@@ -26,6 +27,10 @@ class SchedulerConfig:
     max_audio_seconds: float
     reconcile_seconds: float
     queue: QueuePolicy
+    chunking: ChunkPolicy
+    # How long finished transcripts are served again for the same audio and config (per
+    # tenant); 0 turns the result cache and in-flight sharing off.
+    result_cache_ttl_seconds: int
     # Served models, for validation at the edge and in job records.
     model: str
     # Prometheus /metrics listen address; "" = off.
@@ -54,9 +59,13 @@ def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
             timeout_factor=env.get_float("SAYIT_JOB_TIMEOUT_FACTOR", 3.0, min=0.1),
             timeout_minimum_seconds=env.get_int("SAYIT_JOB_TIMEOUT_MIN_SECONDS", 120, min=10),
             retries=env.get_int("SAYIT_JOB_RETRIES", 2, min=0, max=10),
-            retry_intervals=(5, 15, 30),
             result_ttl_seconds=job_ttl,
         ),
+        chunking=ChunkPolicy(
+            target_seconds=env.get_float("SAYIT_CHUNK_TARGET_SECONDS", 180.0, min=10.0),
+            min_seconds=env.get_float("SAYIT_CHUNK_MIN_SECONDS", 120.0, min=0.0),
+        ),
+        result_cache_ttl_seconds=env.get_int("SAYIT_RESULT_CACHE_TTL_SECONDS", DAY, min=0),
         model=env.get_str("SAYIT_MODEL", "base"),
         metrics_addr=env.get_optional_addr("SAYIT_SCHEDULER_METRICS_ADDR"),
         max_queue_wait_seconds=env.get_float("SAYIT_MAX_QUEUE_WAIT_SECONDS", 3600.0, min=0.0),

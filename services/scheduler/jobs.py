@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from sayit.common.v1 import event_pb2, job_pb2
+from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from services.common import names
 from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.scheduler import metrics, records
 from services.scheduler.records import Change, Keys
+from services.scheduler.syncstore import Applied, unpack
 
 # A blocked XREAD must return well before the client's socket timeout (redis-py's default is
 # 5 s), or an idle watch fails with a timeout instead of looping.
@@ -24,6 +27,26 @@ WATCH_BLOCK_MS = 2000
 SOCKET_TIMEOUT_SECONDS = 10.0
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+# A watcher rides out a Redis restart this long before the caller sees UNAVAILABLE.
+WATCH_OUTAGE_SECONDS = 30.0
+_REDIS_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+# Delete a key only if it still holds the value.
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Point a key at a new value only if it still holds the old one.
+_REPLACE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
 
 
 @contextlib.contextmanager
@@ -44,6 +67,16 @@ class JobStore:
         self._keys = keys
         self._ttl = ttl_seconds
         self._append = client.register_script(records.APPEND_SCRIPT)
+        self._replace = client.register_script(_REPLACE_SCRIPT)
+        self._release = client.register_script(_RELEASE_SCRIPT)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
 
     async def ping(self) -> None:
         with redis_errors():
@@ -57,9 +90,11 @@ class JobStore:
         *,
         audio: bytes | None = None,
         audio_ttl_seconds: int = 0,
+        single_chunk: bool = False,
     ) -> None:
         """Write a new job's record (and its audio, for queued jobs), list it under its
-        tenant, and append its `accepted` event."""
+        tenant, and append its `accepted` event. With `single_chunk`, the job is planned as
+        one chunk at once: its audio is that chunk's."""
         keys = self._keys
         with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -69,8 +104,14 @@ class JobStore:
                     keys.tenant_jobs(str(record["tenant"])), {job_id: float(record["created_ms"])}
                 )
                 pipe.expire(keys.tenant_jobs(str(record["tenant"])), self._ttl)
+                if single_chunk:
+                    pipe.hset(
+                        keys.chunks(job_id), mapping={"off:0": 0.0, "dur:0": record["duration"]}
+                    )
+                    pipe.expire(keys.chunks(job_id), self._ttl)
                 if audio is not None:
-                    pipe.set(keys.audio(job_id), audio, ex=audio_ttl_seconds)
+                    where = keys.chunk_audio(job_id, 0) if single_chunk else keys.audio(job_id)
+                    pipe.set(where, audio, ex=audio_ttl_seconds)
                 pipe.sadd(keys.active(), job_id)
                 await pipe.execute()
         allow = (str(record["state"]),)
@@ -78,13 +119,19 @@ class JobStore:
 
     async def apply(self, job_id: str, change: Change) -> tuple[int, str]:
         """Apply one change atomically: (sequence of the appended event or 0, state after)."""
+        applied = await self.apply_change(job_id, change)
+        return applied.sequence, applied.state
+
+    async def apply_change(self, job_id: str, change: Change) -> Applied:
+        keys = self._keys
         with redis_errors():
-            sequence, state = await self._append(
-                keys=[self._keys.record(job_id), self._keys.events(job_id)],
+            reply = await self._append(
+                keys=[keys.record(job_id), keys.events(job_id), keys.chunks(job_id)],
                 args=change.script_args(self._ttl),
             )
-        metrics.event_recorded(change.event, int(sequence))
-        return int(sequence), state.decode() if isinstance(state, bytes) else str(state)
+        applied = unpack(reply)
+        metrics.event_recorded(change.event, applied.sequence)
+        return applied
 
     async def record(self, job_id: str, tenant: str) -> dict[bytes, bytes]:
         """The record of a tenant's job; NOT_FOUND if it does not exist or is another's."""
@@ -105,6 +152,91 @@ class JobStore:
     async def set_audio(self, job_id: str, audio: bytes, ttl_seconds: int) -> None:
         with redis_errors():
             await self._redis.set(self._keys.audio(job_id), audio, ex=ttl_seconds)
+
+    async def set_chunk_audio(
+        self, job_id: str, index: int, audio: bytes, ttl_seconds: int
+    ) -> None:
+        with redis_errors():
+            await self._redis.set(self._keys.chunk_audio(job_id, index), audio, ex=ttl_seconds)
+
+    async def chunk_audio_exists(self, job_id: str, index: int) -> bool:
+        with redis_errors():
+            return bool(await self._redis.exists(self._keys.chunk_audio(job_id, index)))
+
+    async def finished_chunks(self, job_id: str, count: int) -> list[bool]:
+        """For each chunk of the job's plan, whether it has finished."""
+        if count <= 0:
+            return []
+        with redis_errors():
+            flags = await self._redis.hmget(
+                self._keys.chunks(job_id), [f"fin:{i}" for i in range(count)]
+            )
+        return [flag is not None for flag in flags]
+
+    async def chunk_durations(self, job_id: str, count: int) -> list[float]:
+        with redis_errors():
+            values = await self._redis.hmget(
+                self._keys.chunks(job_id), [f"dur:{i}" for i in range(count)]
+            )
+        return [float(v or 0.0) for v in values]
+
+    async def delete_all_audio(self, job_id: str, count: int) -> None:
+        """The caller's audio and every chunk's."""
+        keys = self._keys
+        with redis_errors():
+            await self._redis.delete(
+                keys.audio(job_id), *(keys.chunk_audio(job_id, i) for i in range(max(count, 1)))
+            )
+
+    # --- result cache, in-flight sharing and idempotency keys ------------------------------
+
+    async def cached_result(
+        self, tenant: str, fingerprint: str
+    ) -> transcription_pb2.Transcript | None:
+        with redis_errors():
+            value = await self._redis.get(self._keys.result_cache(tenant, fingerprint))
+        return None if value is None else transcription_pb2.Transcript.FromString(value)
+
+    async def remember(self, job_id: str) -> None:
+        """Keep a succeeded job's transcript in its tenant's result cache, if it asked for it."""
+        with redis_errors():
+            fields = await self._redis.hmget(
+                self._keys.record(job_id), ["tenant", "fingerprint", "cache_ttl", "transcript"]
+            )
+            tenant, fingerprint, ttl, transcript = fields
+            if fingerprint and transcript and int(ttl or 0) > 0:
+                key = self._keys.result_cache(tenant.decode(), fingerprint.decode())
+                await self._redis.set(key, transcript, ex=int(ttl))
+
+    async def claim(self, key: str, value: str, ttl_seconds: int) -> str | None:
+        """Set `key` to `value` unless it is set; None if claimed, else the value it holds."""
+        with redis_errors():
+            if await self._redis.set(key, value, nx=True, ex=ttl_seconds):
+                return None
+            held = await self._redis.get(key)
+        return held.decode() if held is not None else ""
+
+    async def replace_claim(self, key: str, old: str, new: str, ttl_seconds: int) -> bool:
+        with redis_errors():
+            return bool(await self._replace(keys=[key], args=[old, new, ttl_seconds]))
+
+    async def release_claim(self, key: str, value: str) -> None:
+        with redis_errors():
+            await self._release(keys=[key], args=[value])
+
+    async def point(self, key: str, value: str, ttl_seconds: int) -> None:
+        with redis_errors():
+            await self._redis.set(key, value, ex=ttl_seconds)
+
+    async def count_planning_failure(self, job_id: str) -> int:
+        with redis_errors():
+            return int(await self._redis.hincrby(self._keys.record(job_id), "plan_failures", 1))
+
+    async def attach(self, job_id: str) -> None:
+        """Count a submission that shares this job (its owner's going away must not cancel
+        it)."""
+        with redis_errors():
+            await self._redis.hincrby(self._keys.record(job_id), "attached", 1)
 
     async def active_ids(self) -> list[str]:
         with redis_errors():
@@ -144,22 +276,38 @@ class JobStore:
         stream = self._keys.events(job_id)
         cursor = records.stream_id(max(0, after_sequence))
         while True:
-            with redis_errors():
-                reply = await self._redis.xread({stream: cursor}, count=100, block=WATCH_BLOCK_MS)
+            read = {stream: cursor}
+            reply = await self._riding_out_outages(
+                lambda: self._redis.xread(read, count=100, block=WATCH_BLOCK_MS)  # noqa: B023
+            )
             if not reply:
                 # Nothing new for a while: make sure the job still exists.
-                with redis_errors():
-                    state = await self._redis.hget(self._keys.record(job_id), "state")
+                state = await self._riding_out_outages(
+                    lambda: self._redis.hget(self._keys.record(job_id), "state")
+                )
                 if state is None:
                     return
                 continue
             entries: Any = reply[0][1]
             for entry_id, fields in entries:
-                message = records.parse_event(entry_id, fields)
+                message = records.parse_event(job_id, entry_id, fields)
                 cursor = records.stream_id(message.sequence)
                 yield message
                 if records.is_terminal(message):
                     return
+
+    async def _riding_out_outages(self, read: Any) -> Any:
+        """`await read()`, retried while Redis is down (restarting) for up to
+        WATCH_OUTAGE_SECONDS; then UNAVAILABLE."""
+        started = time.monotonic()
+        while True:
+            try:
+                return await read()
+            except _REDIS_DOWN as error:
+                if time.monotonic() - started > WATCH_OUTAGE_SECONDS:
+                    with redis_errors():
+                        raise error
+                await asyncio.sleep(0.5)
 
     async def list(
         self, tenant: str, page_size: int, page_token: str

@@ -1,8 +1,9 @@
 """The RQ side of the scheduler: enqueueing, cancelling and inspecting queued work.
 
-RQ is blocking, so the scheduler calls these from a bounded thread pool. Jobs are enqueued by
-dotted path with the JSON serializer; their only argument is the job id (the audio waits under
-its own Redis key, never inside RQ's job hash).
+RQ is blocking, so the scheduler calls these from a bounded thread pool. A queued SayIt job is
+one RQ job per chunk of its audio, with id "<job id>-<chunk index>", enqueued by dotted path
+with the JSON serializer; the arguments are the job id and the chunk index (the chunk's audio
+waits under its own Redis key, never inside RQ's job hash).
 """
 
 from __future__ import annotations
@@ -24,8 +25,46 @@ HIGH = "sayit-high"  # short audio that found every direct slot busy
 DEFAULT = "sayit-default"  # long audio
 QUEUES = (HIGH, DEFAULT)  # workers listen in this order: the first has strict priority
 
-TASK = "services.scheduler.tasks.transcribe_job"
-ON_FAILURE = "services.scheduler.tasks.on_job_failure"
+TASK = "services.scheduler.tasks.transcribe_chunk"
+ON_FAILURE = "services.scheduler.tasks.on_chunk_failure"
+
+
+def chunk_job_id(job_id: str, index: int) -> str:
+    return f"{job_id}-{index}"
+
+
+def stop_job(connection: redis.Redis, rq_job_id: str) -> str:
+    """Make sure an RQ job will not run or stops running. Returns what was done."""
+    try:
+        job = Job.fetch(rq_job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return "absent"
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        try:
+            send_stop_job_command(connection, rq_job_id, serializer=JSONSerializer)
+            return "stopped"
+        except InvalidJobOperation:
+            pass
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        try:
+            job.cancel()
+            return "cancelled"
+        except InvalidJobOperation:
+            return "already-cancelled"
+    return str(status.value if hasattr(status, "value") else status)
+
+
+def stop_chunks(
+    connection: redis.Redis, job_id: str, count: int, skip: int | None = None
+) -> dict[str, int]:
+    """Stop every chunk of a job (but `skip`); how many chunks ended up in which way."""
+    outcomes: dict[str, int] = {}
+    for index in range(count):
+        if index != skip:
+            outcome = stop_job(connection, chunk_job_id(job_id, index))
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -33,9 +72,10 @@ class QueuePolicy:
     # job_timeout = max(minimum, audio seconds × factor + minimum): generous for a loaded CPU.
     timeout_factor: float
     timeout_minimum_seconds: int
-    # Attempts after the first, for transient failures only (transcriber unavailable, dead worker).
+    # Attempts after the first, for transient failures only (transcriber stopped, dead worker).
+    # A retry goes to the front of its queue at once: the next free worker with a serving
+    # transcriber takes it (workers whose transcriber is down take nothing).
     retries: int
-    retry_intervals: tuple[int, ...]
     result_ttl_seconds: int
 
     def job_timeout(self, audio_seconds: float) -> int:
@@ -66,56 +106,54 @@ class JobQueue:
             serializer=JSONSerializer,
         )
 
-    def enqueue(
-        self, job_id: str, queue: str, audio_seconds: float, meta: dict[str, object]
-    ) -> None:
+    def enqueue_chunk(
+        self,
+        job_id: str,
+        index: int,
+        queue: str,
+        audio_seconds: float,
+        meta: dict[str, object],
+    ) -> bool:
+        """Queue one chunk of a job; False if it was queued already (a repeated plan)."""
+        rq_job_id = chunk_job_id(job_id, index)
+        if Job.exists(rq_job_id, connection=self._connection):
+            return False
         retry = (
-            Retry(max=self._policy.retries, interval=list(self._policy.retry_intervals))
-            if self._policy.retries
-            else None
+            Retry(max=self._policy.retries, enqueue_at_front=True) if self._policy.retries else None
         )
         self._queues[queue].enqueue_call(
             TASK,
-            args=(job_id,),
-            job_id=job_id,
+            args=(job_id, index),
+            job_id=rq_job_id,
             timeout=self._policy.job_timeout(audio_seconds),
             result_ttl=self._policy.result_ttl_seconds,
             failure_ttl=self._policy.result_ttl_seconds,
-            description=f"transcribe jobs/{job_id} ({audio_seconds:.1f} s)",
-            meta=meta,
+            description=f"transcribe chunk {index} of jobs/{job_id} ({audio_seconds:.1f} s)",
+            # audio_seconds: read by backpressure (queued audio, measured speed).
+            meta={**meta, "attempts": self._policy.retries + 1, "audio_seconds": audio_seconds},
             retry=retry,
             on_failure=Callback(ON_FAILURE),
         )
+        return True
 
-    def stop(self, job_id: str) -> str:
-        """Make sure the RQ job will not run or stops running. Returns what was done."""
-        try:
-            job = Job.fetch(job_id, connection=self._connection, serializer=JSONSerializer)
-        except NoSuchJobError:
-            return "absent"
-        status = job.get_status(refresh=False)
-        if status == JobStatus.STARTED:
-            try:
-                send_stop_job_command(self._connection, job_id, serializer=JSONSerializer)
-                return "stopped"
-            except InvalidJobOperation:
-                pass
-        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-            try:
-                job.cancel()
-                return "cancelled"
-            except InvalidJobOperation:
-                return "already-cancelled"
-        return str(status)
+    def stop_chunks(self, job_id: str, count: int) -> dict[str, int]:
+        return stop_chunks(self._connection, job_id, count)
 
-    def status(self, job_id: str) -> str | None:
-        """RQ's status of the job, or None if RQ no longer knows it."""
-        try:
-            job = Job.fetch(job_id, connection=self._connection, serializer=JSONSerializer)
-        except NoSuchJobError:
-            return None
-        status = job.get_status(refresh=False)
-        return str(status.value if hasattr(status, "value") else status)
+    def chunk_statuses(self, job_id: str, indices: list[int]) -> dict[int, str | None]:
+        """RQ's status of each chunk's job (None if RQ no longer knows it)."""
+        jobs = Job.fetch_many(
+            [chunk_job_id(job_id, i) for i in indices],
+            connection=self._connection,
+            serializer=JSONSerializer,
+        )
+        statuses: dict[int, str | None] = {}
+        for index, job in zip(indices, jobs, strict=True):
+            if job is None:
+                statuses[index] = None
+                continue
+            status = job.get_status(refresh=False)
+            statuses[index] = str(status.value if hasattr(status, "value") else status)
+        return statuses
 
     def reap_abandoned(self) -> None:
         """Let RQ retry or fail jobs whose worker stopped sending heartbeats."""

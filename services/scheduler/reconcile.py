@@ -1,9 +1,15 @@
 """Keeping job records truthful when the process running a job disappears.
 
-Every few seconds: refresh this scheduler's heartbeat; let RQ retry or fail jobs whose worker
+Every few seconds: refresh this scheduler's heartbeat; let RQ retry or fail chunks whose worker
 stopped sending heartbeats; put retries that are due back on their queue; and check every job
-not yet ended against whoever should be running it. A queued job that RQ has given up on, or a
-direct job whose scheduler is gone, is marked FAILED, so no job stays RUNNING forever.
+not yet ended against whoever should be running it:
+- a direct job whose scheduler is gone is failed;
+- a queued job nobody is planning (its scheduler died) is planned here;
+- a planned job's unfinished chunks are checked with RQ: a chunk RQ gave up on fails the job,
+  a chunk RQ lost (never queued, or gone) is queued again while its audio is there;
+- a job whose chunks have all finished but that did not complete (the worker merging it died)
+  is merged here.
+So no job stays QUEUED or RUNNING forever.
 """
 
 from __future__ import annotations
@@ -14,23 +20,29 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
+import structlog
 
 from services.common import logs
 from services.common.errors import status_code_number
 from services.scheduler import records
 from services.scheduler.jobs import JobStore
+from services.scheduler.planner import Planner
 from services.scheduler.queue import JobQueue
+from services.scheduler.syncstore import SyncJobStore, finish
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
 
-# RQ states after which a job will not run again.
+# RQ states after which a chunk will not run again.
 _GIVEN_UP = {
     "failed": "the queue worker failed while transcribing it",
     "stopped": "its queue worker was stopped",
     "canceled": "it was cancelled in the queue",
     "finished": "its queue worker finished without recording a result",
 }
+# A plan is recorded just before its chunks are queued: give that a moment before calling a
+# missing chunk lost.
+_QUEUEING_GRACE_MS = 10_000
 
 
 class Reconciler:
@@ -38,6 +50,8 @@ class Reconciler:
         self,
         store: JobStore,
         job_queue: JobQueue,
+        planner: Planner,
+        sync_store: SyncJobStore,
         executor: Executor,
         *,
         instance: str,
@@ -45,6 +59,8 @@ class Reconciler:
     ) -> None:
         self._store = store
         self._queue = job_queue
+        self._planner = planner
+        self._sync_store = sync_store
         self._executor = executor
         self._instance = instance
         self._interval = interval_seconds
@@ -68,36 +84,82 @@ class Reconciler:
         await self._blocking(self._queue.reap_abandoned)
         await self._blocking(self._queue.promote_due_retries)
         for job_id in await self._store.active_ids():
-            await self._check(job_id)
+            try:
+                await self._check(job_id)
+            except Exception as error:
+                log.warning("reconcile_job_failed", job_id=job_id, error=str(error))
 
     async def _check(self, job_id: str) -> None:
         record = await self._store.raw_record(job_id)
-        state = records.state_of(record) if record else ""
+        # What is logged about the job here carries its ids, as in the request that made it.
         request_id = records.text(record, "request_id") if record else ""
+        with structlog.contextvars.bound_contextvars(job_id=job_id, request_id=request_id):
+            await self._check_record(job_id, record)
+
+    async def _check_record(self, job_id: str, record: records.RawRecord) -> None:
+        state = records.state_of(record) if record else ""
         if not record or state in records.TERMINAL:
             await self._store.untrack(job_id)
             return
+        owner = records.text(record, "owner")
         if records.text(record, "routing") == records.DIRECT:
-            owner = records.text(record, "owner")
             if owner != self._instance and not await self._store.alive(owner):
                 await self._fail(
-                    job_id, "the scheduler running it stopped; submit it again", request_id
+                    job_id, record, "the scheduler running it stopped; submit it again"
                 )
             return
-        status = await self._blocking(self._queue.status, job_id)
-        if status is None:
-            await self._fail(job_id, "the queue lost it", request_id)
-        elif status in _GIVEN_UP:
-            await self._fail(job_id, _GIVEN_UP[status], request_id)
+        if records.text(record, "planned") != "1":
+            await self._plan_orphan(job_id, record, owner)
+            return
+        count = int(records.number(record, "chunks_total"))
+        finished = await self._store.finished_chunks(job_id, count)
+        if all(finished):
+            outcome = await self._blocking(finish, self._sync_store, job_id)
+            log.warning("job_merged_by_reconciler", job_id=job_id, outcome=outcome)
+            return
+        pending = [i for i, done in enumerate(finished) if not done]
+        statuses = await self._blocking(self._queue.chunk_statuses, job_id, pending)
+        lost = [i for i, status in statuses.items() if status is None]
+        for index, status in statuses.items():
+            if status in _GIVEN_UP:
+                reason = f"chunk {index + 1} of {count}: {_GIVEN_UP[status]}"
+                await self._fail(job_id, record, reason if count > 1 else _GIVEN_UP[status])
+                return
+        if lost and records.now_ms() - records.number(record, "planned_ms") > _QUEUEING_GRACE_MS:
+            await self._requeue(job_id, record, lost)
 
-    async def _fail(self, job_id: str, reason: str, request_id: str) -> None:
+    async def _plan_orphan(self, job_id: str, record: records.RawRecord, owner: str) -> None:
+        if self._planner.running(job_id):
+            return
+        if owner != self._instance and await self._store.alive(owner):
+            return  # its scheduler is planning it
+        applied = await self._store.apply_change(
+            job_id, records.claim_planning_change(self._instance)
+        )
+        if applied.applied:
+            log.warning("job_replanned", job_id=job_id, previous_owner=owner)
+            self._planner.start(job_id, self._planner.meta(records.text(record, "request_id")))
+
+    async def _requeue(self, job_id: str, record: records.RawRecord, lost: list[int]) -> None:
+        count = int(records.number(record, "chunks_total"))
+        for index in lost:
+            if not await self._store.chunk_audio_exists(job_id, index):
+                await self._fail(job_id, record, f"chunk {index + 1} of {count} lost its audio")
+                return
+        durations = await self._store.chunk_durations(job_id, count)
+        log.warning("chunks_requeued", job_id=job_id, chunks=lost)
+        meta = self._planner.meta(records.text(record, "request_id"))
+        await self._planner.enqueue(job_id, records.text(record, "queue"), durations, meta)
+
+    async def _fail(self, job_id: str, record: records.RawRecord, reason: str) -> None:
         change = records.failed_change(
             job_id, status_code_number(grpc.StatusCode.UNAVAILABLE), reason
         )
         _, state = await self._store.apply(job_id, change)
         if state == records.FAILED:
-            log.warning(
-                "job_reconciled_failed", job_id=job_id, request_id=request_id, reason=reason
-            )
-            await self._store.delete_audio(job_id)
+            log.warning("job_reconciled_failed", job_id=job_id, reason=reason)
+            count = int(records.number(record, "chunks_total"))
+            await self._store.delete_all_audio(job_id, count)
+            if count:
+                await self._blocking(self._queue.stop_chunks, job_id, count)
         await self._store.untrack(job_id)

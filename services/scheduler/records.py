@@ -5,6 +5,12 @@ job's record and events the same way. Every change to a job goes through one Lua
 checks the job's state, updates the record and appends the event atomically; that is what makes
 sequences strictly increasing, progress never go backwards, and the terminal event unique even
 when the scheduler and several workers write at once.
+
+A queued job is transcribed in chunks (one RQ job each). Its chunk hash holds the plan (each
+chunk's offset and duration), each chunk's audio seconds done, whether it finished, its segment
+watermark and its transcript. A chunk's progress is summed into the job's progress inside the
+script, which then writes the progress event itself (a compact `p` entry), so concurrent chunks
+never publish a stale total.
 """
 
 from __future__ import annotations
@@ -57,7 +63,27 @@ class Keys:
         return f"{self.prefix}:job:{job_id}:events"
 
     def audio(self, job_id: str) -> str:
+        """The caller's audio while the job waits to be planned into chunks."""
         return f"{self.prefix}:job:{job_id}:audio"
+
+    def chunks(self, job_id: str) -> str:
+        """The job's chunk plan, progress, watermarks and transcripts (a hash)."""
+        return f"{self.prefix}:job:{job_id}:chunks"
+
+    def chunk_audio(self, job_id: str, index: int) -> str:
+        return f"{self.prefix}:job:{job_id}:audio:{index}"
+
+    def result_cache(self, tenant: str, fingerprint: str) -> str:
+        """A tenant's finished transcript of some audio under some effective config."""
+        return f"{self.prefix}:cache:{tenant}:{fingerprint}"
+
+    def in_flight(self, tenant: str, fingerprint: str) -> str:
+        """The tenant's job now transcribing this audio under this config."""
+        return f"{self.prefix}:inflight:{tenant}:{fingerprint}"
+
+    def idempotency(self, tenant: str, key_digest: str) -> str:
+        """The job a tenant's CreateJob idempotency key names."""
+        return f"{self.prefix}:idem:{tenant}:{key_digest}"
 
     def tenant_jobs(self, tenant: str) -> str:
         return f"{self.prefix}:tenant:{tenant}:jobs"
@@ -75,46 +101,99 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# KEYS[1] record hash, KEYS[2] event stream.
+# KEYS[1] record hash, KEYS[2] event stream, KEYS[3] chunk hash.
 # ARGV[1] the event payload ("" = change the record only), ARGV[2] a JSON object:
 #   allow:     states in which the change applies (otherwise nothing happens)
+#   unplanned: apply only while the job has no chunk plan yet
 #   set:       record fields to set
 #   progress:  a fraction that must not be below the recorded one (else nothing happens)
-#   watermark: [field, start, end]: drop a segment that starts before the field's value, so a
-#              re-run piece of audio never repeats segments already sent
-#   ttl:       seconds to keep the record and stream from now
-# ARGV[3..] field, value pairs of binary record fields (a transcript, an error) to set.
-# Returns {sequence of the appended event (0 if none), state after the call}; {-1, ""} if the
-# job does not exist.
+#   watermark: [field, start, end]: drop a segment that starts before the chunk hash field's
+#              value, so a re-run chunk never repeats segments already sent
+#   plan:      [[offset, duration], ...]: the chunks, written to the chunk hash
+#   chunk:     {index, done, finished, ms}: a chunk's audio seconds done (never backwards) or
+#              its end; the job's done seconds, fraction and chunks_done follow, and the script
+#              appends the progress event itself (ARGV[1] unused)
+#   ttl:       seconds to keep the record, stream and chunk hash from now
+# ARGV[3..] field, value pairs of binary fields to set: "r:<field>" in the record (a transcript,
+# an error), "c:<field>" in the chunk hash (a chunk's transcript).
+# Returns {sequence of the appended event (0 if none), state after the call, flags}: flag 1 = the
+# change passed its checks and was applied, flag 2 = every chunk of the job has finished (chunk
+# changes only); {-1, "", 0} if the job does not exist.
 APPEND_SCRIPT = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {-1, ''} end
+if not state then return {-1, '', 0} end
 local change = cjson.decode(ARGV[2])
 local allowed = false
 for _, s in ipairs(change.allow) do if s == state then allowed = true end end
-if not allowed then return {0, state} end
+if not allowed then return {0, state, 0} end
+if change.unplanned and redis.call('HGET', KEYS[1], 'planned') == '1' then
+  return {0, state, 0}
+end
 if change.progress then
   local current = tonumber(redis.call('HGET', KEYS[1], 'fraction') or '0')
-  if change.progress < current then return {0, state} end
+  if change.progress < current then return {0, state, 0} end
   redis.call('HSET', KEYS[1], 'fraction', tostring(change.progress))
 end
 if change.watermark then
-  local mark = tonumber(redis.call('HGET', KEYS[1], change.watermark[1]) or '-1')
-  if change.watermark[2] < mark - 0.01 then return {0, state} end
-  redis.call('HSET', KEYS[1], change.watermark[1], tostring(change.watermark[3]))
+  local mark = tonumber(redis.call('HGET', KEYS[3], change.watermark[1]) or '-1')
+  if change.watermark[2] < mark - 0.01 then return {0, state, 0} end
+  redis.call('HSET', KEYS[3], change.watermark[1], tostring(change.watermark[3]))
+end
+local payload, field, complete = ARGV[1], 'e', 0
+if change.chunk then
+  local c = change.chunk
+  local i = tostring(c.index)
+  local length = tonumber(redis.call('HGET', KEYS[3], 'dur:' .. i))
+  if not length then return {0, state, 0} end
+  local planned = tonumber(redis.call('HGET', KEYS[1], 'chunks_total') or '0')
+  local finished = tonumber(redis.call('HGET', KEYS[1], 'chunks_done') or '0')
+  if redis.call('HEXISTS', KEYS[3], 'fin:' .. i) == 1 then
+    if finished >= planned then complete = 2 end
+    return {0, state, complete}
+  end
+  local before = tonumber(redis.call('HGET', KEYS[3], 'done:' .. i) or '0')
+  local after = math.min(math.max(before, c.done), length)
+  if c.finished then after = length end
+  if after <= before and not c.finished then return {0, state, 0} end
+  redis.call('HSET', KEYS[3], 'done:' .. i, tostring(after))
+  local done = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'done_s', tostring(after - before)))
+  if c.finished then
+    redis.call('HSET', KEYS[3], 'fin:' .. i, '1')
+    finished = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
+    if finished >= planned then complete = 2 end
+  end
+  local total = tonumber(redis.call('HGET', KEYS[1], 'duration') or '0')
+  local fraction = 1
+  if total > 0 then fraction = math.min(1, done / total) end
+  local current = tonumber(redis.call('HGET', KEYS[1], 'fraction') or '0')
+  if fraction < current then fraction = current end
+  redis.call('HSET', KEYS[1], 'fraction', tostring(fraction))
+  payload, field = cjson.encode({ms = c.ms, d = done, t = total, f = fraction,
+                                 cd = finished, ct = planned}), 'p'
+end
+if change.plan then
+  for n, piece in ipairs(change.plan) do
+    local i = tostring(n - 1)
+    redis.call('HSET', KEYS[3], 'off:' .. i, tostring(piece[1]), 'dur:' .. i, tostring(piece[2]))
+  end
 end
 for k, v in pairs(change.set or {}) do redis.call('HSET', KEYS[1], k, tostring(v)) end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 3, #ARGV, 2 do
+  local target = KEYS[1]
+  if string.sub(ARGV[i], 1, 2) == 'c:' then target = KEYS[3] end
+  redis.call('HSET', target, string.sub(ARGV[i], 3), ARGV[i + 1])
+end
 local seq = 0
-if ARGV[1] ~= '' then
+if payload ~= '' then
   seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[1])
+  redis.call('XADD', KEYS[2], '0-' .. seq, field, payload)
 end
 if change.ttl then
   redis.call('EXPIRE', KEYS[1], change.ttl)
   redis.call('EXPIRE', KEYS[2], change.ttl)
+  redis.call('EXPIRE', KEYS[3], change.ttl)
 end
-return {seq, redis.call('HGET', KEYS[1], 'state')}
+return {seq, redis.call('HGET', KEYS[1], 'state'), 1 + complete}
 """
 
 
@@ -129,6 +208,11 @@ class Change:
     watermark: tuple[str, float, float] | None = None
     # Binary record fields (transcript, error) are set outside the JSON argument.
     binary: dict[str, bytes] = field(default_factory=dict)
+    # Binary chunk hash fields (a chunk's transcript).
+    chunk_binary: dict[str, bytes] = field(default_factory=dict)
+    unplanned: bool = False
+    plan: list[tuple[float, float]] | None = None
+    chunk: dict[str, int | float | bool] | None = None
 
     def script_args(self, ttl_seconds: int) -> list[bytes | str]:
         payload = self.event.SerializeToString() if self.event is not None else b""
@@ -137,7 +221,16 @@ class Change:
             spec["progress"] = self.progress
         if self.watermark is not None:
             spec["watermark"] = list(self.watermark)
-        binary = [item for pair in self.binary.items() for item in pair]
+        if self.unplanned:
+            spec["unplanned"] = True
+        if self.plan is not None:
+            spec["plan"] = [list(piece) for piece in self.plan]
+        if self.chunk is not None:
+            spec["chunk"] = self.chunk
+        binary: list[bytes | str] = []
+        for prefix, fields in (("r:", self.binary), ("c:", self.chunk_binary)):
+            for name, value in fields.items():
+                binary += [prefix + name, value]
         return [payload, json.dumps(spec), *binary]
 
 
@@ -178,12 +271,42 @@ def progress_change(job_id: str, progress: job_pb2.JobProgress) -> Change:
     )
 
 
-def start_change(job_id: str, total_seconds: float) -> Change:
-    """QUEUED -> RUNNING (a worker picked the job up); a no-op for a cancelled job."""
+def start_change(job_id: str, total_seconds: float, chunks_total: int = 1) -> Change:
+    """QUEUED -> RUNNING (a worker picked the job's first chunk up); a no-op for a cancelled
+    job or one another chunk started already."""
     return Change(
         allow=(QUEUED,),
-        event=event(job_id, progress=progress_message(0.0, total_seconds)),
+        event=event(job_id, progress=progress_message(0.0, total_seconds, 0, chunks_total)),
         set={"state": RUNNING, "started_ms": now_ms()},
+    )
+
+
+def plan_change(pieces: list[tuple[float, float]]) -> Change:
+    """Record the chunk plan ([offset, duration] each) of a queued job, once."""
+    return Change(
+        allow=(QUEUED,),
+        unplanned=True,
+        plan=pieces,
+        set={"chunks_total": len(pieces), "planned": 1, "planned_ms": now_ms()},
+    )
+
+
+def claim_planning_change(owner: str) -> Change:
+    """Make `owner` (a scheduler instance) the one planning a job not yet planned."""
+    return Change(allow=(QUEUED,), unplanned=True, set={"owner": owner})
+
+
+def chunk_progress_change(index: int, done_seconds: float) -> Change:
+    """A chunk has `done_seconds` of its audio transcribed (the job's progress follows)."""
+    return Change(allow=(RUNNING,), chunk={"index": index, "done": done_seconds, "ms": now_ms()})
+
+
+def chunk_finished_change(index: int, transcript: transcription_pb2.Transcript) -> Change:
+    """A chunk's transcript (already on the whole file's clock) is in; once per chunk."""
+    return Change(
+        allow=(RUNNING,),
+        chunk={"index": index, "done": 0.0, "finished": True, "ms": now_ms()},
+        chunk_binary={f"t:{index}": transcript.SerializeToString()},
     )
 
 
@@ -210,9 +333,11 @@ def transcriber_change(
     return completed_change(job_id, response.transcript)
 
 
-def completed_change(job_id: str, transcript: transcription_pb2.Transcript) -> Change:
+def completed_change(
+    job_id: str, transcript: transcription_pb2.Transcript, allow: tuple[str, ...] = ACTIVE
+) -> Change:
     return Change(
-        allow=ACTIVE,
+        allow=allow,
         event=event(job_id, completed=event_pb2.JobCompleted(transcript=transcript)),
         set={
             "state": SUCCEEDED,
@@ -252,7 +377,8 @@ def new_record(
     config: transcription_pb2.TranscriptionConfig,
     filename: str,
     owner: str = "",
-    request_id: str = "",
+    chunks_total: int = 1,
+    fingerprint: str = "",
 ) -> dict[str, bytes | str | int | float]:
     created = now_ms()
     record: dict[str, bytes | str | int | float] = {
@@ -265,13 +391,13 @@ def new_record(
         "fraction": 0.0,
         "done_s": 0.0,
         "chunks_done": 0,
-        "chunks_total": 1,
+        "chunks_total": chunks_total,
         "seq": 0,
         "config": config.SerializeToString(),
         "filename": filename[:255],
         "owner": owner,
-        # Lines logged about the job outside the request (reconciler) carry it too.
-        "request_id": request_id,
+        # Audio + effective config + model, for the result cache and in-flight sharing.
+        "fingerprint": fingerprint,
     }
     if state == RUNNING:
         record["started_ms"] = created
@@ -330,9 +456,24 @@ def job_message(job_id: str, record: RawRecord) -> job_pb2.TranscriptionJob:
     return job
 
 
-def parse_event(stream_id: bytes | str, fields: RawRecord) -> event_pb2.JobEvent:
-    """A JobEvent read back from the stream; its sequence is the stream entry's id."""
-    message = event_pb2.JobEvent.FromString(fields[b"e"])
+def parse_event(job_id: str, stream_id: bytes | str, fields: RawRecord) -> event_pb2.JobEvent:
+    """A JobEvent read back from the stream; its sequence is the stream entry's id. Progress
+    written by the append script itself comes as a compact JSON `p` entry."""
+    if b"e" in fields:
+        message = event_pb2.JobEvent.FromString(fields[b"e"])
+    else:
+        p = json.loads(fields[b"p"])
+        message = event_pb2.JobEvent(
+            job_id=job_id,
+            time=_timestamp(int(p["ms"])),
+            progress=job_pb2.JobProgress(
+                fraction=float(p["f"]),
+                audio_seconds_done=min(float(p["d"]), float(p["t"])),
+                audio_seconds_total=float(p["t"]),
+                chunks_done=int(p["cd"]),
+                chunks_total=int(p["ct"]),
+            ),
+        )
     raw = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     message.sequence = int(raw.split("-", 1)[1])
     return message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -20,12 +21,14 @@ from services.common.errors import (
     status_code_number,
 )
 from services.common.validation import validate_config
-from services.scheduler import direct, metrics, records, routing
+from services.scheduler import dedupe, direct, metrics, records, routing
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.direct import DirectRunner
 from services.scheduler.jobs import JobStore
+from services.scheduler.planner import Planner
 from services.scheduler.queue import HIGH, JobQueue
 from services.scheduler.records import Change
+from services.scheduler.repeats import Repeats
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
@@ -42,15 +45,19 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         store: JobStore,
         job_queue: JobQueue,
         runner: DirectRunner,
+        planner: Planner,
+        repeats: Repeats,
         executor: Executor,
         instance: str,
         admit: Admission | None = None,
     ) -> None:
-        self._admit = admit
         self._config = config
+        self._admit = admit
         self._store = store
         self._queue = job_queue
         self._direct = runner
+        self._planner = planner
+        self._repeats = repeats
         self._executor = executor
         self._instance = instance
         self._background: set[asyncio.Task[Any]] = set()
@@ -80,6 +87,18 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 field="audio.content",
             )
         short = routing.is_short(duration, self._config.sync_max_seconds)
+        fingerprint = await self._blocking(
+            dedupe.fingerprint, request.audio.content, request.config, self._config.model
+        )
+        job_id = names.new_job_id()
+        logs.bind(job_id=job_id)
+        repeat = await self._repeats.find(job_id, tenant, request, fingerprint, duration)
+        if repeat is not None:
+            logs.bind(job_id=repeat.job_id)
+            log.info("job_repeated", how=repeat.how, tenant=tenant)
+            if request.wait_if_short and short:
+                await self._wait_for_end(repeat.job_id, tenant, owner=False)
+            return pb.SubmitJobResponse(job=await self._store.job(repeat.job_id, tenant))
         queue_only = request.routing_policy == pb.ROUTING_POLICY_QUEUE
         reserved = short and not queue_only and self._direct.slots.try_acquire()
         route = routing.choose(
@@ -88,18 +107,28 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             sync_max_seconds=self._config.sync_max_seconds,
             direct_slot_free=reserved,
         )
-        job_id = names.new_job_id()
-        logs.bind(job_id=job_id)
-        if route.direct:
-            try:
-                await self._start_direct(job_id, tenant, request, duration)
-            except BaseException:
-                self._direct.slots.release()
-                raise
-        else:
-            if self._admit is not None:
+        try:
+            if not route.direct and self._admit is not None:
                 await self._admit(route.queue, duration)
-            await self._enqueue_new(job_id, tenant, request, duration, route.queue)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._repeats.release(job_id, tenant, request, fingerprint)
+            raise
+        record = self._new_record(tenant, request, duration, route.routing, fingerprint)
+        try:
+            if route.direct:
+                try:
+                    await self._start_direct(job_id, record, request, duration)
+                except BaseException:
+                    self._direct.slots.release()
+                    raise
+            else:
+                await self._enqueue_new(job_id, record, request, duration, route.queue)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._repeats.release(job_id, tenant, request, fingerprint)
+            raise
+        metrics.job_submitted(route.routing, route.queue)
         log.info(
             "job_accepted",
             routing=route.routing,
@@ -107,10 +136,35 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             audio_seconds=round(duration, 2),
             tenant=tenant,
         )
-        metrics.job_submitted(route.routing, route.queue)
         if request.wait_if_short and short:
-            await self._wait_for_end(job_id, tenant)
+            await self._wait_for_end(job_id, tenant, owner=True)
         return pb.SubmitJobResponse(job=await self._store.job(job_id, tenant))
+
+    def _new_record(
+        self,
+        tenant: str,
+        request: pb.SubmitJobRequest,
+        duration: float,
+        route: str,
+        fingerprint: str,
+    ) -> dict[str, bytes | str | int | float]:
+        direct_route = route == records.DIRECT
+        record = records.new_record(
+            tenant=tenant,
+            state=records.RUNNING if direct_route else records.QUEUED,
+            routing=route,
+            queue="",
+            duration=duration,
+            config=request.config,
+            filename=request.audio.filename,
+            # Direct jobs die with this scheduler; queued jobs are planned by it.
+            owner=self._instance,
+            chunks_total=1 if direct_route or not self._planner.is_long(duration) else 0,
+            fingerprint=fingerprint,
+        )
+        record["cache_ttl"] = self._config.result_cache_ttl_seconds
+        record["request_id"] = str(logs.current().get("request_id", ""))
+        return record
 
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
@@ -152,19 +206,12 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     # --- direct jobs ----------------------------------------------------------------------
 
     async def _start_direct(
-        self, job_id: str, tenant: str, request: pb.SubmitJobRequest, duration: float
+        self,
+        job_id: str,
+        record: dict[str, bytes | str | int | float],
+        request: pb.SubmitJobRequest,
+        duration: float,
     ) -> None:
-        record = records.new_record(
-            tenant=tenant,
-            state=records.RUNNING,
-            routing=records.DIRECT,
-            queue="",
-            duration=duration,
-            config=request.config,
-            filename=request.audio.filename,
-            owner=self._instance,
-            request_id=logs.current().get("request_id", ""),
-        )
         accepted = records.event(
             job_id,
             accepted=event_pb2.JobAccepted(
@@ -189,6 +236,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             )
             if outcome == direct.OVERFLOW:
                 await self._overflow(job_id, request, duration)
+            elif outcome == direct.COMPLETED:
+                await self._store.remember(job_id)
         except asyncio.CancelledError:
             await self._store.apply(
                 job_id, records.cancelled_change(job_id, "the direct transcription was stopped")
@@ -207,34 +256,40 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         """No direct transcriber could take the job after all: queue it on the high queue."""
         change = Change(
             allow=(records.RUNNING,),
-            set={"state": records.QUEUED, "routing": records.QUEUED_ROUTE, "queue": HIGH},
+            set={
+                "state": records.QUEUED,
+                "routing": records.QUEUED_ROUTE,
+                "queue": HIGH,
+                "planned": 1,
+                "planned_ms": records.now_ms(),
+                "chunks_total": 1,
+            },
+            plan=[(0.0, duration)],
         )
         _, state = await self._store.apply(job_id, change)
         if state != records.QUEUED:
             return
-        await self._store.set_audio(job_id, request.audio.content, self._config.audio_ttl_seconds)
-        await self._enqueue(job_id, HIGH, duration)
+        await self._store.set_chunk_audio(
+            job_id, 0, request.audio.content, self._config.audio_ttl_seconds
+        )
+        await self._enqueue(job_id, HIGH, [duration])
 
     # --- queued jobs ----------------------------------------------------------------------
 
     async def _enqueue_new(
         self,
         job_id: str,
-        tenant: str,
+        record: dict[str, bytes | str | int | float],
         request: pb.SubmitJobRequest,
         duration: float,
         queue: str,
     ) -> None:
-        record = records.new_record(
-            tenant=tenant,
-            state=records.QUEUED,
-            routing=records.QUEUED_ROUTE,
-            queue=queue,
-            duration=duration,
-            config=request.config,
-            filename=request.audio.filename,
-            request_id=logs.current().get("request_id", ""),
-        )
+        """Queue a job: audio too short to cut is its one chunk at once; longer audio is cut
+        into chunks in the background (see Planner)."""
+        single = record["chunks_total"] == 1
+        record["queue"] = queue
+        if single:
+            record["planned"], record["planned_ms"] = 1, records.now_ms()
         accepted = records.event(
             job_id,
             accepted=event_pb2.JobAccepted(
@@ -247,18 +302,17 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             accepted,
             audio=request.audio.content,
             audio_ttl_seconds=self._config.audio_ttl_seconds,
+            single_chunk=single,
         )
-        await self._enqueue(job_id, queue, duration)
+        if single:
+            await self._enqueue(job_id, queue, [duration])
+        else:
+            self._planner.start(job_id, self._planner.meta(str(record["request_id"])))
 
-    async def _enqueue(self, job_id: str, queue: str, duration: float) -> None:
-        meta = {
-            "request_id": logs.current().get("request_id", ""),
-            "prefix": self._config.key_prefix,
-            "ttl": self._config.job_ttl_seconds,
-            "audio_seconds": duration,  # read by backpressure (queued audio, speed)
-        }
+    async def _enqueue(self, job_id: str, queue: str, durations: list[float]) -> None:
+        meta = self._planner.meta(str(logs.current().get("request_id", "")))
         try:
-            await self._blocking(self._queue.enqueue, job_id, queue, duration, meta)
+            await self._planner.enqueue(job_id, queue, durations, meta)
         except Exception as error:
             log.error("enqueue_failed", error=str(error))
             change = records.failed_change(
@@ -269,18 +323,23 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     # --- waiting and cancelling -----------------------------------------------------------
 
-    async def _wait_for_end(self, job_id: str, tenant: str) -> None:
-        """Follow the job to its end; if the caller goes away first, cancel the job."""
+    async def _wait_for_end(self, job_id: str, tenant: str, *, owner: bool) -> None:
+        """Follow the job to its end; if the caller that created it goes away first, cancel the
+        job (unless other submissions share it)."""
         try:
             async for message in self._store.watch(job_id, tenant, 0):
                 if records.is_terminal(message):
                     return
         except asyncio.CancelledError:
-            self._spawn(self._cancel_quietly(job_id, tenant))
+            if owner:
+                self._spawn(self._cancel_quietly(job_id, tenant))
             raise
 
     async def _cancel_quietly(self, job_id: str, tenant: str) -> None:
         try:
+            record = await self._store.record(job_id, tenant)
+            if records.number(record, "attached") > 0:
+                return  # another caller waits for it too
             await self._cancel(job_id, tenant, "the caller cancelled or its deadline passed")
         except FailedPrecondition:
             pass
@@ -298,15 +357,17 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         _, state = await self._store.apply(job_id, records.cancelled_change(job_id, reason))
         if state != records.CANCELLED:
             raise FailedPrecondition(f"job jobs/{job_id} ended ({state.lower()}) before the cancel")
-        task = self._direct.tasks.get(job_id)
+        task = self._direct.tasks.get(job_id) or self._planner.tasks.get(job_id)
         if task is not None:
             task.cancel()
-        if records.text(record, "routing") == records.QUEUED_ROUTE:
-            outcome = await self._blocking(self._queue.stop, job_id)
-            log.info("job_cancelled", reason=reason, queue_action=outcome)
+        # Re-read: the plan may have been recorded meanwhile.
+        count = int(records.number(await self._store.record(job_id, tenant), "chunks_total"))
+        if records.text(record, "routing") == records.QUEUED_ROUTE and count:
+            outcome = await self._blocking(self._queue.stop_chunks, job_id, count)
+            log.info("job_cancelled", reason=reason, chunks=count, queue_actions=outcome)
         else:
             log.info("job_cancelled", reason=reason)
-        await self._store.delete_audio(job_id)
+        await self._store.delete_all_audio(job_id, count)
         return await self._store.job(job_id, tenant)
 
     # --- shutdown -------------------------------------------------------------------------

@@ -17,7 +17,15 @@ from tests.support.mesh import Mesh, RedisServer
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     directory: Path = tmp_path_factory.mktemp("mesh")
     redis_server = RedisServer(directory / "redis").start()
-    mesh = Mesh(directory, redis_server, metrics=True).build().start()
+    # These tests are about the mesh itself: every job is one chunk, and repeated audio is
+    # transcribed again (tests/e2e/test_long_audio.py covers chunking and the result cache).
+    mesh = Mesh(
+        directory,
+        redis_server,
+        extra_env={"SAYIT_CHUNK_MIN_SECONDS": "100000", "SAYIT_RESULT_CACHE_TTL_SECONDS": "0"},
+        metrics=True,
+    )
+    mesh = mesh.build().start()
     try:
         yield mesh
     finally:

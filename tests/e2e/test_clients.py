@@ -215,7 +215,7 @@ def test_one_job_is_followed_through_every_service_by_its_ids(traced, mesh: Mesh
     workers = [n for n in found if n.startswith("worker")]
     transcribers = [n for n in found if n.startswith("transcriber-q")]
     assert len(workers) == 1 and len(transcribers) == 1, found.keys()
-    assert {"job_started", "job_finished"} <= set(found[workers[0]])
+    assert {"chunk_started", "chunk_finished"} <= set(found[workers[0]])
     assert {"transcription_started", "transcription_finished", "rpc_finished"} <= set(
         found[transcribers[0]]
     )

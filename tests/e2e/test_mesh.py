@@ -198,7 +198,9 @@ def test_cancel_queued_and_running_jobs(
 
     # The cancelled queued job never ran: RQ cancelled it, no worker touched it.
     rq_job = Job.fetch(
-        queued.name.removeprefix("jobs/"), connection=mesh.redis.client(), serializer=JSONSerializer
+        queued.name.removeprefix("jobs/") + "-0",  # its one chunk
+        connection=mesh.redis.client(),
+        serializer=JSONSerializer,
     )
     assert rq_job.get_status() == "canceled" and rq_job.worker_name in (None, "")
     assert get(speech, queued.name).state == job_pb2.JOB_STATE_CANCELLED
@@ -287,7 +289,9 @@ def test_a_killed_worker_does_not_leave_its_job_running(
     for _ in watch_until_segment(speech, job.name):
         pass
     holder = Job.fetch(
-        job.name.removeprefix("jobs/"), connection=mesh.redis.client(), serializer=JSONSerializer
+        job.name.removeprefix("jobs/") + "-0",  # its one chunk
+        connection=mesh.redis.client(),
+        serializer=JSONSerializer,
     ).worker_name
     assert holder in mesh.processes, holder
     mesh.processes[holder].kill()  # SIGKILL, worker and work horse

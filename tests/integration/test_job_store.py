@@ -163,3 +163,117 @@ async def test_listing_is_newest_first_and_pages_are_stable(store: JobStore) -> 
     assert raised.value.violations[0].field == "page_token"
     with pytest.raises(InvalidArgument):
         await store.list("lister", 101, "")
+
+
+async def planned_job(store: JobStore, plan: list[tuple[float, float]]) -> str:
+    """A queued job of 100 s, cut into `plan` and started by a worker."""
+    job_id = await new_job(store)
+    applied = await store.apply_change(job_id, records.plan_change(plan))
+    assert applied.applied
+    await store.apply(job_id, records.start_change(job_id, 100.0, len(plan)))
+    return job_id
+
+
+def chunk_transcript(text: str, start: float) -> transcription_pb2.Transcript:
+    return transcription_pb2.Transcript(
+        text=text,
+        segments=[transcription_pb2.Segment(start_seconds=start, end_seconds=start + 1, text=text)],
+    )
+
+
+async def test_a_plan_is_recorded_once_and_only_while_queued(store: JobStore) -> None:
+    job_id = await new_job(store)
+    assert (await store.apply_change(job_id, records.claim_planning_change("me"))).applied
+    assert (await store.apply_change(job_id, records.plan_change([(0, 40), (40, 60)]))).applied
+    again = await store.apply_change(job_id, records.plan_change([(0, 100)]))
+    assert not again.applied
+    assert not (await store.apply_change(job_id, records.claim_planning_change("other"))).applied
+    assert await store.chunk_durations(job_id, 2) == [40.0, 60.0]
+    assert await store.finished_chunks(job_id, 2) == [False, False]
+    job = await store.job(job_id, "acme")
+    assert job.progress.chunks_total == 2
+    cancelled = await new_job(store)
+    await store.apply(cancelled, records.cancelled_change(cancelled, "stop"))
+    assert not (await store.apply_change(cancelled, records.plan_change([(0, 100)]))).applied
+
+
+async def test_chunk_progress_sums_over_chunks_and_never_goes_back(store: JobStore) -> None:
+    job_id = await planned_job(store, [(0.0, 40.0), (40.0, 60.0)])
+    steps = [
+        (records.chunk_progress_change(0, 10.0), True),
+        (records.chunk_progress_change(1, 30.0), True),
+        (records.chunk_progress_change(0, 5.0), False),  # a re-run chunk starting over
+        (records.chunk_progress_change(0, 55.0), True),  # clamped to the chunk's 40 s
+        (records.chunk_finished_change(0, chunk_transcript("하나", 1.0)), True),
+        (records.chunk_finished_change(0, chunk_transcript("하나", 1.0)), False),  # once
+    ]
+    for change, expected in steps:
+        applied = await store.apply_change(job_id, change)
+        assert applied.applied == expected and not applied.complete
+    last = await store.apply_change(
+        job_id, records.chunk_finished_change(1, chunk_transcript("둘", 41.0))
+    )
+    assert last.applied and last.complete and last.state == records.RUNNING
+    # A re-run of a finished chunk learns that the job is ready to merge.
+    rerun = await store.apply_change(
+        job_id, records.chunk_finished_change(1, chunk_transcript("둘", 41.0))
+    )
+    assert not rerun.applied and rerun.complete
+
+    progress = [e.progress for e in await events_until(store, job_id, 7) if e.HasField("progress")]
+    assert [round(p.audio_seconds_done, 3) for p in progress] == [
+        0.0,
+        10.0,
+        40.0,
+        70.0,
+        70.0,
+        100.0,
+    ]
+    assert [p.fraction for p in progress] == sorted(p.fraction for p in progress)
+    assert progress[-1].fraction == pytest.approx(1.0)
+    assert [(p.chunks_done, p.chunks_total) for p in progress][-3:] == [(0, 2), (1, 2), (2, 2)]
+    job = await store.job(job_id, "acme")
+    assert job.progress.chunks_done == 2 and job.progress.audio_seconds_done == pytest.approx(100)
+    assert await store.finished_chunks(job_id, 2) == [True, True]
+
+
+async def events_until(store: JobStore, job_id: str, count: int) -> list:
+    """The first `count` events of a job that has not ended (watch would wait for more)."""
+    found: list = []
+    async for event in store.watch(job_id, "acme", 0):
+        found.append(event)
+        if len(found) == count:
+            break
+    return found
+
+
+async def test_each_chunk_has_its_own_segment_watermark(store: JobStore) -> None:
+    job_id = await planned_job(store, [(0.0, 50.0), (50.0, 50.0)])
+    late = transcription_pb2.Segment(start_seconds=60.0, end_seconds=62.0, text="둘")
+    early = transcription_pb2.Segment(start_seconds=1.0, end_seconds=2.0, text="하나")
+    assert (await store.apply(job_id, records.segment_change(job_id, late, piece=1)))[0] > 0
+    # Chunk 0's first segment is not held back by chunk 1 being further along.
+    assert (await store.apply(job_id, records.segment_change(job_id, early, piece=0)))[0] > 0
+    # A re-run of chunk 1 does not repeat its segment.
+    assert (await store.apply(job_id, records.segment_change(job_id, late, piece=1)))[0] == 0
+
+
+async def test_concurrent_chunks_publish_a_consistent_total(store: JobStore) -> None:
+    pieces = [(i * 10.0, 10.0) for i in range(10)]
+    job_id = await planned_job(store, pieces)
+
+    async def run_chunk(index: int) -> None:
+        for done in (2.5, 5.0, 7.5):
+            await store.apply(job_id, records.chunk_progress_change(index, done))
+        await store.apply(
+            job_id, records.chunk_finished_change(index, chunk_transcript(str(index), index * 10.0))
+        )
+
+    await asyncio.gather(*(run_chunk(i) for i in range(10)))
+    history = await events_until(store, job_id, 2 + 40)
+    progress = [e.progress for e in history if e.HasField("progress")]
+    assert [e.sequence for e in history] == list(range(1, 43))
+    done = [p.audio_seconds_done for p in progress]
+    assert done == sorted(done) and done[-1] == pytest.approx(100.0)
+    assert [p.chunks_done for p in progress] == sorted(p.chunks_done for p in progress)
+    assert progress[-1].chunks_done == 10

@@ -25,13 +25,14 @@ def joined(clips: list[evalset.Clip], silence_seconds: float = 0.6) -> tuple[byt
     return encode_wav(np.concatenate(pieces)), " ".join(c.reference for c in clips)
 
 
-def korean_long(min_seconds: float = 45.0) -> tuple[bytes, str, float]:
-    """Korean clips joined until at least `min_seconds` (repeating the set if needed)."""
+def korean_long(min_seconds: float = 45.0, start: int = 0) -> tuple[bytes, str, float]:
+    """Korean clips joined until at least `min_seconds` (repeating the set if needed), from
+    clip number `start` on (so tests can make different long files)."""
     source = evalset.clips("ko")
     chosen: list[evalset.Clip] = []
     total = 0.0
     while total < min_seconds:
-        clip = source[len(chosen) % len(source)]
+        clip = source[(start + len(chosen)) % len(source)]
         chosen.append(clip)
         total += clip.duration_seconds + 0.6
     content, reference = joined(chosen)

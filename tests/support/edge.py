@@ -93,7 +93,8 @@ def start_edge_mesh(directory: Path) -> tuple[EdgeMesh, RedisServer]:
         redis_server,
         queue_transcribers=1,
         direct_slots=1,
-        extra_env=certs.env(mutual=True),
+        # One chunk per job: the backpressure test counts whole files in the queue.
+        extra_env={**certs.env(mutual=True), "SAYIT_CHUNK_MIN_SECONDS": "100000"},
         service_env={
             "gateway": {"SAYIT_API_KEYS_FILE": str(keys_file)},
             "scheduler": {"SAYIT_MAX_QUEUE_WAIT_SECONDS": str(MAX_QUEUE_WAIT_SECONDS)},

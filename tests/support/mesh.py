@@ -3,11 +3,13 @@ transcriber, queue transcribers each with a worker beside it, and the gateway.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -81,6 +83,12 @@ class RedisServer:
             self.process.kill()
             self.process.wait(10)
 
+    def restart(self) -> None:
+        """Stop (Redis writes its append-only file on the way down) and start again on the same
+        port and data directory."""
+        self.stop()
+        self.start()
+
 
 @dataclass
 class Mesh:
@@ -119,6 +127,9 @@ class Mesh:
             "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",
             "SAYIT_RECONCILE_SECONDS": "2",
             "SAYIT_SHUTDOWN_GRACE_SECONDS": "10",
+            # Tests send the same clips again and again: no result cache or in-flight sharing
+            # unless a test is about them (it sets the TTL in extra_env).
+            "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
             **self.extra_env,
         }
         return ServiceProcess(
@@ -214,3 +225,14 @@ class Mesh:
 
     def logs(self, name: str) -> str:
         return self.processes[name].log_path.read_text(errors="replace")
+
+    def log_events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log lines of a process (others skipped)."""
+        events = []
+        for line in self.logs(name).splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return events

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.common.audio import SAMPLE_RATE, AudioInfo, decode, encode_wav, probe
+from services.common.audio import SAMPLE_RATE, AudioInfo, decode, decode_pcm16, encode_wav, probe
 from services.common.errors import BadAudio
 
 TONE_HZ = 440.0
@@ -238,6 +238,19 @@ def test_encode_wav_round_trips() -> None:
 def test_encode_wav_clips_and_cleans() -> None:
     samples = decode(encode_wav(np.array([2.0, -3.0, np.nan, np.inf, 0.5], dtype=np.float32)))
     np.testing.assert_allclose(samples, [1.0, -1.0, 0.0, 1.0, 0.5], atol=1e-4)
+
+
+@pytest.mark.parametrize("case_id", ["wav-48khz-stereo", "mp3-lame-stereo", "m4a-aac"])
+def test_decode_pcm16_is_decode_in_16_bits(case_id: str) -> None:
+    content = encoded(case_id)
+    pcm = decode_pcm16(content)
+    assert pcm.dtype == np.int16
+    np.testing.assert_allclose(pcm / 32768.0, decode(content), atol=1.0 / 32768)
+
+
+def test_encode_wav_writes_int16_samples_as_they_are() -> None:
+    pcm = np.array([0, 1, -1, 32767, -32768, 12345], dtype=np.int16)
+    np.testing.assert_array_equal(decode_pcm16(encode_wav(pcm)), pcm)
 
 
 def test_encode_wav_rejects_multichannel_arrays() -> None:
@@ -487,3 +500,20 @@ def test_max_seconds_without_a_declared_length_stops_while_decoding() -> None:
     assert len(decode(content, max_seconds=5)) / SAMPLE_RATE == pytest.approx(
         LONG, abs=DURATION_TOLERANCE
     )
+
+
+def test_wav_with_an_unknown_codec_is_bad_audio() -> None:
+    """A fuzzer finding: a WAV whose format tag is 0 opens in PyAV with no codec at all."""
+    data = b"\x00\x01" * 8000
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 0, 1, 16000, 32000, 2, 16)
+        + b"data"
+        + struct.pack("<I", len(data))
+    )
+    for function in (probe, decode):
+        with pytest.raises(BadAudio) as raised:
+            function(header + data, "x.wav")
+        assert "x.wav" in raised.value.message

@@ -1,0 +1,256 @@
+"""Long audio at scale: how much a second worker speeds up one file, how long a chunk waits after
+its worker or transcriber is SIGKILLed, and what cutting at pauses costs in accuracy.
+
+    python -m bench.long_audio [--quick]
+
+Runs its own mesh (a private Redis with AOF, two queue transcribers of 1 slot x 1 CPU thread,
+each with a worker, with the services' default heartbeat, reconcile and chunk settings; the
+result cache off so repeats are transcribed again) and prints a table and JSON:
+- chunk-parallel ratio: wall time of the ~4-minute LJ001 clip (cut into 2 chunks) with 2 workers
+  divided by the same with 1 worker (goal <= 0.55);
+- recovery: seconds from SIGKILL of the worker (or the transcriber) holding a chunk until
+  another worker starts that chunk (median of several trials; goal <= 60);
+- boundary error (not in --quick): error rate of the merged transcript minus that of the same
+  file transcribed whole, in points, per language (goal <= 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+
+from bench import evalset, scoring
+from bench.figures import Figure, median
+from sayit.common.v1 import audio_pb2, transcription_pb2
+from sayit.speech.v1 import speech_service_pb2 as pb
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
+from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
+from tests.support import audio
+from tests.support.mesh import Mesh, RedisServer
+
+SECTION = "long_audio"
+LONG_CLIP = "en_long_ljspeech_LJ001"
+PAIRS = ("q1", "q2")
+ENV = {
+    # The services' defaults, not the tests' faster ones.
+    "SAYIT_WORKER_HEARTBEAT_SECONDS": "5",
+    "SAYIT_WORKER_MAINTENANCE_SECONDS": "10",
+    "SAYIT_RECONCILE_SECONDS": "5",
+    "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
+}
+
+
+def _stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
+    channel = grpc.insecure_channel(
+        mesh.gateway_addr, options=[("grpc.max_send_message_length", 64 << 20)]
+    )
+    return pb_grpc.SpeechServiceStub(channel)
+
+
+def _request(content: bytes, language: str) -> pb.CreateJobRequest:
+    return pb.CreateJobRequest(
+        audio=audio_pb2.Audio(content=content),
+        config=transcription_pb2.TranscriptionConfig(language_code=language),
+    )
+
+
+def _transcribe(
+    stub: pb_grpc.SpeechServiceStub, content: bytes, language: str
+) -> tuple[float, str]:
+    """Seconds from submission to the completed event, and the transcript."""
+    started = time.monotonic()
+    job = stub.CreateJob(_request(content, language), timeout=60).job
+    for reply in stub.WatchJob(pb.WatchJobRequest(name=job.name), timeout=1800):
+        if reply.event.HasField("completed"):
+            return time.monotonic() - started, reply.event.completed.transcript.text
+        if reply.event.HasField("failed") or reply.event.HasField("cancelled"):
+            raise RuntimeError(f"{job.name} did not complete: {reply.event}")
+    raise RuntimeError(f"{job.name}: the event stream ended early")
+
+
+def _whole(mesh: Mesh, content: bytes, language: str) -> str:
+    """The file transcribed in one piece on the direct transcriber."""
+    with grpc.insecure_channel(
+        mesh.processes["transcriber-direct"].addr or "",
+        options=[("grpc.max_send_message_length", 64 << 20)],
+    ) as channel:
+        request = tpb.TranscribeStreamRequest(
+            audio=audio_pb2.Audio(content=content),
+            config=transcription_pb2.TranscriptionConfig(language_code=language),
+        )
+        for reply in tpb_grpc.TranscriberServiceStub(channel).TranscribeStream(
+            request, timeout=1800
+        ):
+            if reply.HasField("transcript"):
+                return reply.transcript.text
+    raise RuntimeError("no transcript")
+
+
+def _log_time(event: dict) -> float:
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def _chunk_starts(mesh: Mesh, job_id: str) -> list[tuple[str, float]]:
+    starts = []
+    for pair in PAIRS:
+        for event in mesh.log_events(f"worker-{pair}"):
+            if event.get("event") == "chunk_started" and event.get("job_id") == job_id:
+                starts.append((f"worker-{pair}", _log_time(event)))
+    return sorted(starts, key=lambda start: start[1])
+
+
+def _wait_running(mesh: Mesh, job_id: str, timeout: float = 120) -> str:
+    """The pair transcribing the job's (only) chunk, once its transcriber is decoding."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pair in PAIRS:
+            if any(
+                e.get("event") == "transcription_started" and e.get("job_id") == job_id
+                for e in mesh.log_events(f"transcriber-{pair}")
+            ):
+                return pair
+        time.sleep(0.1)
+    raise TimeoutError(f"jobs/{job_id} never started")
+
+
+def _wait_worker_registered(mesh: Mesh, pair: str, timeout: float = 120) -> None:
+    """Until the (restarted) worker process has registered with RQ under its name."""
+    name = f"worker-{pair}"
+    pid = str(mesh.processes[name].pid).encode()
+    deadline = time.monotonic() + timeout
+    while mesh.redis.client().hget(f"rq:worker:{name}", "pid") != pid:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not register")
+        time.sleep(0.2)
+
+
+def _recovery_trial(
+    mesh: Mesh, stub: pb_grpc.SpeechServiceStub, content: bytes, what: str
+) -> float:
+    """Submit a one-chunk job, SIGKILL the worker (or transcriber) transcribing it, and time
+    until the other worker starts the chunk; then cancel it and bring the victim back."""
+    job = stub.CreateJob(_request(content, "ko"), timeout=60).job
+    job_id = job.name.removeprefix("jobs/")
+    pair = _wait_running(mesh, job_id)
+    victim = f"{what}-{pair}"
+    killed_at = time.time()
+    mesh.processes[victim].kill()
+    deadline = time.monotonic() + 180
+    while not (later := [s for s in _chunk_starts(mesh, job_id) if s[1] > killed_at]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nobody picked jobs/{job_id} up after {victim} was killed")
+        time.sleep(0.1)
+    stub.CancelJob(pb.CancelJobRequest(name=job.name), timeout=30)
+    mesh.restart(victim)
+    _wait_worker_registered(mesh, pair)
+    return later[0][1] - killed_at
+
+
+def _ratio(mesh: Mesh, stub: pb_grpc.SpeechServiceStub, trials: int) -> tuple[list[Figure], str]:
+    content = evalset.clip(LONG_CLIP).read()
+    one, two, text = [], [], ""
+    for _ in range(trials):
+        mesh.processes["worker-q2"].stop()
+        one.append(_transcribe(stub, content, "en")[0])
+        mesh.restart("worker-q2")
+        _wait_worker_registered(mesh, "q2")
+        seconds, text = _transcribe(stub, content, "en")
+        two.append(seconds)
+    ratio = median(two) / median(one)
+    return [
+        Figure(
+            SECTION,
+            "chunk_parallel_ratio",
+            round(ratio, 3),
+            "ratio",
+            baseline="the same 231 s file with 1 worker x 1 thread",
+            goal="<= 0.55",
+            samples=tuple(round(x, 2) for x in one + two),
+            note="2 workers x 1 thread; samples: 1-worker walls, then 2-worker walls (s)",
+        ),
+        Figure(SECTION, "wall_1_worker", round(median(one), 2), "s", samples=tuple(one)),
+        Figure(SECTION, "wall_2_workers", round(median(two), 2), "s", samples=tuple(two)),
+    ], text
+
+
+def _boundary(mesh: Mesh, stub: pb_grpc.SpeechServiceStub, english: str) -> list[Figure]:
+    lj = evalset.clip(LONG_CLIP)
+    korean, korean_reference, _ = audio.korean_long(200.0)
+    cases = [
+        ("en", lj.reference, english, lj.read()),
+        ("ko", korean_reference, _transcribe(stub, korean, "ko")[1], korean),
+    ]
+    figures = []
+    for language, reference, merged, content in cases:
+        whole = _whole(mesh, content, language)
+        merged_rate = scoring.score(reference, merged, language).rate
+        whole_rate = scoring.score(reference, whole, language).rate
+        metric = "CER" if language == "ko" else "WER"
+        figures.append(
+            Figure(
+                SECTION,
+                f"boundary_error_delta_{language}",
+                round(100 * (merged_rate - whole_rate), 2),
+                "points",
+                goal="<= 1",
+                note=f"{metric} merged {merged_rate:.4f} vs whole file {whole_rate:.4f}",
+            )
+        )
+    return figures
+
+
+def run(quick: bool) -> list[Figure]:
+    directory = Path(tempfile.mkdtemp(prefix="sayit-bench-long-"))
+    redis_server = RedisServer(directory / "redis", appendonly=True).start()
+    mesh = Mesh(
+        directory, redis_server, queue_transcribers=len(PAIRS), direct_slots=1, extra_env=ENV
+    )
+    try:
+        mesh.build().start()
+        stub = _stub(mesh)
+        figures, english = _ratio(mesh, stub, trials=1 if quick else 2)
+        one_chunk, _, _ = audio.korean_long(90.0)
+        for what, trials in (("worker", 3 if quick else 5), ("transcriber", 2 if quick else 3)):
+            samples = [_recovery_trial(mesh, stub, one_chunk, what) for _ in range(trials)]
+            figures.append(
+                Figure(
+                    SECTION,
+                    f"recovery_after_{what}_sigkill",
+                    round(median(samples), 2),
+                    "s",
+                    goal="<= 60",
+                    samples=tuple(round(s, 2) for s in samples),
+                    note="SIGKILL to another worker starting the chunk; heartbeat 5 s, "
+                    "reconcile 5 s",
+                )
+            )
+        if not quick:
+            figures += _boundary(mesh, stub, english)
+        return figures
+    finally:
+        mesh.stop()
+        redis_server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer trials, no accuracy run")
+    args = parser.parse_args(argv)
+    figures = run(args.quick)
+    print(f"{'figure':<36} {'value':>9}  {'unit':<7} {'goal':<8} note")
+    for f in figures:
+        print(f"{f.name:<36} {f.value:>9}  {f.unit:<7} {f.goal:<8} {f.note}")
+    print(json.dumps([f.as_dict() for f in figures], ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

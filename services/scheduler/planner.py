@@ -1,0 +1,168 @@
+"""Planning queued jobs: long audio is decoded once (as 16-bit PCM), cut into chunks at pauses,
+each chunk stored as a WAV under its own key, the plan recorded, and one RQ job queued per
+chunk. Audio too short to cut is one chunk, the caller's own bytes, planned at submission.
+
+Planning runs in the background (decoding hours of audio takes a while, and the caller gets
+the job at once). It is safe to repeat: the plan is recorded once, and chunks already on the
+queue are not queued again; so if the scheduler planning a job dies, the reconciler of any
+scheduler plans it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+
+from services.common import logs
+from services.common.audio import decode_pcm16
+from services.common.errors import BadAudio, status_code_number
+from services.scheduler import chunking, records
+from services.scheduler.chunking import ChunkPolicy
+from services.scheduler.jobs import JobStore
+from services.scheduler.queue import JobQueue
+
+log = logs.get_logger("sayit.scheduler")
+T = TypeVar("T")
+# Planning that fails this often (not for bad audio: that fails at once) fails the job, so a
+# file that breaks the planner is not decoded again every reconcile pass.
+MAX_PLANNING_ATTEMPTS = 3
+
+
+class Planner:
+    def __init__(
+        self,
+        store: JobStore,
+        job_queue: JobQueue,
+        executor: Executor,
+        policy: ChunkPolicy,
+        *,
+        audio_ttl_seconds: int,
+        max_audio_seconds: float,
+        concurrency: int = 2,
+    ) -> None:
+        self._store = store
+        self._queue = job_queue
+        self._executor = executor
+        self.policy = policy
+        self._audio_ttl = audio_ttl_seconds
+        self._max_audio_seconds = max_audio_seconds
+        # Decoding holds a whole file as PCM (16-bit: 460 MB for 4 hours); bound how many at once.
+        self._decoding = ThreadPoolExecutor(concurrency, thread_name_prefix="planning")
+        self._slots = asyncio.Semaphore(concurrency)
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def is_long(self, duration: float) -> bool:
+        return self.policy.chunk_count(duration) > 1
+
+    def meta(self, request_id: str) -> dict[str, object]:
+        """RQ job meta for a job's chunks: what the work horse and failure callback need."""
+        return {
+            "request_id": request_id,
+            "prefix": self._store.keys.prefix,
+            "ttl": self._store.ttl_seconds,
+        }
+
+    def running(self, job_id: str) -> bool:
+        return job_id in self.tasks
+
+    def start(self, job_id: str, meta: dict[str, object]) -> None:
+        """Plan a job in the background (unless that is under way here already)."""
+        if job_id in self.tasks:
+            return
+        task = asyncio.create_task(self._plan_safely(job_id, meta))
+        self.tasks[job_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
+
+    async def enqueue(
+        self, job_id: str, queue: str, durations: list[float], meta: dict[str, object]
+    ) -> None:
+        """Queue each chunk of a planned job (those not queued yet)."""
+        for index, seconds in enumerate(durations):
+            await self._run(
+                self._executor, self._queue.enqueue_chunk, job_id, index, queue, seconds, meta
+            )
+
+    async def _run(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    async def _plan_safely(self, job_id: str, meta: dict[str, object]) -> None:
+        logs.bind(job_id=job_id)
+        try:
+            await self._plan(job_id, meta)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # Redis down...: the reconciler plans it again later
+            log.warning("planning_failed", error=str(error), exc_info=error)
+            try:
+                if await self._store.count_planning_failure(job_id) >= MAX_PLANNING_ATTEMPTS:
+                    await self._fail(
+                        job_id,
+                        grpc.StatusCode.INTERNAL,
+                        f"the audio could not be cut into chunks ({MAX_PLANNING_ATTEMPTS} "
+                        "attempts)",
+                    )
+            except Exception as second:
+                log.warning("planning_failure_not_recorded", error=str(second))
+
+    async def _plan(self, job_id: str, meta: dict[str, object]) -> None:
+        async with self._slots:
+            record = await self._store.raw_record(job_id)
+            if records.state_of(record) != records.QUEUED or records.text(record, "planned") == "1":
+                return
+            content = await self._store.audio(job_id)
+            if content is None:
+                await self._fail(
+                    job_id, grpc.StatusCode.DATA_LOSS, "the audio expired before it was queued"
+                )
+                return
+            started = time.monotonic()
+            try:
+                samples = await self._run(
+                    self._decoding,
+                    decode_pcm16,
+                    content,
+                    records.text(record, "filename"),
+                    self._max_audio_seconds,
+                )
+            except BadAudio as error:
+                await self._fail(job_id, grpc.StatusCode.INVALID_ARGUMENT, error.message)
+                return
+            del content
+            pieces = await self._run(self._decoding, chunking.plan, samples, self.policy)
+            for piece in pieces:
+                wav = await self._run(self._decoding, chunking.chunk_audio, samples, piece)
+                await self._store.set_chunk_audio(job_id, piece.index, wav, self._audio_ttl)
+            del samples
+            plan = [(piece.offset, piece.duration) for piece in pieces]
+            applied = await self._store.apply_change(job_id, records.plan_change(plan))
+            if not applied.applied:
+                if applied.state in records.TERMINAL:  # cancelled while being planned
+                    await self._store.delete_all_audio(job_id, len(pieces))
+                return
+            await self.enqueue(
+                job_id, records.text(record, "queue"), [p.duration for p in pieces], meta
+            )
+            await self._store.delete_audio(job_id)
+            log.info(
+                "job_planned",
+                chunks=len(pieces),
+                cuts=[round(p.offset, 2) for p in pieces[1:]],
+                seconds=round(time.monotonic() - started, 2),
+            )
+
+    async def _fail(self, job_id: str, code: grpc.StatusCode, message: str) -> None:
+        await self._store.apply(
+            job_id, records.failed_change(job_id, status_code_number(code), message)
+        )
+        await self._store.delete_audio(job_id)
+        log.info("job_failed", code=code.name, details=message)
+
+    def close(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        self._decoding.shutdown(wait=False, cancel_futures=True)
