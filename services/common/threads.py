@@ -45,6 +45,15 @@ class ThreadedIterator(Generic[T]):
         self._stop.set()
         self._demand.release()  # wake the thread if it is waiting for demand
 
+    async def stopped(self) -> None:
+        """Wait until the thread has really stopped and `on_thread_done` has run.
+
+        Done callbacks run in the order they were added, so ours (added at construction)
+        has run by the time this await resumes.
+        """
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(self.future)
+
     def _put(self, kind: str, value: Any) -> None:
         # RuntimeError: the loop has closed, so nobody is listening any more.
         with contextlib.suppress(RuntimeError):

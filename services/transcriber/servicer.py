@@ -160,6 +160,9 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
                 done_seconds = max(done_seconds, min(item.end, total))
                 yield _progress(done_seconds, total)
             finished = True
+            # Free the slot before the caller hears the end, so a caller that sends its next
+            # request at once never finds this slot still taken.
+            await decoding.stopped()
         finally:
             decoding.stop()
             if not finished:
