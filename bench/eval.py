@@ -1,0 +1,326 @@
+"""python -m bench.eval — `make eval`: accuracy and speed on the shared clips.
+
+Transcribes every clip of ../shared/eval/manifest.tsv (each with its own language) and prints,
+per language, the pooled error rate (Korean CER, English WER; scoring as in that folder's
+README, `bench.scoring`) and the real-time factor (processing s / audio s, pooled), then one row
+per clip: error rate, RTF, reference and hypothesis.
+
+What is measured (default: through the service):
+- a transcriber process of its own (`python -m services.transcriber`, 1 slot, --threads CPU
+  threads, --model, --preset), called with TranscribeStream;
+- --addr HOST:PORT: a running gateway instead (`make up`; SAYIT_API_KEY, SAYIT_TLS_* as for
+  `make load`); its transcribers decide model and threads;
+- --raw: the in-process engine (faster-whisper, same model, threads and preset).
+
+--normalise applies `bench.normalize` (numbers, contractions, hyphens) to BOTH reference and
+hypothesis before scoring; the report says whether it did, and also gives the pooled rates the
+other way, from the same hypotheses. --json FILE writes the report for other tools.
+
+The preset tuning reuses `evaluate(clips, transcribe, normalise)` with
+`eval_backends.RawEngine(...).transcriber(any DecodePreset)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import evalset, normalize, scoring
+from bench.eval_backends import (
+    DEFAULT_THREADS,
+    GatewayTranscriber,
+    RawEngine,
+    ServiceTranscriber,
+    TranscribeFn,
+    Transcription,
+    default_model,
+)
+from services.transcriber import presets
+
+METRICS = {"ko": "CER", "ja": "CER", "zh": "CER"}
+# --quick: the shortest clip of each language.
+QUICK_PER_LANGUAGE = 1
+
+
+def metric(language: str) -> str:
+    return METRICS.get(language, "WER")
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    id: str
+    language: str
+    audio_seconds: float
+    processing_seconds: float
+    reference: str
+    hypothesis: str
+    # The texts as scored: after the normaliser when it was applied, else the same as above.
+    scored_reference: str
+    scored_hypothesis: str
+    edits: int
+    reference_units: int
+
+    @property
+    def rate(self) -> float:
+        return scoring.Score(self.edits, self.reference_units).rate
+
+    @property
+    def rtf(self) -> float:
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "metric": metric(self.language), "rate": self.rate, "rtf": self.rtf}
+
+
+@dataclass(frozen=True)
+class LanguageResult:
+    language: str
+    clips: int
+    edits: int
+    reference_units: int
+    audio_seconds: float
+    processing_seconds: float
+
+    @property
+    def metric(self) -> str:
+        return metric(self.language)
+
+    @property
+    def rate(self) -> float:
+        """Pooled: total edits / total reference units."""
+        return scoring.Score(self.edits, self.reference_units).rate
+
+    @property
+    def rtf(self) -> float:
+        """Pooled: total processing seconds / total audio seconds."""
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "metric": self.metric, "rate": self.rate, "rtf": self.rtf}
+
+
+@dataclass(frozen=True)
+class Report:
+    normalised: bool
+    clips: tuple[ClipResult, ...]
+    # What was measured: mode, preset, model, threads, ... (free-form, for the reader).
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> list[LanguageResult]:
+        results = []
+        for language in sorted({c.language for c in self.clips}):
+            mine = [c for c in self.clips if c.language == language]
+            results.append(
+                LanguageResult(
+                    language,
+                    len(mine),
+                    sum(c.edits for c in mine),
+                    sum(c.reference_units for c in mine),
+                    sum(c.audio_seconds for c in mine),
+                    sum(c.processing_seconds for c in mine),
+                )
+            )
+        return results
+
+    def language(self, language: str) -> LanguageResult:
+        return next(r for r in self.languages if r.language == language)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "normalised": self.normalised,
+            "settings": self.settings,
+            "languages": [r.as_dict() for r in self.languages],
+            "clips": [c.as_dict() for c in self.clips],
+        }
+
+
+def score_clip(clip: evalset.Clip, transcription: Transcription, normalise: bool) -> ClipResult:
+    """One clip scored; the normaliser, when asked, goes on both sides alike."""
+    reference, hypothesis = clip.reference, transcription.text
+    if normalise:
+        reference = normalize.normalize(reference, clip.language)
+        hypothesis = normalize.normalize(hypothesis, clip.language)
+    score = scoring.score(reference, hypothesis, clip.language)
+    return ClipResult(
+        id=clip.id,
+        language=clip.language,
+        audio_seconds=clip.duration_seconds,
+        processing_seconds=transcription.seconds,
+        reference=clip.reference,
+        hypothesis=transcription.text,
+        scored_reference=reference,
+        scored_hypothesis=hypothesis,
+        edits=score.edits,
+        reference_units=score.reference_units,
+    )
+
+
+def evaluate(
+    clips: Iterable[evalset.Clip],
+    transcribe: TranscribeFn,
+    normalise: bool,
+    *,
+    settings: dict[str, str] | None = None,
+    on_clip: Callable[[ClipResult], None] | None = None,
+) -> Report:
+    """Transcribe each clip in turn (one at a time: RTF is per call) and score it."""
+    results = []
+    for clip in clips:
+        result = score_clip(clip, transcribe(clip), normalise)
+        results.append(result)
+        if on_clip is not None:
+            on_clip(result)
+    return Report(normalise, tuple(results), dict(settings or {}))
+
+
+def rescore(report: Report, normalise: bool) -> Report:
+    """The same hypotheses scored with (or without) the normaliser: no new transcription."""
+    clips = []
+    for c in report.clips:
+        clip = evalset.Clip(c.id, c.language, Path(), c.audio_seconds, c.reference)
+        clips.append(score_clip(clip, Transcription(c.hypothesis, c.processing_seconds), normalise))
+    return replace(report, normalised=normalise, clips=tuple(clips))
+
+
+def select(
+    *, language: str | None = None, ids: Sequence[str] = (), quick: bool = False
+) -> list[evalset.Clip]:
+    """The clips to run: all of them, of one language, the named ones, or (quick) the shortest
+    of each language."""
+    chosen = evalset.clips(language)
+    if ids:
+        known = {c.id: c for c in evalset.clips()}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise SystemExit(f"unknown clip ids: {', '.join(unknown)}")
+        chosen = [known[i] for i in ids if language is None or known[i].language == language]
+    elif quick:
+        shortest: list[evalset.Clip] = []
+        for lang in sorted({c.language for c in chosen}):
+            mine = sorted(
+                (c for c in chosen if c.language == lang), key=lambda c: c.duration_seconds
+            )
+            shortest += mine[:QUICK_PER_LANGUAGE]
+        chosen = shortest
+    return chosen
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+
+def _summary_lines(report: Report) -> list[str]:
+    lines = [
+        f"{'language':<9}{'clips':>6}{'metric':>8}{'rate':>9}{'units':>8}{'audio s':>9}{'RTF':>8}"
+    ]
+    for r in report.languages:
+        lines.append(
+            f"{r.language:<9}{r.clips:>6}{r.metric:>8}{r.rate:>9.2%}{r.reference_units:>8}"
+            f"{r.audio_seconds:>9.1f}{r.rtf:>8.3f}"
+        )
+    return lines
+
+
+def format_report(report: Report, other: Report | None = None) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
+    state = "applied to reference and hypothesis" if report.normalised else "not applied"
+    lines = [f"eval: {settings}", f"normaliser: {state}", ""]
+    lines += _summary_lines(report)
+    if other is not None:
+        way = "with" if other.normalised else "without"
+        rates = ", ".join(f"{r.language} {r.metric} {r.rate:.2%}" for r in other.languages)
+        lines.append(f"(same hypotheses {way} the normaliser: {rates})")
+    lines += ["", f"{'clip':<28}{'rate':>8}{'RTF':>7}  reference / hypothesis"]
+    for c in report.clips:
+        lines.append(f"{c.id:<28}{c.rate:>8.2%}{c.rtf:>7.3f}  ref: {c.scored_reference}")
+        lines.append(f"{'':<45}hyp: {c.scored_hypothesis}")
+    return "\n".join(lines)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.eval", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--preset", choices=presets.PRESET_NAMES, default=presets.ACCURATE)
+    parser.add_argument("--model", help="model name or directory (default: SAYIT_MODEL or base)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CPU threads")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--raw", action="store_true", help="the in-process engine, no service")
+    how.add_argument("--addr", help="a running gateway HOST:PORT instead of our own transcriber")
+    parser.add_argument(
+        "--normalise",
+        "--normalize",
+        action="store_true",
+        help="normalise numbers, contractions and hyphens on both sides before scoring",
+    )
+    parser.add_argument("--language", choices=("ko", "en"), help="only this language's clips")
+    parser.add_argument("--clips", help="only these clip ids (comma-separated)")
+    parser.add_argument("--quick", action="store_true", help="the shortest clip per language")
+    parser.add_argument("--json", type=Path, help="also write the report here as JSON")
+    return parser
+
+
+def _progress(result: ClipResult) -> None:
+    print(
+        f"  {result.id:<28} {metric(result.language)} {result.rate:7.2%}  RTF {result.rtf:.3f}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    ids = [i.strip() for i in (args.clips or "").split(",") if i.strip()]
+    clips = select(language=args.language, ids=ids, quick=args.quick)
+    if not clips:
+        raise SystemExit("no clips selected")
+    settings = {
+        "mode": "raw engine" if args.raw else (f"gateway {args.addr}" if args.addr else "service"),
+        "preset": args.preset,
+        "model": "(the gateway's)" if args.addr else (args.model or default_model()),
+        "threads": "(the gateway's)" if args.addr else str(args.threads),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+    print(f"eval: {len(clips)} clips, {settings['mode']}", file=sys.stderr, flush=True)
+    if args.raw:
+        engine = RawEngine(args.model, cpu_threads=args.threads)
+        report = evaluate(
+            clips,
+            engine.transcriber(preset_name=args.preset),
+            args.normalise,
+            settings=settings,
+            on_clip=_progress,
+        )
+    elif args.addr:
+        gateway = GatewayTranscriber(args.addr, preset_name=args.preset)
+        try:
+            report = evaluate(clips, gateway, args.normalise, settings=settings, on_clip=_progress)
+        finally:
+            gateway.close()
+    else:
+        service = ServiceTranscriber(args.model, preset_name=args.preset, cpu_threads=args.threads)
+        with service:
+            report = evaluate(clips, service, args.normalise, settings=settings, on_clip=_progress)
+    other = rescore(report, not args.normalise)
+    print(format_report(report, other))
+    if args.json:
+        other_rates = {"normalised": other.normalised, "languages": other.as_dict()["languages"]}
+        data = {**report.as_dict(), "other": other_rates}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
