@@ -26,7 +26,8 @@ import argparse
 import json
 import platform
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,8 +171,13 @@ def evaluate(
     *,
     settings: dict[str, str] | None = None,
     on_clip: Callable[[ClipResult], None] | None = None,
+    warm_up: bool = False,
 ) -> Report:
-    """Transcribe each clip in turn (one at a time: RTF is per call) and score it."""
+    """Transcribe each clip in turn (one at a time: RTF is per call) and score it. With
+    `warm_up`, the shortest clip is transcribed once first, untimed (first calls are slower)."""
+    clips = list(clips)
+    if warm_up and clips:
+        transcribe(min(clips, key=lambda c: c.duration_seconds))
     results = []
     for clip in clips:
         result = score_clip(clip, transcribe(clip), normalise)
@@ -278,6 +284,24 @@ def _progress(result: ClipResult) -> None:
     )
 
 
+@contextmanager
+def _backend(args: argparse.Namespace) -> Iterator[TranscribeFn]:
+    """What the command line asked to measure, ready to call; stopped afterwards."""
+    if args.raw:
+        yield RawEngine(args.model, cpu_threads=args.threads).transcriber(preset_name=args.preset)
+    elif args.addr:
+        gateway = GatewayTranscriber(args.addr, preset_name=args.preset)
+        try:
+            yield gateway
+        finally:
+            gateway.close()
+    else:
+        with ServiceTranscriber(
+            args.model, preset_name=args.preset, cpu_threads=args.threads
+        ) as service:
+            yield service
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ids = [i.strip() for i in (args.clips or "").split(",") if i.strip()]
@@ -293,25 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
     print(f"eval: {len(clips)} clips, {settings['mode']}", file=sys.stderr, flush=True)
-    if args.raw:
-        engine = RawEngine(args.model, cpu_threads=args.threads)
+    with _backend(args) as transcribe:
         report = evaluate(
             clips,
-            engine.transcriber(preset_name=args.preset),
+            transcribe,
             args.normalise,
             settings=settings,
             on_clip=_progress,
+            warm_up=not args.quick,
         )
-    elif args.addr:
-        gateway = GatewayTranscriber(args.addr, preset_name=args.preset)
-        try:
-            report = evaluate(clips, gateway, args.normalise, settings=settings, on_clip=_progress)
-        finally:
-            gateway.close()
-    else:
-        service = ServiceTranscriber(args.model, preset_name=args.preset, cpu_threads=args.threads)
-        with service:
-            report = evaluate(clips, service, args.normalise, settings=settings, on_clip=_progress)
     other = rescore(report, not args.normalise)
     print(format_report(report, other))
     if args.json:
