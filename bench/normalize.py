@@ -237,7 +237,8 @@ def _english(text: str) -> str:
         ):
             continue
         out.append(word.replace(bare, _WORDS[bare]) if bare in _WORDS else word)
-    return " ".join(out)
+    # Numbers were padded with spaces; keep punctuation against the word before it.
+    return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(out))
 
 
 # --- Korean numbers -------------------------------------------------------------------------------

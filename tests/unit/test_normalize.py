@@ -110,7 +110,7 @@ def test_english_real_differences_remain(reference: str, hypothesis: str) -> Non
         ("1,000", "one thousand"),
         ("$5", "five dollars"),
         ("5%", "five percent"),
-        ("It's 1455.", "it's fourteen fifty five ."),
+        ("It's 1455.", "it's fourteen fifty five."),
         ("forty-two", "forty two"),
     ],
 )
