@@ -54,6 +54,10 @@ fuzz: $(STAMP) ## Fuzz the gateway of a test mesh with 10 000 generated requests
 load: $(STAMP) ## 50 callers for 60 s against `make up`: throughput, errors, latency, jobs lost, memory
 	$(PY) -m bench.load $(LOAD_ARGS)
 
+.PHONY: eval
+eval: $(STAMP) ## Accuracy (ko CER, en WER) and RTF on ../shared/eval (EVAL_ARGS="--raw --normalise ...")
+	$(PY) -m bench.eval $(EVAL_ARGS)
+
 .PHONY: up
 up: $(STAMP) ## Start the services in the background (pids and logs in .run/)
 	$(PY) -m scripts.mesh up

@@ -34,6 +34,7 @@ def test_make_help_lists_the_documented_targets() -> None:
         "lint",
         "fmt",
         "clean",
+        "eval",
     ):
         assert re.search(rf"\b{re.escape(target)}\b", output), target
         assert f"make {target}" in README or f"`{target}`" in README, target
