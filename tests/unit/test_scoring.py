@@ -202,3 +202,33 @@ def test_empty_reference() -> None:
 def test_empty_hypothesis_is_all_deletions() -> None:
     assert score(REF, "", "en") == Score(6, 6)
     assert score(REF, "", "en").rate == 1.0
+
+
+# --- known pairs from the shared clips -----------------------------------------------------------
+
+
+def test_known_pairs_from_the_shared_clips() -> None:
+    # en_pv_cheetah_test, Whisper base: one->1, three->3 (numbers are not normalised here).
+    assert score(
+        "Today only platforms one and three are used.",
+        "Today, only platforms 1 and 3 are used.",
+        "en",
+    ) == Score(2, 8)
+    # ko_deeply_sub100102a00085: the first word 책을 (2 characters) was not heard.
+    assert score(
+        "책을 좀 빌리고 싶은데 어떻게 해야 되나요?", "좀 빌리고 싶은데 어떻게 해야 되나요?", "ko"
+    ) == Score(2, 17)
+    # ko_deeply_sub100121a00060: only the spacing differs.
+    assert score(
+        "시계는 작년에 사 드렸어요. 다른 건 없을까요?",
+        "시계는 작년에 사드렸어요. 다른 건 없을까요?",
+        "ko",
+    ) == Score(0, 18)
+
+
+def test_korean_empty_reference_and_mixed_scripts() -> None:
+    assert score("", "안녕", "ko") == Score(2, 0)
+    assert score("", "", "ko").rate == 0.0
+    # Latin letters and digits inside Korean are characters too: 2주 -> 2 units.
+    assert score("2주 후", "이주 후", "ko") == Score(1, 3)
+    assert units("KBS 뉴스", "ko") == ["k", "b", "s", "뉴", "스"]
