@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -73,7 +73,13 @@ class RawEngine:
         self._engine = Engine(resolved.path, cpu_threads=cpu_threads, slots=1)
 
     def transcribe(
-        self, clip: Clip, preset: DecodePreset, *, vad_filter: bool = True, language: str = ""
+        self,
+        clip: Clip,
+        preset: DecodePreset,
+        *,
+        vad_filter: bool = True,
+        language: str = "",
+        initial_prompt: str | None = None,
     ) -> Transcription:
         """The clip with exactly this preset; `language` "" = the clip's own."""
         started = time.monotonic()
@@ -84,24 +90,43 @@ class RawEngine:
             preset=preset,
             word_timestamps=False,
             vad_filter=vad_filter,
+            initial_prompt=initial_prompt,
         )
         texts = [
             item.text
             for item in self._engine.transcribe(samples, request)
             if isinstance(item, DecodedSegment)
         ]
-        # The service joins segment texts the same way (convert.transcript_message).
+        # The service joins segment texts the same way (convert.join_text).
         return Transcription(" ".join(t for t in texts if t), time.monotonic() - started)
 
     def transcriber(
-        self, preset: DecodePreset | None = None, *, preset_name: str = presets.ACCURATE
+        self,
+        preset: DecodePreset | Mapping[str, DecodePreset] | None = None,
+        *,
+        preset_name: str = presets.ACCURATE,
+        vad_filter: bool = True,
+        initial_prompt: str | Mapping[str, str] | None = None,
     ) -> TranscribeFn:
-        """A TranscribeFn: `preset` for every clip, or else the table's row for the clip's
-        language and `preset_name`."""
+        """A TranscribeFn for `evaluate`. `preset`: one DecodePreset for every clip, or one per
+        language (a mapping), else the presets table's row for the clip's language and
+        `preset_name`. `initial_prompt`: one text, or one per language."""
 
         def transcribe(clip: Clip) -> Transcription:
-            chosen = preset or presets.lookup(clip.language, preset_name)
-            return self.transcribe(clip, chosen)
+            if isinstance(preset, DecodePreset):
+                chosen = preset
+            elif preset is not None and clip.language in preset:
+                chosen = preset[clip.language]
+            else:
+                chosen = presets.lookup(clip.language, preset_name)
+            prompt = (
+                initial_prompt.get(clip.language)
+                if isinstance(initial_prompt, Mapping)
+                else initial_prompt
+            )
+            return self.transcribe(
+                clip, chosen, vad_filter=vad_filter, initial_prompt=prompt or None
+            )
 
         return transcribe
 
