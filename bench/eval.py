@@ -237,16 +237,17 @@ def _summary_lines(report: Report) -> list[str]:
 def format_report(report: Report, other: Report | None = None) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
     state = "applied to reference and hypothesis" if report.normalised else "not applied"
-    lines = [f"eval: {settings}", f"normaliser: {state}", ""]
+    lines = [f"eval: {settings}", "", f"{'clip':<28}{'rate':>8}{'RTF':>7}  reference / hypothesis"]
+    for c in report.clips:
+        lines.append(f"{c.id:<28}{c.rate:>8.2%}{c.rtf:>7.3f}  ref: {c.scored_reference}")
+        lines.append(f"{'':<45}hyp: {c.scored_hypothesis}")
+    # The summary last, where a long run's output ends.
+    lines += ["", f"normaliser: {state}"]
     lines += _summary_lines(report)
     if other is not None:
         way = "with" if other.normalised else "without"
         rates = ", ".join(f"{r.language} {r.metric} {r.rate:.2%}" for r in other.languages)
         lines.append(f"(same hypotheses {way} the normaliser: {rates})")
-    lines += ["", f"{'clip':<28}{'rate':>8}{'RTF':>7}  reference / hypothesis"]
-    for c in report.clips:
-        lines.append(f"{c.id:<28}{c.rate:>8.2%}{c.rtf:>7.3f}  ref: {c.scored_reference}")
-        lines.append(f"{'':<45}hyp: {c.scored_hypothesis}")
     return "\n".join(lines)
 
 
