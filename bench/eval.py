@@ -43,6 +43,7 @@ from bench.eval_backends import (
     Transcription,
     default_model,
 )
+from bench.figures import Figure
 from services.transcriber import presets
 
 METRICS = {"ko": "CER", "ja": "CER", "zh": "CER"}
@@ -217,6 +218,46 @@ def select(
             shortest += mine[:QUICK_PER_LANGUAGE]
         chosen = shortest
     return chosen
+
+
+# --- as a bench section --------------------------------------------------------------------------
+
+SECTION = "eval"
+
+
+def figures(report: Report) -> list[Figure]:
+    """The report's per-language figures in `make bench` form."""
+    way = "normalised" if report.normalised else "not normalised"
+    mode = report.settings.get("mode", "")
+    result = []
+    for r in report.languages:
+        result += [
+            Figure(
+                SECTION,
+                f"{r.metric.lower()}_{r.language}",
+                round(r.rate, 4),
+                "ratio",
+                samples=tuple(round(c.rate, 4) for c in report.clips if c.language == r.language),
+                note=f"pooled over {r.clips} clips, {way}, {mode}",
+            ),
+            Figure(
+                SECTION,
+                f"rtf_{r.language}",
+                round(r.rtf, 4),
+                "s/s",
+                note=f"processing s / audio s, pooled, {mode}",
+            ),
+        ]
+    return result
+
+
+def run(quick: bool) -> list[Figure]:
+    """A bench section: the clips (quick: the shortest per language) through our own
+    transcriber, accurate preset, not normalised."""
+    settings = {"mode": "service", "preset": presets.ACCURATE}
+    with ServiceTranscriber() as service:
+        report = evaluate(select(quick=quick), service, False, settings=settings, warm_up=True)
+    return figures(report)
 
 
 # --- printing ------------------------------------------------------------------------------------

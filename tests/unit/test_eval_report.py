@@ -110,3 +110,13 @@ def test_select() -> None:
     ]
     with pytest.raises(SystemExit, match="unknown clip ids: nope"):
         bench_eval.select(ids=["nope"])
+
+
+def test_figures_for_make_bench() -> None:
+    report = bench_eval.evaluate(CLIPS, lookup, normalise=False, settings={"mode": "test"})
+    figures = {f.name: f for f in bench_eval.figures(report)}
+    assert set(figures) == {"wer_en", "rtf_en", "cer_ko", "rtf_ko"}
+    assert figures["wer_en"].value == pytest.approx(0.3) and figures["wer_en"].unit == "ratio"
+    assert figures["wer_en"].samples == (pytest.approx(1 / 6, abs=1e-4), 0.5)
+    assert figures["rtf_ko"].value == pytest.approx(0.1)
+    assert all(f.section == "eval" for f in figures.values())
