@@ -10,6 +10,10 @@ from pathlib import Path
 from services.common.config import Env, ServerConfig, load_server_config
 
 DEFAULT_ADDR = "127.0.0.1:50053"
+DEFAULT_BATCH_SIZE = 8
+# Audio shorter than this is never queued (SAYIT_SYNC_MAX_SECONDS), so by default only queued
+# long audio is batched; short audio has a single window and nothing to batch.
+DEFAULT_BATCH_MIN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,10 @@ class TranscriberConfig:
     slots: int
     cpu_threads: int
     max_audio_seconds: float
+    # Batched decoding (faster-whisper's BatchedInferencePipeline) for audio at least
+    # batch_min_seconds long; batch_size <= 1 turns it off. Defaults measured by bench.batched.
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_min_seconds: float = DEFAULT_BATCH_MIN_SECONDS
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
 
@@ -50,5 +58,9 @@ def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
         slots=slots,
         cpu_threads=env.get_int("SAYIT_CPU_THREADS", default_threads, min=1, max=256),
         max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
+        batch_size=env.get_int("SAYIT_BATCH_SIZE", DEFAULT_BATCH_SIZE, min=0, max=64),
+        batch_min_seconds=env.get_float(
+            "SAYIT_BATCH_MIN_SECONDS", DEFAULT_BATCH_MIN_SECONDS, min=0.0
+        ),
         metrics_addr=env.get_optional_addr("SAYIT_TRANSCRIBER_METRICS_ADDR"),
     )

@@ -1,9 +1,12 @@
 """The speech engine: faster-whisper on CTranslate2 int8, CPU. The only faster_whisper importer.
 
 One WhisperModel per process, shared by `slots` concurrent calls (CTranslate2 runs that many
-decodes in parallel, each on `cpu_threads` threads). `transcribe` is a blocking generator meant
-to run in a worker thread; the caller stops it by simply not asking for the next item and
-closing it, which ends decoding at the current window.
+decodes in parallel, each on `cpu_threads` threads). Long audio can be decoded batched
+(faster-whisper's BatchedInferencePipeline: the VAD's speech regions, up to 30 s each, go
+through the model `batch_size` at a time), which trades per-window streaming and the
+temperature fallback for throughput; see bench/batched.py for what it gains and costs.
+`transcribe` is a blocking generator meant to run in a worker thread; the caller stops it by
+simply not asking for the next item and closing it, which ends decoding at the current window.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from services.transcriber.presets import DecodePreset
 
@@ -51,6 +54,8 @@ class EngineRequest:
     vad_filter: bool
     initial_prompt: str | None = None
     hotwords: str | None = None
+    # Decode batched when the engine has a batch size (needs the VAD's speech regions).
+    batched: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,9 @@ class DecodedSegment:
 
 
 class Engine:
-    def __init__(self, model_path: Path, *, cpu_threads: int, slots: int) -> None:
+    def __init__(
+        self, model_path: Path, *, cpu_threads: int, slots: int, batch_size: int = 0
+    ) -> None:
         self._model = WhisperModel(
             str(model_path),
             device="cpu",
@@ -93,6 +100,8 @@ class Engine:
             cpu_threads=cpu_threads,
             num_workers=slots,
         )
+        self.batch_size = batch_size
+        self._batched = BatchedInferencePipeline(self._model) if batch_size > 1 else None
 
     def fit_hotwords(self, hotwords: str | None) -> str | None:
         """The hotwords cut to their first HOTWORDS_TOKENS tokens (see above)."""
@@ -114,7 +123,10 @@ class Engine:
     ) -> Iterator[Analysis | DecodedSegment]:
         """Yields one Analysis, then segments as they are decoded. Blocking; run in a thread."""
         preset = request.preset
-        segments, info = self._model.transcribe(
+        batched = self._batched is not None and request.batched and request.vad_filter
+        extra = {"batch_size": self.batch_size, "without_timestamps": False} if batched else {}
+        transcribe = self._batched.transcribe if batched else self._model.transcribe  # type: ignore[union-attr]
+        segments, info = transcribe(
             audio,
             language=request.language or None,
             task=request.task,
@@ -125,6 +137,7 @@ class Engine:
             hotwords=self.fit_hotwords(request.hotwords),
             max_new_tokens=max_new_tokens(len(audio) / SAMPLE_RATE),
             **preset.transcribe_kwargs(),
+            **extra,
         )
         yield Analysis(
             language=info.language,

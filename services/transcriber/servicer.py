@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 
@@ -59,7 +59,10 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
         engine = await loop.run_in_executor(
             self._decoding,
             lambda: Engine(
-                model.path, cpu_threads=self._config.cpu_threads, slots=self._config.slots
+                model.path,
+                cpu_threads=self._config.cpu_threads,
+                slots=self._config.slots,
+                batch_size=self._config.batch_size,
             ),
         )
         self._model, self._engine = model, engine
@@ -70,6 +73,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             source=model.source,
             slots=self._config.slots,
             cpu_threads=self._config.cpu_threads,
+            batch_size=self._config.batch_size,
             seconds=round(time.monotonic() - started, 2),
         )
 
@@ -107,6 +111,9 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             request.audio.filename,
             self._config.max_audio_seconds,
         )
+        total = len(samples) / audio.SAMPLE_RATE
+        if total >= self._config.batch_min_seconds:
+            engine_request = replace(engine_request, batched=True)
         if not self._slots.try_acquire():
             raise ResourceExhausted(
                 f"all {self._slots.total} transcription slots of this transcriber are busy; "
@@ -120,7 +127,6 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             lambda: engine.transcribe(samples, engine_request),
             on_thread_done=self._slots.release,
         )
-        total = len(samples) / audio.SAMPLE_RATE
         thresholds = guards.Thresholds(
             engine_request.preset.no_speech_threshold,
             engine_request.preset.log_prob_threshold,
@@ -144,20 +150,15 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
                     )
                     continue
                 assert isinstance(item, DecodedSegment)
-                previous = segments[-1].text if segments else ""
-                flags = guards.segment_flags(
-                    item.text,
-                    item.avg_logprob,
-                    item.no_speech_prob,
-                    item.compression_ratio,
-                    previous,
-                    thresholds,
-                )
-                message = convert.segment_message(item, flags)
-                segments.append(message)
-                self._counters.segments_decoded += 1
-                yield pb.TranscribeStreamResponse(segment=message)
                 done_seconds = max(done_seconds, min(item.end, total))
+                dropped = _dropped_because(item, samples, thresholds)
+                if dropped:
+                    log.info("segment_dropped", reason=dropped, start=item.start, text=item.text)
+                else:
+                    message = _segment(item, segments, thresholds)
+                    self._counters.segments_decoded += 1
+                    segments.append(message)
+                    yield pb.TranscribeStreamResponse(segment=message)
                 yield _progress(done_seconds, total)
             finished = True
             # Free the slot before the caller hears the end, so a caller that sends its next
@@ -185,6 +186,34 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
         )
         yield _progress(total, total)
         yield pb.TranscribeStreamResponse(transcript=transcript)
+
+
+def _dropped_because(
+    item: DecodedSegment, samples: audio.Samples, thresholds: guards.Thresholds
+) -> str:
+    """Why a segment is invented text to leave out ("" = keep it)."""
+    if guards.has_no_signal(samples, item.start, item.end, audio.SAMPLE_RATE):
+        return "no_signal"
+    if guards.is_hallucination(
+        item.text, item.avg_logprob, item.no_speech_prob, item.compression_ratio, thresholds
+    ):
+        return "hallucination"
+    return ""
+
+
+def _segment(
+    item: DecodedSegment, earlier: list[tpb.Segment], thresholds: guards.Thresholds
+) -> tpb.Segment:
+    """The segment message with the guards' flags (judged against the previous segment)."""
+    flags = guards.segment_flags(
+        item.text,
+        item.avg_logprob,
+        item.no_speech_prob,
+        item.compression_ratio,
+        earlier[-1].text if earlier else "",
+        thresholds,
+    )
+    return convert.segment_message(item, flags)
 
 
 def _progress(done: float, total: float) -> pb.TranscribeStreamResponse:

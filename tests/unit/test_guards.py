@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from services.transcriber.guards import (
@@ -11,6 +12,8 @@ from services.transcriber.guards import (
     REPETITION,
     SUSPECTED_HALLUCINATION,
     Thresholds,
+    has_no_signal,
+    is_hallucination,
     segment_flags,
 )
 
@@ -179,3 +182,55 @@ def test_flags_are_fresh_lists() -> None:
     first = flags()
     first.append("x")
     assert flags() == []
+
+
+# --- segments dropped as invented text -------------------------------------------------------
+
+
+def hallucinated(text: str = SENTENCE, **signals: float) -> bool:
+    values = {**GOOD, **signals}
+    return is_hallucination(
+        text,
+        values["avg_logprob"],
+        values["no_speech_prob"],
+        values["compression_ratio"],
+        T,
+    )
+
+
+def test_confident_speech_is_kept() -> None:
+    assert not hallucinated()
+    # A loop the model is sure is speech is flagged, never dropped.
+    assert not hallucinated("4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4", compression_ratio=12.0)
+
+
+def test_a_loop_over_noise_is_dropped() -> None:
+    # What white noise gave through the service: confident, looping, "probably not speech".
+    assert hallucinated("1,2,3,4,4,4,4,4,4,4,4,4,4", no_speech_prob=0.78, compression_ratio=12.4)
+
+
+def test_whisper_no_speech_rule() -> None:
+    assert hallucinated(no_speech_prob=0.9, avg_logprob=-1.5)
+    assert not hallucinated(no_speech_prob=0.9, avg_logprob=-0.5)
+    assert not hallucinated(no_speech_prob=0.3, avg_logprob=-1.5)
+
+
+@pytest.mark.parametrize(
+    "text", ["You", "Thank you.", "수고하셨습니다.", "시청해주셔서 감사합니다!"]
+)
+def test_stock_phrases_are_dropped_only_when_speech_is_doubted(text: str) -> None:
+    assert hallucinated(text, no_speech_prob=0.55)
+    assert not hallucinated(text, no_speech_prob=0.05)
+
+
+def test_punctuation_only_is_not_a_word() -> None:
+    assert not hallucinated("...", no_speech_prob=0.99, avg_logprob=-3.0)
+
+
+def test_no_signal_is_digital_silence_only() -> None:
+    rate = 16_000
+    quiet_speech = np.zeros(rate * 2, dtype=np.float32)
+    quiet_speech[rate : rate + 100] = 0.005  # the quietest shared clips peak near -46 dBFS
+    assert has_no_signal(quiet_speech, 0.0, 0.9, rate)
+    assert not has_no_signal(quiet_speech, 0.5, 1.5, rate)
+    assert not has_no_signal(quiet_speech, 5.0, 6.0, rate)  # outside the audio: nothing to judge

@@ -1,0 +1,137 @@
+"""Preset tuning: every candidate decoding setting on the shared clips, raw engine, one run.
+
+    python -m bench.tune [--language ko|en] [--only NAME,...] [--repeats N] [--json FILE]
+
+Each candidate is faster-whisper's defaults (the baseline every preset must beat) with one or a
+few settings changed. For each language it prints the pooled error rate (plain and normalised,
+see bench.normalize) and the pooled real-time factor relative to the baseline measured in the
+same run. The evidence and the choices drawn from it are in bench/PRESETS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench import evalset
+from bench.eval import evaluate, rescore
+from bench.eval_backends import RawEngine
+from bench.figures import median
+from services.transcriber import presets
+from services.transcriber.presets import DecodePreset
+
+# faster-whisper 1.2.1's own defaults for WhisperModel.transcribe (vad_filter=False; its VAD
+# defaults when VAD is on: threshold 0.5, min silence 2000 ms, pad 400 ms).
+FW_DEFAULTS = DecodePreset(
+    vad_threshold=0.5, vad_min_silence_ms=2000, vad_speech_pad_ms=400, language_detection_segments=1
+)
+
+KO_PROMPT = "다음은 한국어 낭독 음성을 받아 적은 것입니다."
+EN_PROMPT = "Hello. This is a carefully punctuated English transcript."
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    preset: DecodePreset
+    vad_filter: bool = True
+    prompt: dict[str, str] = field(default_factory=dict)
+
+
+def candidates() -> list[Candidate]:
+    d = FW_DEFAULTS
+    vad = replace(d, vad_min_silence_ms=1000)
+    return [
+        Candidate("fw-defaults", d, vad_filter=False),
+        Candidate("vad", d),
+        Candidate("vad-silence1000", vad),
+        Candidate("vad-silence500", replace(d, vad_min_silence_ms=500)),
+        Candidate("vad-threshold0.35", replace(vad, vad_threshold=0.35)),
+        Candidate("vad-threshold0.6", replace(vad, vad_threshold=0.6)),
+        Candidate("vad-pad200", replace(vad, vad_speech_pad_ms=200)),
+        Candidate("vad-pad800", replace(vad, vad_speech_pad_ms=800)),
+        Candidate("no-condition", replace(vad, condition_on_previous_text=False)),
+        Candidate("beam1-greedy", replace(vad, beam_size=1, best_of=1)),
+        Candidate("beam3", replace(vad, beam_size=3)),
+        Candidate("beam8", replace(vad, beam_size=8)),
+        Candidate("beam5-patience2", replace(vad, patience=2.0)),
+        Candidate("best_of3", replace(vad, best_of=3)),
+        Candidate("fallback-0-0.2-0.4", replace(vad, temperatures=(0.0, 0.2, 0.4))),
+        Candidate("fallback-none", replace(vad, temperatures=(0.0,))),
+        Candidate("repetition-penalty1.1", replace(vad, repetition_penalty=1.1)),
+        Candidate("prompt", vad, prompt={"ko": KO_PROMPT, "en": EN_PROMPT}),
+    ]
+
+
+def table_candidates() -> list[Candidate]:
+    """The presets table as it stands (per language), for the final comparison."""
+    return [Candidate(f"table-{name}", presets.lookup("", name)) for name in presets.PRESET_NAMES]
+
+
+def _run(
+    engine: RawEngine, candidate: Candidate, clips: list[evalset.Clip], language: str
+) -> dict[str, Any]:
+    preset = (
+        presets.lookup(language, candidate.name.removeprefix("table-"))
+        if candidate.name.startswith("table-")
+        else candidate.preset
+    )
+    transcribe = engine.transcriber(
+        preset, vad_filter=candidate.vad_filter, initial_prompt=candidate.prompt.get(language)
+    )
+    report = evaluate(clips, transcribe, normalise=False)
+    plain, normalised = report.language(language), rescore(report, True).language(language)
+    return {
+        "candidate": candidate.name,
+        "language": language,
+        "rate": plain.rate,
+        "rate_normalised": normalised.rate,
+        "rtf": plain.rtf,
+        "hypotheses": {c.id: c.hypothesis for c in report.clips},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tune", description=__doc__)
+    parser.add_argument("--language", choices=("ko", "en"), action="append")
+    parser.add_argument("--only", default="", help="comma-separated candidate names")
+    parser.add_argument("--table", action="store_true", help="also the presets table's rows")
+    parser.add_argument("--repeats", type=int, default=1, help="timing repeats (median RTF)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    chosen = candidates() + (table_candidates() if args.table else [])
+    if args.only:
+        names = set(args.only.split(","))
+        chosen = [c for c in chosen if c.name in names]
+    engine = RawEngine(cpu_threads=args.threads)
+    results = []
+    for language in args.language or ["ko", "en"]:
+        clips = evalset.clips(language)
+        engine.transcriber(FW_DEFAULTS)(min(clips, key=lambda c: c.duration_seconds))  # warm
+        baseline_rtf = None
+        for candidate in chosen:
+            runs = [_run(engine, candidate, clips, language) for _ in range(args.repeats)]
+            result = {**runs[0], "rtf": median([r["rtf"] for r in runs])}
+            if candidate.name == "fw-defaults":
+                baseline_rtf = result["rtf"]
+            result["speed_cost"] = result["rtf"] / baseline_rtf if baseline_rtf else None
+            results.append(result)
+            cost = f"{result['speed_cost']:.2f}" if result["speed_cost"] else "-"
+            print(
+                f"{language} {candidate.name:24s} rate {result['rate']:.4f} "
+                f"normalised {result['rate_normalised']:.4f} rtf {result['rtf']:.3f} "
+                f"x{cost}",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
