@@ -19,6 +19,8 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 
 SECTION = "mesh_overhead"
 CLIPS = ("en_jfk", "ko_deeply_sub100111a00054")  # 11.0 s and 8.4 s
+# --quick (tests): two shorter clips, still in the 5-12 s range the goal is about.
+QUICK_CLIPS = ("en_pv_leopard_test", "ko_deeply_sub100120a00042")  # 5.9 s and 5.0 s
 
 
 def transcribe(stub: pb_grpc.SpeechServiceStub, clip: evalset.Clip) -> float:
@@ -38,7 +40,7 @@ def transcribe(stub: pb_grpc.SpeechServiceStub, clip: evalset.Clip) -> float:
 def run(quick: bool) -> list[Figure]:
     repeats = 1 if quick else 5
     threads = raw_engine.threads()
-    clips = [evalset.clip(c) for c in CLIPS]
+    clips = [evalset.clip(c) for c in (QUICK_CLIPS if quick else CLIPS)]
     engine = raw_engine.engine(threads)
     figures = []
     with bench_mesh.running(direct_slots=1, direct_threads=threads) as mesh:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from bench import evalset
+from bench.figures import largest_gap
 from sayit.common.v1 import transcription_pb2 as tpb
 from services.common import audio
 from services.common.config import Env
@@ -65,11 +66,10 @@ def transcribe(engine: Engine, content: bytes, language: str, filename: str = ""
             stamps.append(time.monotonic())
             texts.append(item.text)
     ended = time.monotonic()
-    marks = [started, *stamps, ended]
     return Run(
         seconds=ended - started,
         first_segment_seconds=(stamps[0] - started) if stamps else float("inf"),
-        largest_gap_seconds=max(b - a for a, b in zip(marks, marks[1:], strict=False)),
+        largest_gap_seconds=largest_gap([started, *stamps, ended]),
         text=" ".join(texts),
     )
 
