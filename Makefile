@@ -54,6 +54,10 @@ fuzz: $(STAMP) ## Fuzz the gateway of a test mesh with 10 000 generated requests
 load: $(STAMP) ## 50 callers for 60 s against `make up`: throughput, errors, latency, jobs lost, memory
 	$(PY) -m bench.load $(LOAD_ARGS)
 
+.PHONY: bench
+bench: $(STAMP) ## SayIt vs the raw engine: table + bench/results/<date>.json (BENCH_ARGS=--quick)
+	$(PY) -m bench $(BENCH_ARGS)
+
 .PHONY: up
 up: $(STAMP) ## Start the services in the background (pids and logs in .run/)
 	$(PY) -m scripts.mesh up
