@@ -1,7 +1,7 @@
 """Throughput: audio seconds per second with 8 concurrent callers through the gateway ÷ the best
 raw-engine throughput on the same cores (goal >= 0.95).
 
-In-process, every layout of the cores is tried (1 slot x all threads, 2 slots x half, ...:
+In-process, every layout of the cores is tried (1 slot x all threads, 2 slots x half, ...,
 `layouts`), each working through the same list of short clips with as many caller threads as
 slots; the best is the baseline. The mesh's direct transcriber then gets that layout, and 8
 callers send the same list through Transcribe (short clips: the direct path, or the
@@ -38,15 +38,8 @@ QUICK = ("en_pv_leopard_test", "en_fleurs_003", "ko_deeply_sub100120a00042", "ko
 
 
 def layouts(cores: int) -> list[tuple[int, int]]:
-    """(slots, threads per slot) that use every core: 1 x cores, 2 x cores/2, ... cores x 1."""
-    result = []
-    slots = 1
-    while slots <= cores:
-        result.append((slots, cores // slots))
-        slots *= 2
-    if result[-1][0] != cores:
-        result.append((cores, 1))
-    return result
+    """(slots, threads per slot) that use every core: 1 x cores, ..., cores x 1."""
+    return [(slots, cores // slots) for slots in range(1, cores + 1) if cores % slots == 0]
 
 
 def work(quick: bool) -> list[evalset.Clip]:
