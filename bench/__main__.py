@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         report.write(out, report.document(description, figures, args.quick, errors))
 
     print(report.table(figures))
-    for name, error in errors.items():
-        print(f"section {name} failed: {error}")
+    for name, message in errors.items():
+        print(f"section {name} failed: {message}")
     print(f"written to {out}")
     return 1 if errors else 0
 

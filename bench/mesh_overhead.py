@@ -3,8 +3,8 @@ clip, with the same model, threads and preset (goal <= 1.05).
 
 The mesh's direct transcriber has 1 slot of `threads()` CPU threads, like the baseline engine;
 one call at a time, so the clip always takes the direct path (the mesh has no queue
-transcriber). Engine and mesh calls alternate,
-after one untimed warm-up call each, so drift in the machine's load hits both alike.
+transcriber). Engine and mesh calls alternate, after one untimed warm-up call each, so drift in
+the machine's load hits both alike.
 """
 
 from __future__ import annotations
