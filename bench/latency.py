@@ -9,6 +9,7 @@ and one queue transcriber, each of 1 slot x `threads()` threads; one call at a t
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -41,11 +42,11 @@ def _watch(replies: object, started: float, stop_at_first_segment: bool = False)
     for reply in replies:  # type: ignore[attr-defined]
         now = time.monotonic() - started
         kind = reply.event.WhichOneof("kind")
-        if first_event != first_event:  # NaN: this is the first
+        if math.isnan(first_event):
             first_event = now
         if kind == "progress":
             progress.append(now)
-        elif kind == "segment" and first_segment != first_segment:
+        elif kind == "segment" and math.isnan(first_segment):
             first_segment = now
             if stop_at_first_segment:
                 replies.cancel()  # type: ignore[attr-defined]
@@ -110,8 +111,9 @@ def run(quick: bool) -> list[Figure]:
 
     engine = raw_engine.engine(threads)
     raw_engine.transcribe_clip(engine, short)  # warm-up
-    raw_first = [raw_engine.transcribe_clip(engine, short).first_segment_seconds]
-    raw_first += [raw_engine.transcribe_clip(engine, short).first_segment_seconds]
+    raw_first = [
+        raw_engine.transcribe_clip(engine, short).first_segment_seconds for _ in range(repeats)
+    ]
     raw_long = raw_engine.transcribe(engine, long_content, long_language)
     del engine
 
