@@ -167,7 +167,15 @@ def run(quick: bool) -> list[Figure]:
             samples=tuple(round(s, 1) for s in samples[:: max(1, len(samples) // 40)]),
             note=f"{long_seconds / 60:.0f} min of joined Korean clips through one transcriber "
             f"in {took:.0f} s: median RSS of the last quarter of {len(samples)} samples ÷ the "
-            f"first; peak {after_long.peak_mib:.0f} MiB (samples: every "
-            f"{max(1, len(samples) // 40)}th, MiB)",
+            f"first (samples: every {max(1, len(samples) // 40)}th, MiB)",
+        ),
+        Figure(
+            SECTION,
+            "long_file_peak_rss_mib",
+            round(after_long.peak_mib, 1),
+            "MiB",
+            note=f"VmHWM of that transcriber after the {long_seconds / 60:.0f} min file "
+            f"({len(long_content) / 1e6:.0f} MB of WAV in one request): receiving and decoding "
+            "the file included",
         ),
     ]
