@@ -52,8 +52,16 @@ class Run:
     text: str
 
 
-def transcribe(engine: Engine, content: bytes, language: str, filename: str = "") -> Run:
-    """One call as the transcriber makes it: decode the bytes, then decode every segment."""
+def transcribe(
+    engine: Engine,
+    content: bytes,
+    language: str,
+    filename: str = "",
+    *,
+    first_segment_only: bool = False,
+) -> Run:
+    """One call as the transcriber makes it: decode the bytes, then decode every segment (or
+    stop at the first one)."""
     started = time.monotonic()
     request, _ = convert.engine_request(
         tpb.TranscriptionConfig(language_code=language), served_model=model().name
@@ -61,10 +69,16 @@ def transcribe(engine: Engine, content: bytes, language: str, filename: str = ""
     samples = audio.decode(content, filename)
     stamps: list[float] = []
     texts: list[str] = []
-    for item in engine.transcribe(samples, request):
+    items = engine.transcribe(samples, request)
+    for item in items:
         if isinstance(item, DecodedSegment):
             stamps.append(time.monotonic())
             texts.append(item.text)
+            if first_segment_only:
+                break
+    close = getattr(items, "close", None)  # stop decoding now, not at garbage collection
+    if close is not None:
+        close()
     ended = time.monotonic()
     return Run(
         seconds=ended - started,
