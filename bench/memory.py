@@ -6,7 +6,8 @@ Both processes run on their own (subprocesses) with 1 slot x `threads()` threads
 size from /proc/<pid>/status: VmHWM (the peak) and VmRSS (now). Growth: one file of ~1 hour
 (~5 minutes in --quick) joined from the shared Korean clips, sent to the same transcriber's
 TranscribeStream while its VmRSS is sampled (from the first segment on); the median of the
-last quarter of the samples ÷ the median of the first quarter.
+last quarter of the samples ÷ the median of the first quarter; and that transcriber's peak
+after the file ÷ the raw engine's peak on the same file.
 """
 
 from __future__ import annotations
@@ -106,15 +107,12 @@ def run(quick: bool) -> list[Figure]:
     held = _holder(threads, *clip_ids)
     long_content, _, long_seconds = audio.korean_long(QUICK_LONG_SECONDS if quick else LONG_SECONDS)
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-memory-"))
-    long_path = directory / "long.wav"
-    long_path.write_bytes(long_content)
-    held_long = _holder(threads, "--file", str(long_path), "--language", "ko")
     service = processes.transcriber(
         directory,
         SAYIT_TRANSCRIBER_SLOTS="1",
         SAYIT_CPU_THREADS=str(threads),
         SAYIT_MAX_REQUEST_BYTES=str(MAX_BYTES),
-    ).start()
+    )
     failure: list[BaseException] = []
     decoding = threading.Event()
 
@@ -125,7 +123,10 @@ def run(quick: bool) -> list[Figure]:
             failure.append(error)
 
     try:
-        service.wait_serving()
+        long_path = directory / "long.wav"
+        long_path.write_bytes(long_content)
+        held_long = _holder(threads, "--file", str(long_path), "--language", "ko")
+        service.start().wait_serving()
         for clip_id in clip_ids:
             clip = evalset.clip(clip_id)
             _stream(service.addr or "", clip.read(), clip.language, clip.path.name)
