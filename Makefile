@@ -58,6 +58,10 @@ load: $(STAMP) ## 50 callers for 60 s against `make up`: throughput, errors, lat
 eval: $(STAMP) ## Accuracy (ko CER, en WER) and RTF on ../shared/eval (EVAL_ARGS="--raw --normalise ...")
 	$(PY) -m bench.eval $(EVAL_ARGS)
 
+.PHONY: bench
+bench: $(STAMP) ## SayIt vs the raw engine: table + bench/results/<date>.json (BENCH_ARGS=--quick)
+	$(PY) -m bench $(BENCH_ARGS)
+
 .PHONY: up
 up: $(STAMP) ## Start the services in the background (pids and logs in .run/)
 	$(PY) -m scripts.mesh up

@@ -7,6 +7,7 @@ or a plain measurement with its unit; `goal` is the target from the issue that a
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,3 +31,8 @@ class Figure:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def largest_gap(times: Sequence[float]) -> float:
+    """The longest wait between consecutive moments (0.0 for fewer than two)."""
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)

@@ -1,0 +1,61 @@
+"""A private mesh for bench sections: Redis, scheduler, one direct transcriber laid out like
+the raw-engine baseline, queue transcribers, gateway (tests.support.mesh, result cache off)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from tests.support.mesh import Mesh, RedisServer
+
+MAX_MESSAGE = 256 << 20
+
+
+@contextmanager
+def running(
+    *,
+    direct_slots: int,
+    direct_threads: int,
+    queue_transcribers: int = 1,
+    queue_threads: int = 1,
+    env: dict[str, str] | None = None,
+) -> Iterator[Mesh]:
+    directory = Path(tempfile.mkdtemp(prefix="sayit-bench-"))
+    redis_server = RedisServer(directory / "redis").start()
+    layout = {"SAYIT_CPU_THREADS": str(direct_threads)}
+    queued = {"SAYIT_CPU_THREADS": str(queue_threads)}
+    mesh = Mesh(
+        directory,
+        redis_server,
+        queue_transcribers=queue_transcribers,
+        direct_slots=direct_slots,
+        extra_env=env or {},
+        service_env={
+            "transcriber-direct": layout,
+            **{f"transcriber-q{n}": queued for n in range(1, queue_transcribers + 1)},
+        },
+    )
+    try:
+        mesh.build().start()
+        yield mesh
+    finally:
+        mesh.stop()
+        redis_server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def stub(addr: str) -> pb_grpc.SpeechServiceStub:
+    channel = grpc.insecure_channel(
+        addr,
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ],
+    )
+    return pb_grpc.SpeechServiceStub(channel)

@@ -1,0 +1,136 @@
+"""Throughput: audio seconds per second with 8 concurrent callers through the gateway ÷ the best
+raw-engine throughput on the same cores (goal >= 0.95).
+
+In-process, every layout of the cores is tried (1 slot x all threads, 2 slots x half, ...,
+`layouts`), each working through the same list of short clips with as many caller threads as
+slots; the best is the baseline. The mesh's direct transcriber then gets that layout, and 8
+callers send the same list through Transcribe (short clips: the direct path, or the
+high-priority queue and its one 1-thread queue transcriber when every direct slot is busy, as
+the service does).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from bench import bench_mesh, evalset, raw_engine
+from bench.figures import Figure, median
+from bench.report import ratio
+from sayit.common.v1 import audio_pb2, transcription_pb2
+from sayit.speech.v1 import speech_service_pb2 as pb
+from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+
+SECTION = "throughput"
+CALLERS = 8
+EN = ("en_jfk", "en_fleurs_000", "en_fleurs_001", "en_pv_leopard_test")
+KO = (
+    "ko_deeply_sub100111a00054",
+    "ko_deeply_sub100110a00090",
+    "ko_deeply_sub100100a00138",
+    "ko_deeply_sub100120a00042",
+)
+QUICK = ("en_pv_leopard_test", "en_fleurs_003", "ko_deeply_sub100120a00042", "ko_pv_leopard_test")
+
+
+def layouts(cores: int) -> list[tuple[int, int]]:
+    """(slots, threads per slot) that use every core: 1 x cores, ..., cores x 1."""
+    return [(slots, cores // slots) for slots in range(1, cores + 1) if cores % slots == 0]
+
+
+def work(quick: bool) -> list[evalset.Clip]:
+    """The requests of one measured round: each clip twice, so all 8 callers are busy at once."""
+    return [evalset.clip(c) for c in (QUICK if quick else EN + KO)] * 2
+
+
+def _drain(clips: list[evalset.Clip], workers: int, call: Callable[[evalset.Clip], None]) -> float:
+    """Audio seconds per wall second for `workers` threads working through `clips`."""
+    pending = list(reversed(clips))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                clip = pending.pop()
+            call(clip)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(worker) for _ in range(workers)]:
+            future.result()
+    return sum(c.duration_seconds for c in clips) / (time.monotonic() - started)
+
+
+def _in_process(slots: int, threads: int, clips: list[evalset.Clip], repeats: int) -> list[float]:
+    engine = raw_engine.engine(threads, slots)
+
+    def call(clip: evalset.Clip) -> None:
+        raw_engine.transcribe_clip(engine, clip)
+
+    call(clips[0])  # warm-up
+    return [_drain(clips, slots, call) for _ in range(repeats)]
+
+
+def _mesh_call(stub: pb_grpc.SpeechServiceStub) -> Callable[[evalset.Clip], None]:
+    def call(clip: evalset.Clip) -> None:
+        reply = stub.Transcribe(
+            pb.TranscribeRequest(
+                audio=audio_pb2.Audio(content=clip.read(), filename=clip.path.name),
+                config=transcription_pb2.TranscriptionConfig(language_code=clip.language),
+            ),
+            timeout=600,
+        )
+        if not reply.HasField("transcript"):
+            raise RuntimeError(f"{clip.id}: no transcript")
+
+    return call
+
+
+def run(quick: bool) -> list[Figure]:
+    repeats = 1 if quick else 3
+    cores = os.cpu_count() or 1
+    clips = work(quick)
+    measured = {}
+    for layout in layouts(cores):
+        measured[layout] = _in_process(*layout, clips, repeats)
+        gc.collect()  # let the layout's model go before the next one loads
+    best = max(measured, key=lambda layout: median(measured[layout]))
+    slots, threads = best
+    with bench_mesh.running(direct_slots=slots, direct_threads=threads) as mesh:
+        call = _mesh_call(bench_mesh.stub(mesh.gateway_addr))
+        call(clips[0])  # warm-up
+        served = [_drain(clips, CALLERS, call) for _ in range(repeats)]
+    audio_seconds = sum(c.duration_seconds for c in clips)
+    figures = [
+        Figure(
+            SECTION,
+            "mesh_8_callers",
+            round(ratio(median(served), median(measured[best])), 3),
+            "ratio",
+            baseline=f"best raw-engine layout in-process ({slots} slot(s) x {threads} threads)",
+            goal=">= 0.95",
+            samples=tuple(round(x, 3) for x in served),
+            note=f"{len(clips)} short clips ({audio_seconds:.0f} s of audio) a round, median of "
+            f"{repeats}; mesh direct transcriber {slots} x {threads} plus 1 queue transcriber "
+            f"x 1 thread; mesh {median(served):.2f} audio s/s (samples)",
+        )
+    ]
+    for (s, t), values in measured.items():
+        figures.append(
+            Figure(
+                SECTION,
+                f"raw_engine_{s}x{t}",
+                round(median(values), 3),
+                "audio s/s",
+                samples=tuple(round(x, 3) for x in values),
+                note=f"in-process, {s} slot(s) x {t} threads, {s} caller(s)"
+                + (" (best)" if (s, t) == best else ""),
+            )
+        )
+    return figures
