@@ -31,6 +31,7 @@ SECTIONS = {
     "latency": "bench.latency",
     "memory": "bench.memory",
     "long_audio": "bench.long_audio",
+    "batched": "bench.batched",
 }
 
 

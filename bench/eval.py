@@ -68,6 +68,8 @@ class ClipResult:
     scored_hypothesis: str
     edits: int
     reference_units: int
+    # The language the service reported ("" when unknown, e.g. the raw engine).
+    detected_language: str = ""
 
     @property
     def rate(self) -> float:
@@ -162,6 +164,7 @@ def score_clip(clip: evalset.Clip, transcription: Transcription, normalise: bool
         scored_hypothesis=hypothesis,
         edits=score.edits,
         reference_units=score.reference_units,
+        detected_language=transcription.language,
     )
 
 
@@ -193,7 +196,8 @@ def rescore(report: Report, normalise: bool) -> Report:
     clips = []
     for c in report.clips:
         clip = evalset.Clip(c.id, c.language, Path(), c.audio_seconds, c.reference)
-        clips.append(score_clip(clip, Transcription(c.hypothesis, c.processing_seconds), normalise))
+        again = Transcription(c.hypothesis, c.processing_seconds, c.detected_language)
+        clips.append(score_clip(clip, again, normalise))
     return replace(report, normalised=normalise, clips=tuple(clips))
 
 
@@ -285,6 +289,13 @@ def format_report(report: Report, other: Report | None = None) -> str:
     # The summary last, where a long run's output ends.
     lines += ["", f"normaliser: {state}"]
     lines += _summary_lines(report)
+    if report.settings.get("language") == "detected":
+        right = [c for c in report.clips if c.detected_language == c.language]
+        wrong = ", ".join(f"{c.id}={c.detected_language}" for c in report.clips if c not in right)
+        lines.append(
+            f"language detected right on {len(right)}/{len(report.clips)} clips"
+            + (f" (wrong: {wrong})" if wrong else "")
+        )
     if other is not None:
         way = "with" if other.normalised else "without"
         rates = ", ".join(f"{r.language} {r.metric} {r.rate:.2%}" for r in other.languages)
@@ -311,6 +322,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="normalise numbers, contractions and hyphens on both sides before scoring",
     )
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="send no language: the service detects it (the report counts how often rightly)",
+    )
     parser.add_argument("--language", choices=("ko", "en"), help="only this language's clips")
     parser.add_argument("--clips", help="only these clip ids (comma-separated)")
     parser.add_argument("--quick", action="store_true", help="the shortest clip per language")
@@ -330,16 +346,18 @@ def _progress(result: ClipResult) -> None:
 def _backend(args: argparse.Namespace) -> Iterator[TranscribeFn]:
     """What the command line asked to measure, ready to call; stopped afterwards."""
     if args.raw:
+        if args.detect:
+            raise SystemExit("--detect needs the service (or --addr), not --raw")
         yield RawEngine(args.model, cpu_threads=args.threads).transcriber(preset_name=args.preset)
     elif args.addr:
-        gateway = GatewayTranscriber(args.addr, preset_name=args.preset)
+        gateway = GatewayTranscriber(args.addr, preset_name=args.preset, detect=args.detect)
         try:
             yield gateway
         finally:
             gateway.close()
     else:
         with ServiceTranscriber(
-            args.model, preset_name=args.preset, cpu_threads=args.threads
+            args.model, preset_name=args.preset, cpu_threads=args.threads, detect=args.detect
         ) as service:
             yield service
 
@@ -353,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {
         "mode": "raw engine" if args.raw else (f"gateway {args.addr}" if args.addr else "service"),
         "preset": args.preset,
+        "language": "detected" if args.detect else "given",
         "model": "(the gateway's)" if args.addr else (args.model or default_model()),
         "threads": "(the gateway's)" if args.addr else str(args.threads),
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

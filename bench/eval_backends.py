@@ -51,6 +51,7 @@ _GRPC_OPTIONS = [("grpc.max_send_message_length", 64 << 20)]
 class Transcription:
     text: str
     seconds: float  # wall time the caller waited, audio decoding included
+    language: str = ""  # the language the service reported (detected when none was sent)
 
 
 TranscribeFn = Callable[[Clip], Transcription]
@@ -131,8 +132,11 @@ class RawEngine:
         return transcribe
 
 
-def _config(clip: Clip, preset_name: str) -> tpb.TranscriptionConfig:
-    return tpb.TranscriptionConfig(language_code=clip.language, preset=_PRESET_ENUMS[preset_name])
+def _config(clip: Clip, preset_name: str, detect: bool = False) -> tpb.TranscriptionConfig:
+    """The clip's language, or none (`detect`: the service detects it)."""
+    return tpb.TranscriptionConfig(
+        language_code="" if detect else clip.language, preset=_PRESET_ENUMS[preset_name]
+    )
 
 
 class ServiceTranscriber:
@@ -146,9 +150,11 @@ class ServiceTranscriber:
         preset_name: str = presets.ACCURATE,
         cpu_threads: int = DEFAULT_THREADS,
         directory: Path | None = None,
+        detect: bool = False,
     ) -> None:
         self.model = model or default_model()
         self.preset_name = preset_name
+        self.detect = detect
         self.cpu_threads = cpu_threads
         self._directory = directory or Path(tempfile.mkdtemp(prefix="sayit-eval-"))
         self._process: processes.ServiceProcess | None = None
@@ -185,12 +191,15 @@ class ServiceTranscriber:
         stub = pb_grpc.TranscriberServiceStub(self._channel)
         request = pb.TranscribeStreamRequest(
             audio=audio_pb2.Audio(content=clip.read(), filename=clip.path.name),
-            config=_config(clip, self.preset_name),
+            config=_config(clip, self.preset_name, self.detect),
         )
         started = time.monotonic()
         for reply in stub.TranscribeStream(request, timeout=TIMEOUT_SECONDS):
             if reply.HasField("transcript"):
-                return Transcription(reply.transcript.text, time.monotonic() - started)
+                transcript = reply.transcript
+                return Transcription(
+                    transcript.text, time.monotonic() - started, transcript.language_code
+                )
         raise RuntimeError(f"{clip.id}: the transcriber ended without a transcript")
 
 
@@ -198,12 +207,15 @@ class GatewayTranscriber:
     """A running gateway at `addr` (TLS and API key from SAYIT_TLS_* / SAYIT_API_KEY, as
     `make load`). The gateway's transcribers decide model and threads."""
 
-    def __init__(self, addr: str, *, preset_name: str = presets.ACCURATE) -> None:
+    def __init__(
+        self, addr: str, *, preset_name: str = presets.ACCURATE, detect: bool = False
+    ) -> None:
         env = Env(os.environ)
         tls = load_client_tls(env)
         key = env.get_str("SAYIT_API_KEY", "")
         self.addr = addr
         self.preset_name = preset_name
+        self.detect = detect
         self._metadata = [("authorization", f"Bearer {key}")] if key else []
         self._channel = (
             grpc.insecure_channel(addr, options=_GRPC_OPTIONS)
@@ -215,18 +227,21 @@ class GatewayTranscriber:
     def __call__(self, clip: Clip) -> Transcription:
         request = spb.TranscribeRequest(
             audio=audio_pb2.Audio(content=clip.read(), filename=clip.path.name),
-            config=_config(clip, self.preset_name),
+            config=_config(clip, self.preset_name, self.detect),
         )
         started = time.monotonic()
         reply = self._stub.Transcribe(request, metadata=self._metadata, timeout=TIMEOUT_SECONDS)
         if reply.HasField("transcript"):
-            return Transcription(reply.transcript.text, time.monotonic() - started)
+            transcript = reply.transcript
+            return Transcription(
+                transcript.text, time.monotonic() - started, transcript.language_code
+            )
         # Long audio is queued: follow the job to its end.
         watch = spb.WatchJobRequest(name=reply.job.name)
         for event in self._stub.WatchJob(watch, metadata=self._metadata, timeout=TIMEOUT_SECONDS):
             if event.event.HasField("completed"):
-                text = event.event.completed.transcript.text
-                return Transcription(text, time.monotonic() - started)
+                done = event.event.completed.transcript
+                return Transcription(done.text, time.monotonic() - started, done.language_code)
             if event.event.HasField("failed") or event.event.HasField("cancelled"):
                 raise RuntimeError(f"{clip.id}: {reply.job.name} did not complete: {event.event}")
         raise RuntimeError(f"{clip.id}: the event stream of {reply.job.name} ended early")

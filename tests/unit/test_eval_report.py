@@ -120,3 +120,19 @@ def test_figures_for_make_bench() -> None:
     assert figures["wer_en"].samples == (pytest.approx(1 / 6, abs=1e-4), 0.5)
     assert figures["rtf_ko"].value == pytest.approx(0.1)
     assert all(f.section == "eval" for f in figures.values())
+
+
+def test_detected_languages_are_counted_when_the_language_was_not_given() -> None:
+    detected = {"en_a": "en", "en_b": "nl", "ko_a": "ko"}
+
+    def heard(clip: Clip) -> Transcription:
+        return Transcription(HEARD[clip.id].text, 1.0, detected[clip.id])
+
+    report = bench_eval.evaluate(CLIPS, heard, normalise=False, settings={"language": "detected"})
+    assert [c.detected_language for c in report.clips] == ["en", "nl", "ko"]
+    assert "language detected right on 2/3 clips (wrong: en_b=nl)" in bench_eval.format_report(
+        report
+    )
+    assert bench_eval.rescore(report, True).clips[1].detected_language == "nl"
+    given = bench_eval.evaluate(CLIPS, lookup, normalise=False, settings={"language": "given"})
+    assert "language detected" not in bench_eval.format_report(given)
