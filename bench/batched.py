@@ -3,9 +3,11 @@
     python -m bench.batched [--quick] [--batch-sizes 4,8,16]
 
 One in-process engine (2 CPU threads, the accurate preset of each language) transcribes the same
-long file sequentially and then batched (faster-whisper's BatchedInferencePipeline) at each batch
-size. Figures: throughput of batched ÷ sequential (goal >= 1.5) and the change in error rate in
-points (goal: within 0.5), for the ~4-minute English LJ001 clip and a Korean file joined from the
+long file sequentially (the service's default: each speech region its own window, see
+services/transcriber/regions.py) and then batched (faster-whisper's BatchedInferencePipeline in
+its own mode: VAD regions of up to 30 s, no timestamps inside a region) at each batch size.
+Figures: throughput of batched ÷ sequential (goal >= 1.5) and the change in error rate in points
+(goal: within 0.5), for the ~4-minute English LJ001 clip and a Korean file joined from the
 shared clips. The transcriber's SAYIT_BATCH_SIZE default comes from these figures.
 """
 

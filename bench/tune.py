@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,21 @@ from bench.eval_backends import RawEngine
 from bench.figures import median
 from services.transcriber import presets
 from services.transcriber.presets import DecodePreset
+from tests.support import audio
 
 # faster-whisper 1.2.1's own defaults for WhisperModel.transcribe (vad_filter=False; its VAD
 # defaults when VAD is on: threshold 0.5, min silence 2000 ms, pad 400 ms).
 FW_DEFAULTS = DecodePreset(
-    vad_threshold=0.5, vad_min_silence_ms=2000, vad_speech_pad_ms=400, language_detection_segments=1
+    vad_threshold=0.5,
+    vad_min_silence_ms=2000,
+    vad_speech_pad_ms=400,
+    language_detection_segments=1,
+    vad_region_max_seconds=None,
 )
 
 KO_PROMPT = "다음은 한국어 낭독 음성을 받아 적은 것입니다."
 EN_PROMPT = "Hello. This is a carefully punctuated English transcript."
+PROMPTS = {"ko": KO_PROMPT, "en": EN_PROMPT}
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,12 @@ class Candidate:
 def candidates() -> list[Candidate]:
     d = FW_DEFAULTS
     vad = replace(d, vad_min_silence_ms=1000)
+    # Round 3: speech regions decoded as windows of their own (services/transcriber/regions.py).
+    r25 = replace(d, vad_region_max_seconds=25.0, vad_min_silence_ms=500, vad_speech_pad_ms=200)
+    r25nc = replace(r25, condition_on_previous_text=False)
     return [
         Candidate("fw-defaults", d, vad_filter=False),
+        # Round 1: one setting at a time, faster-whisper's VAD (speech glued into 30 s windows).
         Candidate("vad", d),
         Candidate("vad-silence1000", vad),
         Candidate("vad-silence500", replace(d, vad_min_silence_ms=500)),
@@ -63,13 +74,52 @@ def candidates() -> list[Candidate]:
         Candidate("fallback-0-0.2-0.4", replace(vad, temperatures=(0.0, 0.2, 0.4))),
         Candidate("fallback-none", replace(vad, temperatures=(0.0,))),
         Candidate("repetition-penalty1.1", replace(vad, repetition_penalty=1.1)),
-        Candidate("prompt", vad, prompt={"ko": KO_PROMPT, "en": EN_PROMPT}),
+        Candidate("prompt", vad, prompt=PROMPTS),
+        # Round 2: the best single changes combined.
+        Candidate("pad200-prompt", replace(vad, vad_speech_pad_ms=200), prompt=PROMPTS),
+        Candidate("pad200-beam8", replace(vad, vad_speech_pad_ms=200, beam_size=8)),
+        Candidate(
+            "pad200-beam8-no-condition",
+            replace(vad, vad_speech_pad_ms=200, beam_size=8, condition_on_previous_text=False),
+        ),
+        # Round 3: regions.
+        Candidate("regions25", r25),
+        Candidate("regions25-no-condition", replace(r25, condition_on_previous_text=False)),
+        Candidate("regions15", replace(r25, vad_region_max_seconds=15.0)),
+        Candidate(
+            "regions25-silence1000-pad400",
+            replace(r25, vad_min_silence_ms=1000, vad_speech_pad_ms=400),
+        ),
+        Candidate("regions25-beam8", replace(r25, beam_size=8)),
+        Candidate("regions25-prompt", r25, prompt=PROMPTS),
+        Candidate("regions25-greedy", replace(r25, beam_size=1, best_of=1)),
+        Candidate(
+            "regions25-greedy-no-condition",
+            replace(r25, beam_size=1, best_of=1, condition_on_previous_text=False),
+        ),
+        # Round 4: the first syllable after a pause (VAD onset) without losing regions' gains.
+        Candidate("regions25-no-condition-pad400", replace(r25nc, vad_speech_pad_ms=400)),
+        Candidate("regions25-no-condition-pad600", replace(r25nc, vad_speech_pad_ms=600)),
+        Candidate("regions25-no-condition-threshold0.35", replace(r25nc, vad_threshold=0.35)),
+        Candidate(
+            "regions25-no-condition-threshold0.35-pad400",
+            replace(r25nc, vad_threshold=0.35, vad_speech_pad_ms=400),
+        ),
     ]
 
 
 def table_candidates() -> list[Candidate]:
     """The presets table as it stands (per language), for the final comparison."""
     return [Candidate(f"table-{name}", presets.lookup("", name)) for name in presets.PRESET_NAMES]
+
+
+def korean_long_clip(seconds: float = 180.0) -> evalset.Clip:
+    """The Korean clips joined into one long file (the shared set has no Korean long-form),
+    written once to a temporary WAV so it goes through the same path as every clip."""
+    content, reference, total = audio.korean_long(seconds)
+    path = Path(tempfile.gettempdir()) / f"sayit-tune-ko-long-{int(seconds)}.wav"
+    path.write_bytes(content)
+    return evalset.Clip("ko_long_joined", "ko", path, total, reference)
 
 
 def _run(
@@ -97,7 +147,7 @@ def _run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tune", description=__doc__)
-    parser.add_argument("--language", choices=("ko", "en"), action="append")
+    parser.add_argument("--language", choices=("ko", "en", "ko-long"), action="append")
     parser.add_argument("--only", default="", help="comma-separated candidate names")
     parser.add_argument("--table", action="store_true", help="also the presets table's rows")
     parser.add_argument("--repeats", type=int, default=1, help="timing repeats (median RTF)")
@@ -110,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [c for c in chosen if c.name in names]
     engine = RawEngine(cpu_threads=args.threads)
     results = []
-    for language in args.language or ["ko", "en"]:
-        clips = evalset.clips(language)
+    for label in args.language or ["ko", "en"]:
+        clips = [korean_long_clip()] if label == "ko-long" else evalset.clips(label)
+        language = clips[0].language
         engine.transcriber(FW_DEFAULTS)(min(clips, key=lambda c: c.duration_seconds))  # warm
         baseline_rtf = None
         for candidate in chosen:
@@ -120,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             if candidate.name == "fw-defaults":
                 baseline_rtf = result["rtf"]
             result["speed_cost"] = result["rtf"] / baseline_rtf if baseline_rtf else None
-            results.append(result)
+            results.append({**result, "set": label})
             cost = f"{result['speed_cost']:.2f}" if result["speed_cost"] else "-"
             print(
-                f"{language} {candidate.name:24s} rate {result['rate']:.4f} "
+                f"{label} {candidate.name:24s} rate {result['rate']:.4f} "
                 f"normalised {result['rate_normalised']:.4f} rtf {result['rtf']:.3f} "
                 f"x{cost}",
                 flush=True,

@@ -10,7 +10,9 @@ from pathlib import Path
 from services.common.config import Env, ServerConfig, load_server_config
 
 DEFAULT_ADDR = "127.0.0.1:50053"
-DEFAULT_BATCH_SIZE = 8
+# Off: batched decoding was 1.7x faster on long English within 0.4 WER points, but on long
+# Korean 1.2x at +3.3 CER points (bench/PRESETS.md); set 8 on English-only queue transcribers.
+DEFAULT_BATCH_SIZE = 0
 # Audio shorter than this is never queued (SAYIT_SYNC_MAX_SECONDS), so by default only queued
 # long audio is batched; short audio has a single window and nothing to batch.
 DEFAULT_BATCH_MIN_SECONDS = 30.0

@@ -3,8 +3,9 @@
 One WhisperModel per process, shared by `slots` concurrent calls (CTranslate2 runs that many
 decodes in parallel, each on `cpu_threads` threads). Long audio can be decoded batched
 (faster-whisper's BatchedInferencePipeline: the VAD's speech regions, up to 30 s each, go
-through the model `batch_size` at a time), which trades per-window streaming and the
-temperature fallback for throughput; see bench/batched.py for what it gains and costs.
+through the model `batch_size` at a time, with no timestamps inside a region), which trades
+segment granularity, conditioning on earlier text and accuracy for throughput; see
+bench/batched.py and bench/PRESETS.md for what it gains and costs (off by default).
 `transcribe` is a blocking generator meant to run in a worker thread; the caller stops it by
 simply not asking for the next item and closing it, which ends decoding at the current window.
 """
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from services.transcriber import regions
 from services.transcriber.presets import DecodePreset
 
 SAMPLE_RATE = 16_000
@@ -118,32 +121,64 @@ class Engine:
             keep -= 8
         return hotwords if len(ids) <= HOTWORDS_TOKENS else None
 
+    @staticmethod
+    def _speech_regions(audio: np.ndarray, preset: DecodePreset) -> list[tuple[float, float]]:
+        """The regions to decode one by one, or [] to let faster-whisper's VAD do it."""
+        limit = preset.vad_region_max_seconds
+        if limit is None:
+            return []
+        options = VadOptions(**preset.vad_parameters(), max_speech_duration_s=limit)
+        spans = [
+            (t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE)
+            for t in get_speech_timestamps(audio, options)
+        ]
+        return regions.merge(spans, limit)
+
     def transcribe(
         self, audio: np.ndarray, request: EngineRequest
     ) -> Iterator[Analysis | DecodedSegment]:
         """Yields one Analysis, then segments as they are decoded. Blocking; run in a thread."""
         preset = request.preset
         batched = self._batched is not None and request.batched and request.vad_filter
-        extra = {"batch_size": self.batch_size, "without_timestamps": False} if batched else {}
-        transcribe = self._batched.transcribe if batched else self._model.transcribe  # type: ignore[union-attr]
-        segments, info = transcribe(
-            audio,
-            language=request.language or None,
-            task=request.task,
-            word_timestamps=request.word_timestamps,
-            vad_filter=request.vad_filter,
-            vad_parameters=preset.vad_parameters() if request.vad_filter else None,
-            initial_prompt=request.initial_prompt or None,
-            hotwords=self.fit_hotwords(request.hotwords),
-            max_new_tokens=max_new_tokens(len(audio) / SAMPLE_RATE),
+        common = {
+            "language": request.language or None,
+            "task": request.task,
+            "word_timestamps": request.word_timestamps,
+            "initial_prompt": request.initial_prompt or preset.default_prompt or None,
+            "hotwords": self.fit_hotwords(request.hotwords),
+            "max_new_tokens": max_new_tokens(len(audio) / SAMPLE_RATE),
             **preset.transcribe_kwargs(),
-            **extra,
-        )
+        }
+        speech = self._speech_regions(audio, preset) if request.vad_filter else None
+        if batched:
+            # The pipeline's own mode: whole regions, no timestamps inside (see bench.batched).
+            assert self._batched is not None
+            segments, info = self._batched.transcribe(
+                audio,
+                vad_filter=True,
+                vad_parameters=preset.vad_parameters(),
+                batch_size=self.batch_size,
+                **common,
+            )
+        elif speech:
+            segments, info = self._model.transcribe(
+                audio, clip_timestamps=regions.clip_timestamps(speech), **common
+            )
+        else:
+            # No VAD asked, or the VAD found no speech (faster-whisper then returns nothing).
+            segments, info = self._model.transcribe(
+                audio,
+                vad_filter=request.vad_filter,
+                vad_parameters=preset.vad_parameters() if request.vad_filter else None,
+                **common,
+            )
         yield Analysis(
             language=info.language,
             language_probability=float(info.language_probability),
             duration=float(info.duration),
-            duration_after_vad=float(info.duration_after_vad),
+            duration_after_vad=regions.speech_seconds(speech)
+            if speech
+            else float(info.duration_after_vad),
         )
         try:
             for segment in segments:

@@ -312,6 +312,14 @@ def test_transcriber_defaults(eight_cpus: None) -> None:
     assert config.slots == 1
     assert config.cpu_threads == 8
     assert config.max_audio_seconds == 4 * 3600.0
+    assert (config.batch_size, config.batch_min_seconds) == (0, 30.0)  # measured: off
+
+
+def test_transcriber_batching_settings() -> None:
+    config = load_config({"SAYIT_BATCH_SIZE": "8", "SAYIT_BATCH_MIN_SECONDS": "120"})
+    assert (config.batch_size, config.batch_min_seconds) == (8, 120.0)
+    with pytest.raises(ConfigError, match="SAYIT_BATCH_SIZE"):
+        load_config({"SAYIT_BATCH_SIZE": "-1"})
 
 
 @pytest.mark.parametrize(("slots", "threads"), [(1, 8), (2, 4), (3, 2), (8, 1), (16, 1), (64, 1)])

@@ -1,0 +1,29 @@
+"""services.transcriber.regions: speech spans merged into windows of their own."""
+
+from __future__ import annotations
+
+from services.transcriber import regions
+
+
+def test_neighbours_merge_while_the_region_stays_short_enough() -> None:
+    spans = [(0.5, 4.0), (4.6, 9.0), (9.6, 24.0), (24.6, 30.0), (31.0, 33.0)]
+    assert regions.merge(spans, 25.0) == [(0.5, 24.0), (24.6, 33.0)]
+
+
+def test_a_long_span_stays_whole_and_starts_a_region() -> None:
+    assert regions.merge([(0.0, 2.0), (3.0, 40.0), (41.0, 42.0)], 25.0) == [
+        (0.0, 2.0),
+        (3.0, 40.0),
+        (41.0, 42.0),
+    ]
+
+
+def test_no_speech_no_regions() -> None:
+    assert regions.merge([], 25.0) == []
+    assert regions.clip_timestamps([]) == []
+
+
+def test_clip_timestamps_and_speech_seconds() -> None:
+    merged = [(0.5, 24.0), (24.6, 33.0)]
+    assert regions.clip_timestamps(merged) == [0.5, 24.0, 24.6, 33.0]
+    assert regions.speech_seconds(merged) == 23.5 + 8.4
