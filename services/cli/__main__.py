@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -156,6 +157,9 @@ def _dispatch(args: argparse.Namespace, client: SayItClient, console: Console, o
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Ctrl-C must reach `transcribe` as KeyboardInterrupt (it asks whether to cancel the job),
+    # even when the CLI was started with SIGINT ignored (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         config = load_config(os.environ)
     except ConfigError as error:

@@ -137,9 +137,7 @@ class JobStore:
         """The record of a tenant's job; NOT_FOUND if it does not exist or is another's."""
         with redis_errors():
             record = await self._redis.hgetall(self._keys.record(job_id))
-        if not record or records.tenant_of(record) != tenant:
-            raise NotFound(f"job jobs/{job_id} not found (it may have expired)")
-        return record
+        return _owned(record, job_id, tenant)
 
     async def job(self, job_id: str, tenant: str) -> job_pb2.TranscriptionJob:
         return records.job_message(job_id, await self.record(job_id, tenant))
@@ -268,8 +266,13 @@ class JobStore:
         self, job_id: str, tenant: str, after_sequence: int
     ) -> AsyncIterator[event_pb2.JobEvent]:
         """The job's events after `after_sequence`, as they are appended; ends after the
-        terminal event (or at once if the job ended at or before `after_sequence`)."""
-        record = await self.record(job_id, tenant)
+        terminal event (or at once if the job ended at or before `after_sequence`). A watch
+        that starts or runs while Redis restarts waits it out (WATCH_OUTAGE_SECONDS)."""
+        record = _owned(
+            await self._riding_out_outages(lambda: self._redis.hgetall(self._keys.record(job_id))),
+            job_id,
+            tenant,
+        )
         last_sequence = int(records.number(record, "seq"))
         if records.state_of(record) in records.TERMINAL and after_sequence >= last_sequence:
             return
@@ -361,3 +364,11 @@ def _decode_page_token(token: str) -> tuple[float | str, str]:
             "page_token is not a token returned by ListJobs; pass next_page_token unchanged",
             field="page_token",
         ) from None
+
+
+def _owned(record: dict[bytes, bytes], job_id: str, tenant: str) -> dict[bytes, bytes]:
+    """The record if it exists and is the tenant's; NOT_FOUND otherwise (never "forbidden":
+    another tenant's job must look like no job at all)."""
+    if not record or records.tenant_of(record) != tenant:
+        raise NotFound(f"job jobs/{job_id} not found (it may have expired)")
+    return record

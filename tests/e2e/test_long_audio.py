@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -89,8 +90,15 @@ def rq_job(mesh: Mesh, name: str, index: int) -> Job:
     )
 
 
-def rq_status(mesh: Mesh, name: str, index: int) -> str:
-    return str(rq_job(mesh, name, index).get_status().value)
+def rq_status(mesh: Mesh, name: str, index: int, timeout: float = 30) -> str:
+    """The chunk's RQ status, once it is enqueued (the plan is recorded just before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return str(rq_job(mesh, name, index).get_status().value)
+        except NoSuchJobError:
+            assert time.monotonic() < deadline, f"chunk {index} of {name} was never enqueued"
+            time.sleep(0.1)
 
 
 def plan(mesh: Mesh, name: str) -> list[tuple[float, float]]:
@@ -133,7 +141,10 @@ def wait_chunk_running(mesh: Mesh, name: str, index: int, timeout: float = 120) 
     """The worker transcribing the chunk, once its transcriber has produced a segment."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        holder = rq_job(mesh, name, index).worker_name if plan(mesh, name) else None
+        try:
+            holder = rq_job(mesh, name, index).worker_name if plan(mesh, name) else None
+        except NoSuchJobError:  # planned, not yet enqueued
+            holder = None
         if holder:
             pair = holder.removeprefix("worker-")
             segments = [
