@@ -149,7 +149,8 @@ class Engine:
             "max_new_tokens": max_new_tokens(len(audio) / SAMPLE_RATE),
             **preset.transcribe_kwargs(),
         }
-        speech = self._speech_regions(audio, preset) if request.vad_filter else None
+        use_regions = request.vad_filter and not batched
+        speech = self._speech_regions(audio, preset) if use_regions else None
         if batched:
             # The pipeline's own mode: whole regions, no timestamps inside (see bench.batched).
             assert self._batched is not None
