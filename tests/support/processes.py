@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,7 +21,21 @@ from services.common.tls import ClientTLS
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel handed out with bind(0) is
+# free only until someone binds it, and every outgoing connection takes ports from that same
+# range, so under load a service could find "its" port taken ("Address already in use").
+_PORTS = (20000, 32000)
+
+
 def free_port() -> int:
+    for _ in range(200):
+        port = random.randrange(*_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
