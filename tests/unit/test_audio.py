@@ -17,12 +17,12 @@ import soundfile as sf
 
 from services.common.audio import SAMPLE_RATE, AudioInfo, decode, decode_pcm16, encode_wav, probe
 from services.common.errors import BadAudio
+from tests.support.encode import av_bytes, sf_bytes
 
 TONE_HZ = 440.0
 SECONDS = 2.0
 # Codecs add priming/padding (AAC ~21-46 ms, MP3 ~50 ms, Opus 6.5 ms).
 DURATION_TOLERANCE = 0.1
-_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 
 
 # --- signal and encoders -------------------------------------------------------------------------
@@ -41,40 +41,6 @@ def tone(
     if noise:
         mono += noise * np.random.default_rng(7).standard_normal(len(t))
     return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
-
-
-def sf_bytes(signal: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, signal, rate, format=fmt, subtype=subtype)
-    return buffer.getvalue()
-
-
-def av_bytes(
-    signal: np.ndarray,
-    rate: int,
-    container: str,
-    codec: str,
-    options: dict[str, str] | None = None,
-) -> bytes:
-    layout = _LAYOUTS[signal.shape[1]]
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container, options=options or {}) as out:
-        stream: Any = out.add_stream(codec, rate=rate, layout=layout)
-        context = stream.codec_context
-        resampler = av.AudioResampler(
-            format=context.format.name,
-            layout=layout,
-            rate=rate,
-            frame_size=context.frame_size or None,
-        )
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(signal.T), format="fltp", layout=layout
-        )
-        frame.sample_rate = rate
-        for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
-            out.mux(stream.encode(chunk))
-        out.mux(stream.encode(None))
-    return buffer.getvalue()
 
 
 def video_only(container: str, codec: str) -> bytes:
