@@ -105,6 +105,10 @@ def candidates() -> list[Candidate]:
             "regions25-no-condition-threshold0.35-pad400",
             replace(r25nc, vad_threshold=0.35, vad_speech_pad_ms=400),
         ),
+        # Round 5: start each region's window earlier instead (regions merge as with pad 200).
+        Candidate("regions25-no-condition-lead200", replace(r25nc, vad_region_lead_ms=200)),
+        Candidate("regions25-no-condition-lead400", replace(r25nc, vad_region_lead_ms=400)),
+        Candidate("regions25-no-condition-lead600", replace(r25nc, vad_region_lead_ms=600)),
     ]
 
 

@@ -18,6 +18,7 @@ from services.scheduler.backpressure import Backpressure
 from services.scheduler.config import load_config
 from services.scheduler.connections import async_client, sync_client
 from services.scheduler.direct import DirectRunner
+from services.scheduler.direct_slots import DirectSlots
 from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
 from services.scheduler.planner import Planner
 from services.scheduler.queue import JobQueue
@@ -51,7 +52,12 @@ async def main() -> int:
     channel = aio_channel(
         config.transcriber_addr, config.server.max_message_bytes, config.server.client_tls
     )
-    runner = DirectRunner(store, channel, config.direct_slots)
+    slots = DirectSlots(
+        config.direct_slots,
+        max_wait_seconds=config.direct_wait_seconds,
+        default_rtf=config.default_rtf,
+    )
+    runner = DirectRunner(store, channel, slots)
     if config.metrics_addr:
         scheduler_metrics.track_direct_slots(runner.slots)
         scheduler_metrics.track_queue_depths(job_queue.depths)

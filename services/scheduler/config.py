@@ -22,6 +22,9 @@ class SchedulerConfig:
     sync_max_seconds: float
     transcriber_addr: str
     direct_slots: int
+    # How long a short job may wait for a direct slot before it goes to the high-priority
+    # queue (0 = never wait); it does not wait when the expected wait is longer.
+    direct_wait_seconds: float
     job_ttl_seconds: int
     audio_ttl_seconds: int
     max_audio_seconds: float
@@ -51,6 +54,7 @@ def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
         sync_max_seconds=env.get_float("SAYIT_SYNC_MAX_SECONDS", 30.0, min=0.0),
         transcriber_addr=env.get_str("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
         direct_slots=env.get_int("SAYIT_DIRECT_SLOTS", 2, min=0, max=1024),
+        direct_wait_seconds=env.get_float("SAYIT_DIRECT_WAIT_SECONDS", 10.0, min=0.0),
         job_ttl_seconds=job_ttl,
         audio_ttl_seconds=env.get_int("SAYIT_AUDIO_TTL_SECONDS", DAY, min=60),
         max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),

@@ -11,8 +11,8 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import logs
 from services.common.errors import status_code_number
-from services.common.slots import Slots
 from services.scheduler import records
+from services.scheduler.direct_slots import DirectSlots
 from services.scheduler.jobs import JobStore
 
 log = logs.get_logger("sayit.scheduler")
@@ -23,10 +23,10 @@ _OVERFLOW_CODES = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILAB
 
 
 class DirectRunner:
-    def __init__(self, store: JobStore, channel: grpc.aio.Channel, slots: int) -> None:
+    def __init__(self, store: JobStore, channel: grpc.aio.Channel, slots: DirectSlots) -> None:
         self._store = store
         self._stub = tpb_grpc.TranscriberServiceStub(channel)
-        self.slots = Slots(slots)
+        self.slots = slots
         self.tasks: dict[str, asyncio.Task[str]] = {}
 
     async def run(

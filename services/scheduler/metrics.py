@@ -15,7 +15,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from sayit.common.v1 import event_pb2
 from services.common import logs
-from services.common.slots import Slots
+from services.scheduler.direct_slots import DirectSlots
 
 log = logs.get_logger("sayit.metrics")
 
@@ -52,6 +52,9 @@ DIRECT_SLOTS_BUSY = Gauge(
 DIRECT_SLOTS_TOTAL = Gauge(
     "sayit_direct_slots_total", "Direct transcription slots (this scheduler's share)."
 )
+DIRECT_WAITING = Gauge(
+    "sayit_direct_waiting", "Short jobs waiting in this scheduler for a direct slot."
+)
 
 
 def job_submitted(routing: str, queue: str) -> None:
@@ -68,9 +71,10 @@ def event_recorded(event: event_pb2.JobEvent | None, sequence: int) -> None:
         JOBS_FINISHED.labels(outcome).inc()
 
 
-def track_direct_slots(slots: Slots) -> None:
+def track_direct_slots(slots: DirectSlots) -> None:
     DIRECT_SLOTS_BUSY.set_function(lambda: slots.busy)
     DIRECT_SLOTS_TOTAL.set_function(lambda: slots.total)
+    DIRECT_WAITING.set_function(lambda: slots.waiting)
 
 
 class QueueDepthCollector(Collector):

@@ -100,12 +100,14 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 await self._wait_for_end(repeat.job_id, tenant, owner=False)
             return pb.SubmitJobResponse(job=await self._store.job(repeat.job_id, tenant))
         queue_only = request.routing_policy == pb.ROUTING_POLICY_QUEUE
-        reserved = short and not queue_only and self._direct.slots.try_acquire()
+        slots = self._direct.slots
+        reserved = short and not queue_only and slots.try_acquire(duration)
         route = routing.choose(
             duration,
             queue_only=queue_only,
             sync_max_seconds=self._config.sync_max_seconds,
             direct_slot_free=reserved,
+            direct_wait_short=not reserved and slots.worth_waiting(),
         )
         try:
             if not route.direct and self._admit is not None:
@@ -114,13 +116,14 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             with contextlib.suppress(Exception):
                 await self._repeats.release(job_id, tenant, request, fingerprint)
             raise
-        record = self._new_record(tenant, request, duration, route.routing, fingerprint)
+        record = self._new_record(tenant, request, duration, route, fingerprint)
         try:
             if route.direct:
                 try:
-                    await self._start_direct(job_id, record, request, duration)
+                    await self._start_direct(job_id, record, request, duration, reserved)
                 except BaseException:
-                    self._direct.slots.release()
+                    if reserved:
+                        slots.release(duration)
                     raise
             else:
                 await self._enqueue_new(job_id, record, request, duration, route.queue)
@@ -133,6 +136,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             "job_accepted",
             routing=route.routing,
             queue=route.queue,
+            waits_for_slot=route.direct and not reserved,
             audio_seconds=round(duration, 2),
             tenant=tenant,
         )
@@ -145,21 +149,21 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         tenant: str,
         request: pb.SubmitJobRequest,
         duration: float,
-        route: str,
+        route: routing.Route,
         fingerprint: str,
     ) -> dict[str, bytes | str | int | float]:
-        direct_route = route == records.DIRECT
         record = records.new_record(
             tenant=tenant,
-            state=records.RUNNING if direct_route else records.QUEUED,
-            routing=route,
+            # A direct job waiting for a slot is queued (in this scheduler) until it has one.
+            state=records.RUNNING if route.direct and not route.waits else records.QUEUED,
+            routing=route.routing,
             queue="",
             duration=duration,
             config=request.config,
             filename=request.audio.filename,
             # Direct jobs die with this scheduler; queued jobs are planned by it.
             owner=self._instance,
-            chunks_total=1 if direct_route or not self._planner.is_long(duration) else 0,
+            chunks_total=1 if route.direct or not self._planner.is_long(duration) else 0,
             fingerprint=fingerprint,
         )
         record["cache_ttl"] = self._config.result_cache_ttl_seconds
@@ -211,7 +215,10 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         record: dict[str, bytes | str | int | float],
         request: pb.SubmitJobRequest,
         duration: float,
+        reserved: bool,
     ) -> None:
+        """Run a short job on a direct slot: the one `reserved` for it, or the first one free
+        (see DirectSlots)."""
         accepted = records.event(
             job_id,
             accepted=event_pb2.JobAccepted(
@@ -219,24 +226,45 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             ),
         )
         await self._store.create(job_id, record, accepted)
-        task = self._spawn(self._run_direct(job_id, request, duration))
+        holding = {"slot": reserved}
+        task = self._spawn(self._run_direct(job_id, request, duration, holding))
         self._direct.tasks[job_id] = task
 
         def finished(_: asyncio.Task[Any]) -> None:
+            # Here, not in the task: a task cancelled before it starts runs none of its code.
             self._direct.tasks.pop(job_id, None)
-            self._direct.slots.release()
+            if holding["slot"]:
+                self._direct.slots.release(duration)
 
         task.add_done_callback(finished)
 
-    async def _run_direct(self, job_id: str, request: pb.SubmitJobRequest, duration: float) -> None:
+    async def _run_direct(
+        self,
+        job_id: str,
+        request: pb.SubmitJobRequest,
+        duration: float,
+        holding: dict[str, bool],
+    ) -> None:
         timeout = float(self._config.queue.job_timeout(duration))
+        slots = self._direct.slots
         try:
+            if not holding["slot"]:
+                holding["slot"] = await slots.acquire(duration)
+                if not holding["slot"]:
+                    log.info("direct_wait_ran_out", waited_seconds=slots.max_wait_seconds)
+                    await self._overflow(job_id, request, duration)
+                    return
+                _, state = await self._store.apply(job_id, records.start_change(job_id, duration))
+                if state != records.RUNNING:
+                    return  # cancelled while it waited
+            started = asyncio.get_running_loop().time()
             outcome = await self._direct.run(
                 job_id, request.audio, request.config, duration, timeout
             )
             if outcome == direct.OVERFLOW:
                 await self._overflow(job_id, request, duration)
             elif outcome == direct.COMPLETED:
+                slots.finished(duration, asyncio.get_running_loop().time() - started)
                 await self._store.remember(job_id)
         except asyncio.CancelledError:
             await self._store.apply(
@@ -253,9 +281,10 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             )
 
     async def _overflow(self, job_id: str, request: pb.SubmitJobRequest, duration: float) -> None:
-        """No direct transcriber could take the job after all: queue it on the high queue."""
+        """No direct transcriber could take the job after all (or its wait for a slot ran out):
+        queue it on the high queue."""
         change = Change(
-            allow=(records.RUNNING,),
+            allow=(records.RUNNING, records.QUEUED),
             set={
                 "state": records.QUEUED,
                 "routing": records.QUEUED_ROUTE,

@@ -132,7 +132,7 @@ class Engine:
             (t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE)
             for t in get_speech_timestamps(audio, options)
         ]
-        return regions.merge(spans, limit)
+        return regions.lead_in(regions.merge(spans, limit), preset.vad_region_lead_ms / 1000)
 
     def transcribe(
         self, audio: np.ndarray, request: EngineRequest

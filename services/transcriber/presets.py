@@ -39,6 +39,8 @@ class DecodePreset:
     # With the VAD on: decode each speech region (merged with neighbours up to this many
     # seconds) as its own window (see regions.py); None = faster-whisper's glued-speech VAD.
     vad_region_max_seconds: float | None = 25.0
+    # ... and each region's window starts this much before the VAD's onset (see regions.lead_in)
+    vad_region_lead_ms: int = 0
     # Language detection over several 30 s windows when no language is given
     language_detection_segments: int = 3
     # Skip silent stretches longer than this when a segment looks hallucinated (word timestamps)

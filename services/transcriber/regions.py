@@ -26,6 +26,17 @@ def merge(spans: Iterable[tuple[float, float]], max_seconds: float) -> list[tupl
     return regions
 
 
+def lead_in(regions: list[tuple[float, float]], seconds: float) -> list[tuple[float, float]]:
+    """Each region started up to `seconds` earlier, never before 0 or the previous region's end:
+    the VAD's onset can cut a soft first syllable after a pause, and widening the VAD's own
+    padding instead changes how regions merge (bench/PRESETS.md, round 5)."""
+    widened: list[tuple[float, float]] = []
+    for start, end in regions:
+        floor = widened[-1][1] if widened else 0.0
+        widened.append((max(floor, start - seconds, 0.0), end))
+    return widened
+
+
 def clip_timestamps(regions: list[tuple[float, float]]) -> list[float]:
     """faster-whisper's clip_timestamps: start, end, start, end, ..."""
     return [t for region in regions for t in region]

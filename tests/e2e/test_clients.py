@@ -25,7 +25,6 @@ import grpc
 import pytest
 import srt
 import webvtt
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench import evalset, scoring
 from sayit.common.v1 import job_pb2
@@ -35,6 +34,7 @@ from services.client.polling import poll_interval
 from tests.support import audio
 from tests.support.mesh import Mesh
 from tests.support.processes import free_port
+from tests.support.prometheus import scrape, value
 
 pytestmark = pytest.mark.model
 
@@ -79,23 +79,6 @@ def job_names(stderr: str) -> dict[str, str]:
 
 
 # --- metrics and logs (first: the mesh is quiet) ------------------------------------------------
-
-
-def scrape(addr: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = subprocess.run(
-        ["curl", "-sf", f"http://{addr}/metrics"], capture_output=True, text=True, check=True
-    ).stdout
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
-    """The sum of the samples named `name` whose labels include `labels`."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
 def scrape_all(mesh: Mesh) -> dict[str, dict]:  # type: ignore[type-arg]

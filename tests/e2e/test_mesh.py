@@ -3,8 +3,10 @@ queue -> worker -> transcriber, with a real Redis and the real model on real spe
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -17,13 +19,14 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from bench import evalset, scoring
-from sayit.common.v1 import job_pb2
+from sayit.common.v1 import event_pb2, job_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from tests.support import audio, processes
 from tests.support.mesh import Mesh
+from tests.support.prometheus import scrape, value
 from tests.support.speech import audio_request, create_job, get, kinds, rpc_error, wait_state, watch
 
 pytestmark = pytest.mark.model
@@ -145,9 +148,74 @@ def test_direct_path_survives_saturation(speech: pb_grpc.SpeechServiceStub, mesh
         assert reply.WhichOneof("result") == "transcript", clip.id
         assert scoring.score(clip.reference, reply.transcript.text, clip.language).rate < 0.3
         routes.append((get(speech, reply.job_name).routing, get(speech, reply.job_name).queue))
-    assert routes.count((job_pb2.ROUTING_DIRECT, "")) >= 1
+    direct = routes.count((job_pb2.ROUTING_DIRECT, ""))
     overflow = routes.count((job_pb2.ROUTING_QUEUED, "sayit-high"))
-    assert overflow >= len(clips) - mesh.direct_slots, routes
+    assert direct + overflow == len(clips), routes
+    # More than the slots ran direct: jobs waited for a slot rather than all going to the queue
+    # (the expected wait for ~10 s clips stays far under SAYIT_DIRECT_WAIT_SECONDS's 10 s).
+    assert direct > mesh.direct_slots, routes
+    assert_direct_slots_idle(mesh)
+
+
+def assert_direct_slots_idle(mesh: Mesh) -> None:
+    """No direct slot or place in the scheduler's waiting line is left taken."""
+    samples = scrape(mesh.metrics_addrs["scheduler"])
+    assert value(samples, "sayit_direct_slots_busy") == 0
+    assert value(samples, "sayit_direct_waiting") == 0
+    assert ("sayit_direct_waiting", frozenset()) in samples
+
+
+def test_short_jobs_wait_in_line_for_a_direct_slot(
+    speech: pb_grpc.SpeechServiceStub, mesh: Mesh
+) -> None:
+    content, reference, seconds = audio.korean_long(25.0)
+    assert seconds < 30  # short: the direct path
+    busy = [start_short(speech, content, "ko") for _ in range(mesh.direct_slots)]
+    routes = [(get(speech, name).routing, get(speech, name).queue) for name, _ in busy]
+    assert routes == [(job_pb2.ROUTING_DIRECT, "")] * len(busy)
+
+    # Every slot is taken: a short job waits in the scheduler, queued but still direct.
+    leaving, leaving_events = start_short(
+        speech, evalset.clip("ko_deeply_sub100120a00042").read(), "ko"
+    )
+    job = get(speech, leaving)
+    assert (job.state, job.routing) == (job_pb2.JOB_STATE_QUEUED, job_pb2.ROUTING_DIRECT)
+    # A waiter cancelled in line leaves it: it never runs and takes no slot.
+    cancelled = speech.CancelJob(pb.CancelJobRequest(name=leaving), timeout=10).job
+    assert cancelled.state == job_pb2.JOB_STATE_CANCELLED
+    assert kinds(list(leaving_events)) == ["accepted", "cancelled"]
+
+    clip = evalset.clip("en_jfk")
+    waiter, waiter_events = start_short(speech, clip.read(), "en")
+    job = get(speech, waiter)
+    assert (job.state, job.routing) == (job_pb2.JOB_STATE_QUEUED, job_pb2.ROUTING_DIRECT)
+    events = kinds(list(waiter_events))
+    assert events[0] == "accepted" and events[1] == "progress" and events[-1] == "completed"
+    done = get(speech, waiter)
+    assert done.routing == job_pb2.ROUTING_DIRECT and done.queue == ""
+    assert scoring.score(clip.reference, done.transcript.text, "en").rate < 0.15
+    # It started when a busy job's slot came free, not before.
+    for _, rest in busy:
+        assert kinds(list(rest))[-1] == "completed"
+    ends = [get(speech, name) for name, _ in busy]
+    first_free = min(j.end_time.ToMilliseconds() for j in ends)
+    assert done.start_time.ToMilliseconds() >= first_free - 50
+    assert all(scoring.score(reference, j.transcript.text, "ko").rate < 0.3 for j in ends)
+    assert_direct_slots_idle(mesh)
+
+
+def start_short(
+    speech: pb_grpc.SpeechServiceStub, content: bytes, language: str
+) -> tuple[str, Iterator[event_pb2.JobEvent]]:
+    """Start a TranscribeWithProgress call: the job's name (from its `accepted` event, which
+    the iterator yields again first) and the call's events."""
+    call = speech.TranscribeWithProgress(
+        pb.TranscribeWithProgressRequest(**audio_request(content, language)),  # type: ignore[arg-type]
+        timeout=300,
+    )
+    first = next(call).event
+    assert first.HasField("accepted")
+    return f"jobs/{first.job_id}", itertools.chain([first], (r.event for r in call))
 
 
 def _busy_workers(mesh: Mesh) -> int:
