@@ -109,6 +109,10 @@ def candidates() -> list[Candidate]:
         Candidate("regions25-no-condition-lead200", replace(r25nc, vad_region_lead_ms=200)),
         Candidate("regions25-no-condition-lead400", replace(r25nc, vad_region_lead_ms=400)),
         Candidate("regions25-no-condition-lead600", replace(r25nc, vad_region_lead_ms=600)),
+        Candidate(
+            "regions25-greedy-lead400",
+            replace(r25, beam_size=1, best_of=1, vad_region_lead_ms=400),
+        ),
     ]
 
 

@@ -92,9 +92,11 @@ def is_hallucination(
 ) -> bool:
     """Whether a segment is text invented where nobody speaks (and is to be dropped)."""
     words = _WORD.findall(text.lower())
-    if not words:
-        return False
     doubts_speech = no_speech_prob > thresholds.no_speech_prob
+    if not words:
+        # Only punctuation ("...", seen over white noise): nothing to keep where speech is
+        # doubted.
+        return doubts_speech
     if doubts_speech and (
         compression_ratio > thresholds.compression_ratio or avg_logprob < thresholds.avg_logprob
     ):

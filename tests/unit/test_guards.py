@@ -223,8 +223,10 @@ def test_stock_phrases_are_dropped_only_when_speech_is_doubted(text: str) -> Non
     assert not hallucinated(text, no_speech_prob=0.05)
 
 
-def test_punctuation_only_is_not_a_word() -> None:
-    assert not hallucinated("...", no_speech_prob=0.99, avg_logprob=-3.0)
+def test_punctuation_only_is_dropped_only_when_speech_is_doubted() -> None:
+    # What white noise gave with language detection: "..." four times, no-speech 0.80.
+    assert hallucinated("...", no_speech_prob=0.80, avg_logprob=-0.92, compression_ratio=1.07)
+    assert not hallucinated("...", no_speech_prob=0.2)
 
 
 def test_no_signal_is_digital_silence_only() -> None:

@@ -27,3 +27,10 @@ def test_clip_timestamps_and_speech_seconds() -> None:
     merged = [(0.5, 24.0), (24.6, 33.0)]
     assert regions.clip_timestamps(merged) == [0.5, 24.0, 24.6, 33.0]
     assert regions.speech_seconds(merged) == 23.5 + 8.4
+
+
+def test_lead_in_starts_regions_earlier_without_overlapping_the_previous_one() -> None:
+    merged = [(0.2, 5.0), (5.3, 12.0), (14.0, 20.0)]
+    assert regions.lead_in(merged, 0.4) == [(0.0, 5.0), (5.0, 12.0), (13.6, 20.0)]
+    assert regions.lead_in(merged, 0.0) == merged
+    assert regions.lead_in([], 0.4) == []
