@@ -183,17 +183,25 @@ class Engine:
         )
         try:
             for segment in segments:
+                # Whisper can stamp an end past the audio its window held; inside a region that
+                # would overlap the next window (which may start early, see regions.lead_in).
+                window_end = regions.end_of(speech, float(segment.start)) if speech else None
                 yield DecodedSegment(
                     id=segment.id,
                     start=float(segment.start),
-                    end=float(segment.end),
+                    end=_at_most(float(segment.end), window_end),
                     text=segment.text.strip(),
                     avg_logprob=float(segment.avg_logprob),
                     no_speech_prob=float(segment.no_speech_prob),
                     compression_ratio=float(segment.compression_ratio),
                     temperature=float(segment.temperature or 0.0),
                     words=tuple(
-                        DecodedWord(float(w.start), float(w.end), w.word, float(w.probability))
+                        DecodedWord(
+                            _at_most(float(w.start), window_end),
+                            _at_most(float(w.end), window_end),
+                            w.word,
+                            float(w.probability),
+                        )
                         for w in segment.words or ()
                     ),
                 )
@@ -202,3 +210,7 @@ class Engine:
             close = getattr(segments, "close", None)
             if close is not None:
                 close()
+
+
+def _at_most(seconds: float, limit: float | None) -> float:
+    return seconds if limit is None else min(seconds, limit)

@@ -10,6 +10,7 @@ never holds more than one region's worth of speech, and timestamps stay in the f
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 
 
@@ -35,6 +36,13 @@ def lead_in(regions: list[tuple[float, float]], seconds: float) -> list[tuple[fl
         floor = widened[-1][1] if widened else 0.0
         widened.append((max(floor, start - seconds, 0.0), end))
     return widened
+
+
+def end_of(regions: list[tuple[float, float]], start: float) -> float:
+    """The end of the region a segment starting at `start` was decoded in (the last region
+    starting at or before it; the first one for a start before every region)."""
+    index = max(0, bisect.bisect_right([s for s, _ in regions], start + 1e-6) - 1)
+    return regions[index][1]
 
 
 def clip_timestamps(regions: list[tuple[float, float]]) -> list[float]:

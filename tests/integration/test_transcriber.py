@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
-from tests.support import processes
+from tests.support import audio, processes
 
 pytestmark = pytest.mark.model
 
@@ -102,6 +103,23 @@ def test_word_timestamps_on_request(transcriber: processes.ServiceProcess) -> No
             assert 0.0 <= word.probability <= 1.0
     plain = assert_well_ordered(events(transcriber.addr or "", request(clip.read(), "en")))
     assert all(not s.words for s in plain.segments)
+
+
+def test_segments_of_joined_speech_never_overlap(transcriber: processes.ServiceProcess) -> None:
+    # Each speech region is its own window, started early (regions.lead_in); Whisper stamped one
+    # segment's end 0.4 s past its window, into the next one's first segment, and the overlap
+    # made the queue's replay guard drop that segment from a job's events.
+    content, reference, _ = audio.korean_long(60.0)
+    transcript = assert_well_ordered(
+        events(transcriber.addr or "", request(content, "ko", word_timestamps=True))
+    )
+    segments = list(transcript.segments)
+    assert len(segments) >= 10
+    for before, after in itertools.pairwise(segments):
+        assert before.end_seconds <= after.start_seconds + 1e-3, (before, after)
+    for segment in segments:
+        assert all(w.end_seconds <= segment.end_seconds + 1e-3 for w in segment.words)
+    assert scoring.score(reference, transcript.text, "ko").rate < 0.2
 
 
 @pytest.mark.parametrize(

@@ -34,3 +34,13 @@ def test_lead_in_starts_regions_earlier_without_overlapping_the_previous_one() -
     assert regions.lead_in(merged, 0.4) == [(0.0, 5.0), (5.0, 12.0), (13.6, 20.0)]
     assert regions.lead_in(merged, 0.0) == merged
     assert regions.lead_in([], 0.4) == []
+
+
+def test_end_of_the_region_a_segment_starts_in() -> None:
+    merged = [(0.0, 5.0), (5.0, 12.0), (13.6, 20.0)]
+    assert regions.end_of(merged, 0.0) == 5.0
+    assert regions.end_of(merged, 4.9) == 5.0
+    assert regions.end_of(merged, 5.0) == 12.0  # a segment starting where a window starts
+    assert regions.end_of(merged, 12.5) == 12.0
+    assert regions.end_of(merged, 14.0) == 20.0
+    assert regions.end_of(merged, 25.0) == 20.0
