@@ -183,13 +183,19 @@ class Engine:
         )
         try:
             for segment in segments:
-                # Whisper can stamp an end past the audio its window held; inside a region that
+                # Whisper can stamp times past the audio its window held; with regions that
                 # would overlap the next window (which may start early, see regions.lead_in).
-                window_end = regions.end_of(speech, float(segment.start)) if speech else None
+                # `seek` is where the window started, in feature frames.
+                window_end = (
+                    regions.end_of(speech, segment.seek / self._model.frames_per_second)
+                    if speech
+                    else None
+                )
+                start = _at_most(float(segment.start), window_end)
                 yield DecodedSegment(
                     id=segment.id,
-                    start=float(segment.start),
-                    end=_at_most(float(segment.end), window_end),
+                    start=start,
+                    end=max(start, _at_most(float(segment.end), window_end)),
                     text=segment.text.strip(),
                     avg_logprob=float(segment.avg_logprob),
                     no_speech_prob=float(segment.no_speech_prob),

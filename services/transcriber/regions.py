@@ -39,8 +39,8 @@ def lead_in(regions: list[tuple[float, float]], seconds: float) -> list[tuple[fl
 
 
 def end_of(regions: list[tuple[float, float]], start: float) -> float:
-    """The end of the region a segment starting at `start` was decoded in (the last region
-    starting at or before it; the first one for a start before every region)."""
+    """The end of the region holding `start`, the time a decoded window began (the last region
+    starting at or before it; the first one for a time before every region)."""
     index = max(0, bisect.bisect_right([s for s, _ in regions], start + 1e-6) - 1)
     return regions[index][1]
 
