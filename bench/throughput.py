@@ -46,9 +46,10 @@ def layouts(cores: int) -> list[tuple[int, int]]:
 
 def work(quick: bool) -> list[evalset.Clip]:
     """The requests of one measured round, enough that all 8 callers are busy at once. The mesh
-    serves them in arrival order, the baseline in list order: a round long enough (64 requests,
+    serves them in arrival order, the baseline in list order: a round long enough (32 requests,
     ~250 s of audio) keeps the end of the round, where one slot may idle while the other ends
-    a long clip, from weighing on the figure (16 requests: 0.85-0.96 in one session; 64: 1.03)."""
+    a long clip, from weighing on the figure (16 requests: 0.85-0.86 in one session; 32:
+    0.97-1.03)."""
     return [evalset.clip(c) for c in (QUICK if quick else EN + KO)] * (2 if quick else 4)
 
 

@@ -185,12 +185,10 @@ class Engine:
             for segment in segments:
                 # Whisper can stamp times past the audio its window held; with regions that
                 # would overlap the next window (which may start early, see regions.lead_in).
-                # `seek` is where the window started, in feature frames.
-                window_end = (
-                    regions.end_of(speech, segment.seek / self._model.frames_per_second)
-                    if speech
-                    else None
-                )
+                # `seek` is where the window started, in feature frames (10 ms): a region's
+                # start is rounded to one, up to half a frame either way.
+                fps = self._model.frames_per_second
+                window_end = regions.end_of(speech, (segment.seek + 0.5) / fps) if speech else None
                 start = _at_most(float(segment.start), window_end)
                 yield DecodedSegment(
                     id=segment.id,

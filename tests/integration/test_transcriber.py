@@ -117,6 +117,7 @@ def test_segments_of_joined_speech_never_overlap(transcriber: processes.ServiceP
     assert len(segments) >= 10
     for before, after in itertools.pairwise(segments):
         assert before.end_seconds <= after.start_seconds + 1e-3, (before, after)
+    assert all(s.end_seconds - s.start_seconds > 0.2 for s in segments), segments
     for segment in segments:
         assert all(w.end_seconds <= segment.end_seconds + 1e-3 for w in segment.words)
     assert scoring.score(reference, transcript.text, "ko").rate < 0.2

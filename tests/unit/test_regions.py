@@ -44,3 +44,11 @@ def test_end_of_the_region_a_segment_starts_in() -> None:
     assert regions.end_of(merged, 12.5) == 12.0
     assert regions.end_of(merged, 14.0) == 20.0
     assert regions.end_of(merged, 25.0) == 20.0
+
+
+def test_end_of_a_window_whose_start_was_rounded_down_to_a_frame() -> None:
+    # faster-whisper starts the window of a region at 52.552 s on frame 5255 (52.55 s); the
+    # engine looks the window up half a frame later.
+    merged = [(48.24, 52.552), (52.552, 77.376)]
+    assert regions.end_of(merged, (5255 + 0.5) / 100) == 77.376
+    assert regions.end_of(merged, (4824 + 0.5) / 100) == 52.552
