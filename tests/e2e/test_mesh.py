@@ -3,10 +3,8 @@ queue -> worker -> transcriber, with a real Redis and the real model on real spe
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -19,7 +17,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from bench import evalset, scoring
-from sayit.common.v1 import event_pb2, job_pb2
+from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
@@ -27,7 +25,16 @@ from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from tests.support import audio, processes
 from tests.support.mesh import Mesh
 from tests.support.prometheus import scrape, value
-from tests.support.speech import audio_request, create_job, get, kinds, rpc_error, wait_state, watch
+from tests.support.speech import (
+    audio_request,
+    create_job,
+    get,
+    kinds,
+    rpc_error,
+    start_with_progress,
+    wait_state,
+    watch,
+)
 
 pytestmark = pytest.mark.model
 
@@ -170,12 +177,12 @@ def test_short_jobs_wait_in_line_for_a_direct_slot(
 ) -> None:
     content, reference, seconds = audio.korean_long(25.0)
     assert seconds < 30  # short: the direct path
-    busy = [start_short(speech, content, "ko") for _ in range(mesh.direct_slots)]
+    busy = [start_with_progress(speech, content, "ko") for _ in range(mesh.direct_slots)]
     routes = [(get(speech, name).routing, get(speech, name).queue) for name, _ in busy]
     assert routes == [(job_pb2.ROUTING_DIRECT, "")] * len(busy)
 
     # Every slot is taken: a short job waits in the scheduler, queued but still direct.
-    leaving, leaving_events = start_short(
+    leaving, leaving_events = start_with_progress(
         speech, evalset.clip("ko_deeply_sub100120a00042").read(), "ko"
     )
     job = get(speech, leaving)
@@ -186,7 +193,7 @@ def test_short_jobs_wait_in_line_for_a_direct_slot(
     assert kinds(list(leaving_events)) == ["accepted", "cancelled"]
 
     clip = evalset.clip("en_jfk")
-    waiter, waiter_events = start_short(speech, clip.read(), "en")
+    waiter, waiter_events = start_with_progress(speech, clip.read(), "en")
     job = get(speech, waiter)
     assert (job.state, job.routing) == (job_pb2.JOB_STATE_QUEUED, job_pb2.ROUTING_DIRECT)
     events = kinds(list(waiter_events))
@@ -202,20 +209,6 @@ def test_short_jobs_wait_in_line_for_a_direct_slot(
     assert done.start_time.ToMilliseconds() >= first_free - 50
     assert all(scoring.score(reference, j.transcript.text, "ko").rate < 0.3 for j in ends)
     assert_direct_slots_idle(mesh)
-
-
-def start_short(
-    speech: pb_grpc.SpeechServiceStub, content: bytes, language: str
-) -> tuple[str, Iterator[event_pb2.JobEvent]]:
-    """Start a TranscribeWithProgress call: the job's name (from its `accepted` event, which
-    the iterator yields again first) and the call's events."""
-    call = speech.TranscribeWithProgress(
-        pb.TranscribeWithProgressRequest(**audio_request(content, language)),  # type: ignore[arg-type]
-        timeout=300,
-    )
-    first = next(call).event
-    assert first.HasField("accepted")
-    return f"jobs/{first.job_id}", itertools.chain([first], (r.event for r in call))
 
 
 def _busy_workers(mesh: Mesh) -> int:

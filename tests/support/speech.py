@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 
 import grpc
 
@@ -64,3 +66,17 @@ def rpc_error(call: object, *args: object, **kwargs: object) -> grpc.RpcError:
     except grpc.RpcError as error:
         return error
     raise AssertionError("the call succeeded")
+
+
+def start_with_progress(
+    speech: pb_grpc.SpeechServiceStub, content: bytes, language: str
+) -> tuple[str, Iterator[event_pb2.JobEvent]]:
+    """Start a TranscribeWithProgress call: the job's name (from its `accepted` event, which
+    the iterator yields again first) and the call's events."""
+    call = speech.TranscribeWithProgress(
+        pb.TranscribeWithProgressRequest(**audio_request(content, language)),  # type: ignore[arg-type]
+        timeout=300,
+    )
+    first = next(call).event
+    assert first.HasField("accepted")
+    return f"jobs/{first.job_id}", itertools.chain([first], (r.event for r in call))
