@@ -12,7 +12,8 @@ from pathlib import Path
 import grpc
 
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from tests.support.mesh import Mesh, RedisServer
+from tests.support import mesh
+from tests.support.mesh import Mesh
 
 MAX_MESSAGE = 256 << 20
 
@@ -27,26 +28,21 @@ def running(
     env: dict[str, str] | None = None,
 ) -> Iterator[Mesh]:
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-"))
-    redis_server = RedisServer(directory / "redis").start()
     layout = {"SAYIT_CPU_THREADS": str(direct_threads)}
     queued = {"SAYIT_CPU_THREADS": str(queue_threads)}
-    mesh = Mesh(
-        directory,
-        redis_server,
-        queue_transcribers=queue_transcribers,
-        direct_slots=direct_slots,
-        extra_env=env or {},
-        service_env={
-            "transcriber-direct": layout,
-            **{f"transcriber-q{n}": queued for n in range(1, queue_transcribers + 1)},
-        },
-    )
     try:
-        mesh.build().start()
-        yield mesh
+        with mesh.running(
+            directory,
+            queue_transcribers=queue_transcribers,
+            direct_slots=direct_slots,
+            extra_env=env or {},
+            service_env={
+                "transcriber-direct": layout,
+                **{f"transcriber-q{n}": queued for n in range(1, queue_transcribers + 1)},
+            },
+        ) as started:
+            yield started
     finally:
-        mesh.stop()
-        redis_server.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 

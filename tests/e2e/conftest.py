@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from tests.support.edge import EdgeMesh, start_edge_mesh
-from tests.support.mesh import Mesh, RedisServer
+from tests.support.mesh import Mesh, running
 
 
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    directory: Path = tmp_path_factory.mktemp("mesh")
-    redis_server = RedisServer(directory / "redis").start()
     # These tests are about the mesh itself: every job is one chunk, and repeated audio is
     # transcribed again (tests/e2e/test_long_audio.py covers chunking and the result cache).
-    mesh = Mesh(
-        directory,
-        redis_server,
+    with running(
+        tmp_path_factory.mktemp("mesh"),
         extra_env={"SAYIT_CHUNK_MIN_SECONDS": "100000", "SAYIT_RESULT_CACHE_TTL_SECONDS": "0"},
         metrics=True,
-    )
-    mesh = mesh.build().start()
-    try:
+    ) as mesh:
         yield mesh
-    finally:
-        mesh.stop()
-        redis_server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ that waiting always looks worth it (the job holding the slot takes longer than t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -14,7 +13,7 @@ from bench import evalset, scoring
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from tests.support import audio
-from tests.support.mesh import Mesh, RedisServer
+from tests.support.mesh import Mesh, running
 from tests.support.speech import get, kinds, start_with_progress
 
 pytestmark = pytest.mark.model
@@ -24,11 +23,8 @@ WAIT_SECONDS = 3.0
 
 @pytest.fixture(scope="module")
 def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    directory: Path = tmp_path_factory.mktemp("direct-wait")
-    redis_server = RedisServer(directory / "redis").start()
-    mesh = Mesh(
-        directory,
-        redis_server,
+    with running(
+        tmp_path_factory.mktemp("direct-wait"),
         queue_transcribers=1,
         direct_slots=1,
         service_env={
@@ -37,13 +33,8 @@ def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
                 "SAYIT_QUEUE_DEFAULT_RTF": "0.001",
             }
         },
-    )
-    try:
-        mesh.build().start()
+    ) as mesh:
         yield mesh
-    finally:
-        mesh.stop()
-        redis_server.stop()
 
 
 def test_a_wait_that_runs_out_goes_to_the_high_queue(one_slot: Mesh) -> None:

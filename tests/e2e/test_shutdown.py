@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,7 +23,7 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from tests.support import audio, processes
-from tests.support.mesh import Mesh, RedisServer
+from tests.support.mesh import Mesh, running
 from tests.support.speech import audio_request, create_job, get, rpc_error, wait_state
 
 pytestmark = pytest.mark.model
@@ -37,21 +36,13 @@ GRACE_SECONDS = 20
 
 @pytest.fixture(scope="module")
 def small_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    directory: Path = tmp_path_factory.mktemp("shutdown")
-    redis_server = RedisServer(directory / "redis").start()
-    mesh = Mesh(
-        directory,
-        redis_server,
+    with running(
+        tmp_path_factory.mktemp("shutdown"),
         queue_transcribers=1,
         direct_slots=1,
         extra_env={"SAYIT_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS)},
-    )
-    mesh.build().start()
-    try:
+    ) as mesh:
         yield mesh
-    finally:
-        mesh.stop()
-        redis_server.stop()
 
 
 def stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:

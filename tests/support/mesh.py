@@ -7,6 +7,8 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,16 @@ class Mesh:
                 except json.JSONDecodeError:
                     continue
         return events
+
+
+@contextmanager
+def running(directory: Path, **mesh_options: Any) -> Iterator[Mesh]:
+    """A private Redis in `directory` and a mesh on it (`Mesh` options), started; both are
+    stopped on the way out, also when starting fails half-way."""
+    redis_server = RedisServer(directory / "redis").start()
+    mesh = Mesh(directory, redis_server, **mesh_options)
+    try:
+        yield mesh.build().start()
+    finally:
+        mesh.stop()
+        redis_server.stop()
