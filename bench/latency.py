@@ -25,7 +25,7 @@ SECTION = "latency"
 SHORT = "en_jfk"
 LONG = "en_long_ljspeech_LJ001"  # 231 s
 QUEUED_SECONDS = 40.0  # > the 30 s direct threshold: TranscribeWithProgress queues it
-QUICK_LONG_SECONDS = 60.0
+QUICK_LONG_SECONDS = 40.0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ result cache off so repeats are transcribed again) and prints a table and JSON:
   another worker starts that chunk (median of several trials; goal <= 60);
 - boundary error (not in --quick): error rate of the merged transcript minus that of the same
   file transcribed whole, in points, per language (goal <= 1).
+
+--quick (the test suite's run) keeps every figure but shrinks the work: the clip's first 120 s
+in 2 chunks of 60 s, the tests' faster heartbeat and reconcile settings, one trial each.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
+from services.common import audio as audio_io
+from services.common.audio import SAMPLE_RATE
 from tests.support import audio
 from tests.support.mesh import Mesh, RedisServer
 
@@ -46,6 +51,17 @@ ENV = {
     "SAYIT_RECONCILE_SECONDS": "5",
     "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
 }
+QUICK_ENV = {
+    "SAYIT_WORKER_HEARTBEAT_SECONDS": "2",
+    "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",
+    "SAYIT_RECONCILE_SECONDS": "2",
+    "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
+    "SAYIT_CHUNK_TARGET_SECONDS": "60",
+    "SAYIT_CHUNK_MIN_SECONDS": "30",
+}
+QUICK_RATIO_SECONDS = 120.0
+# One chunk, yet queued: longer than the 30 s direct limit, shorter than a chunk.
+RECOVERY_SECONDS, QUICK_RECOVERY_SECONDS = 90.0, 32.0
 
 
 def _stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
@@ -154,8 +170,19 @@ def _recovery_trial(
     return later[0][1] - killed_at
 
 
-def _ratio(mesh: Mesh, stub: pb_grpc.SpeechServiceStub, trials: int) -> tuple[list[Figure], str]:
-    content = evalset.clip(LONG_CLIP).read()
+def _ratio_file(quick: bool) -> tuple[bytes, float]:
+    """The file the chunk-parallel ratio is measured on, and its seconds."""
+    clip = evalset.clip(LONG_CLIP)
+    if not quick:
+        return clip.read(), clip.duration_seconds
+    samples = audio_io.decode(clip.read(), clip.path.name)[: int(QUICK_RATIO_SECONDS * SAMPLE_RATE)]
+    return audio_io.encode_wav(samples), len(samples) / SAMPLE_RATE
+
+
+def _ratio(
+    mesh: Mesh, stub: pb_grpc.SpeechServiceStub, trials: int, quick: bool
+) -> tuple[list[Figure], str]:
+    content, file_seconds = _ratio_file(quick)
     one, two, text = [], [], ""
     for _ in range(trials):
         mesh.processes["worker-q2"].stop()
@@ -171,7 +198,7 @@ def _ratio(mesh: Mesh, stub: pb_grpc.SpeechServiceStub, trials: int) -> tuple[li
             "chunk_parallel_ratio",
             round(ratio, 3),
             "ratio",
-            baseline="the same 231 s file with 1 worker x 1 thread",
+            baseline=f"the same {file_seconds:.0f} s file with 1 worker x 1 thread",
             goal="<= 0.55",
             samples=tuple(round(x, 2) for x in one + two),
             note="2 workers x 1 thread; samples: 1-worker walls, then 2-worker walls (s)",
@@ -210,15 +237,16 @@ def _boundary(mesh: Mesh, stub: pb_grpc.SpeechServiceStub, english: str) -> list
 def run(quick: bool) -> list[Figure]:
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-long-"))
     redis_server = RedisServer(directory / "redis", appendonly=True).start()
+    env = QUICK_ENV if quick else ENV
     mesh = Mesh(
-        directory, redis_server, queue_transcribers=len(PAIRS), direct_slots=1, extra_env=ENV
+        directory, redis_server, queue_transcribers=len(PAIRS), direct_slots=1, extra_env=env
     )
     try:
         mesh.build().start()
         stub = _stub(mesh)
-        figures, english = _ratio(mesh, stub, trials=1 if quick else 2)
-        one_chunk, _, _ = audio.korean_long(90.0)
-        for what, trials in (("worker", 3 if quick else 5), ("transcriber", 2 if quick else 3)):
+        figures, english = _ratio(mesh, stub, trials=1 if quick else 2, quick=quick)
+        one_chunk, _, _ = audio.korean_long(QUICK_RECOVERY_SECONDS if quick else RECOVERY_SECONDS)
+        for what, trials in (("worker", 1 if quick else 5), ("transcriber", 1 if quick else 3)):
             samples = [_recovery_trial(mesh, stub, one_chunk, what) for _ in range(trials)]
             figures.append(
                 Figure(
@@ -228,8 +256,10 @@ def run(quick: bool) -> list[Figure]:
                     "s",
                     goal="<= 60",
                     samples=tuple(round(s, 2) for s in samples),
-                    note="SIGKILL to another worker starting the chunk; heartbeat 5 s, "
-                    "reconcile 5 s",
+                    note="SIGKILL to another worker starting the chunk; heartbeat "
+                    f"{env['SAYIT_WORKER_HEARTBEAT_SECONDS']} s, maintenance "
+                    f"{env['SAYIT_WORKER_MAINTENANCE_SECONDS']} s, reconcile "
+                    f"{env['SAYIT_RECONCILE_SECONDS']} s",
                 )
             )
         if not quick:

@@ -50,7 +50,9 @@ def work(quick: bool) -> list[evalset.Clip]:
     ~250 s of audio) keeps the end of the round, where one slot may idle while the other ends
     a long clip, from weighing on the figure (16 requests: 0.85-0.86 in one session; 32:
     0.97-1.03)."""
-    return [evalset.clip(c) for c in (QUICK if quick else EN + KO)] * (2 if quick else 4)
+    if quick:  # the test suite's run: every figure, not a meaningful one
+        return [evalset.clip(c) for c in QUICK]
+    return [evalset.clip(c) for c in EN + KO] * 4
 
 
 def _drain(clips: list[evalset.Clip], workers: int, call: Callable[[evalset.Clip], None]) -> float:
