@@ -39,6 +39,9 @@ FW_DEFAULTS = DecodePreset(
 KO_PROMPT = "다음은 한국어 낭독 음성을 받아 적은 것입니다."
 EN_PROMPT = "Hello. This is a carefully punctuated English transcript."
 PROMPTS = {"ko": KO_PROMPT, "en": EN_PROMPT}
+# Round 6: Korean prompts without punctuation (round 1's full stop made the model drop words).
+KO_PLAIN_PROMPT = "다음은 한국어 대화를 받아 적은 것입니다"
+KO_POLITE_PROMPT = "네 안녕하세요 말씀해 주시겠어요 감사합니다"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ def candidates() -> list[Candidate]:
     # Round 3: speech regions decoded as windows of their own (services/transcriber/regions.py).
     r25 = replace(d, vad_region_max_seconds=25.0, vad_min_silence_ms=500, vad_speech_pad_ms=200)
     r25nc = replace(r25, condition_on_previous_text=False)
+    acc = replace(r25nc, vad_region_lead_ms=400)  # round 5's accurate preset
     return [
         Candidate("fw-defaults", d, vad_filter=False),
         # Round 1: one setting at a time, faster-whisper's VAD (speech glued into 30 s windows).
@@ -113,6 +117,18 @@ def candidates() -> list[Candidate]:
             "regions25-greedy-lead400",
             replace(r25, beam_size=1, best_of=1, vad_region_lead_ms=400),
         ),
+        # Round 6: around the accurate preset, for the short Korean clips it only ties on.
+        Candidate("accurate-beam8", replace(acc, beam_size=8)),
+        Candidate("accurate-beam10", replace(acc, beam_size=10)),
+        Candidate("accurate-patience2", replace(acc, patience=2.0)),
+        Candidate("accurate-lead500", replace(acc, vad_region_lead_ms=500)),
+        Candidate("accurate-threshold0.4", replace(acc, vad_threshold=0.4)),
+        Candidate("accurate-silence300", replace(acc, vad_min_silence_ms=300)),
+        Candidate("accurate-regions20", replace(acc, vad_region_max_seconds=20.0)),
+        Candidate("accurate-regions30", replace(acc, vad_region_max_seconds=30.0)),
+        Candidate("accurate-no-repeat3", replace(acc, no_repeat_ngram_size=3)),
+        Candidate("accurate-prompt-plain", acc, prompt={"ko": KO_PLAIN_PROMPT}),
+        Candidate("accurate-prompt-polite", acc, prompt={"ko": KO_POLITE_PROMPT}),
     ]
 
 
