@@ -7,6 +7,8 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -195,7 +197,26 @@ class Mesh:
             if process.addr:
                 process.wait_serving()
         self.wait_workers()
+        self.wait_metrics()
         return self
+
+    def wait_metrics(self, *names: str, timeout: float = 30.0) -> None:
+        """Until the metrics endpoints of `names` (default: every live process that has one)
+        answer: a worker, started or restarted, registers with RQ before its endpoint is up, and
+        a test that scrapes right after a restart would find nobody there."""
+        wanted = names or tuple(n for n in self.metrics_addrs if self.processes[n].alive())
+        deadline = time.monotonic() + timeout
+        for name in wanted:
+            url = f"http://{self.metrics_addrs[name]}/metrics"
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=2):
+                        break
+                except (urllib.error.URLError, OSError) as error:
+                    if time.monotonic() > deadline:
+                        message = f"{name}'s metrics endpoint {url} never answered"
+                        raise TimeoutError(message) from error
+                    time.sleep(0.1)
 
     def wait_workers(self, timeout: float = 60.0) -> None:
         """Until every live worker process has registered with RQ."""
@@ -220,6 +241,8 @@ class Mesh:
             process.wait_serving()
         if name.startswith("worker"):
             self.wait_workers()
+        if name in self.metrics_addrs:
+            self.wait_metrics(name)
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
