@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import Env, ServerConfig, load_server_config
+from services.common.config import ConfigError, Env, ServerConfig, load_server_config
+from services.common.languages import LANGUAGES
 
 DEFAULT_ADDR = "127.0.0.1:50053"
 # Off: batched decoding was 1.7x faster on long English within 0.4 WER points, but on long
@@ -16,6 +17,9 @@ DEFAULT_BATCH_SIZE = 0
 # Audio shorter than this is never queued (SAYIT_SYNC_MAX_SECONDS), so by default only queued
 # long audio is batched; short audio has a single window and nothing to batch.
 DEFAULT_BATCH_MIN_SECONDS = 30.0
+# Only English kept its accuracy batched; Korean lost 5-13 CER points however the audio was cut
+# (bench/PRESETS.md). Audio with no language given is never batched: it is not known in time.
+DEFAULT_BATCH_LANGUAGES = frozenset({"en"})
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,27 @@ class TranscriberConfig:
     # batch_min_seconds long; batch_size <= 1 turns it off. Defaults measured by bench.batched.
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_min_seconds: float = DEFAULT_BATCH_MIN_SECONDS
+    batch_languages: frozenset[str] = DEFAULT_BATCH_LANGUAGES
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+
+
+def batches(config: TranscriberConfig, audio_seconds: float, language: str) -> bool:
+    """Whether a request is decoded batched (the engine also needs VAD on)."""
+    return (
+        config.batch_size > 1
+        and audio_seconds >= config.batch_min_seconds
+        and language in config.batch_languages
+    )
+
+
+def _languages(env: Env, name: str, default: frozenset[str]) -> frozenset[str]:
+    raw = env.get_str(name, ",".join(sorted(default)))
+    codes = frozenset(code.strip().lower() for code in raw.split(",") if code.strip())
+    unknown = sorted(codes - LANGUAGES)
+    if unknown:
+        raise ConfigError(f"{name}: unknown language code(s) {', '.join(unknown)}; got {raw!r}")
+    return codes
 
 
 def load_model_config(env: Env) -> ModelConfig:
@@ -64,5 +87,6 @@ def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
         batch_min_seconds=env.get_float(
             "SAYIT_BATCH_MIN_SECONDS", DEFAULT_BATCH_MIN_SECONDS, min=0.0
         ),
+        batch_languages=_languages(env, "SAYIT_BATCH_LANGUAGES", DEFAULT_BATCH_LANGUAGES),
         metrics_addr=env.get_optional_addr("SAYIT_TRANSCRIBER_METRICS_ADDR"),
     )

@@ -18,7 +18,7 @@ from services.common.errors import ResourceExhausted, Unavailable
 from services.common.slots import Slots
 from services.common.threads import ThreadedIterator
 from services.transcriber import convert, guards, metrics
-from services.transcriber.config import TranscriberConfig
+from services.transcriber.config import TranscriberConfig, batches
 from services.transcriber.engine import Analysis, DecodedSegment, Engine
 from services.transcriber.models import ResolvedModel, resolve_model
 
@@ -112,7 +112,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             self._config.max_audio_seconds,
         )
         total = len(samples) / audio.SAMPLE_RATE
-        if total >= self._config.batch_min_seconds:
+        if batches(self._config, total, engine_request.language):
             engine_request = replace(engine_request, batched=True)
         if not self._slots.try_acquire():
             raise ResourceExhausted(
@@ -147,6 +147,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
                         speech_seconds=round(item.duration_after_vad, 2),
                         language=item.language,
                         preset=preset,
+                        batched=engine_request.batched,
                     )
                     continue
                 assert isinstance(item, DecodedSegment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -121,6 +122,39 @@ def test_segments_of_joined_speech_never_overlap(transcriber: processes.ServiceP
     for segment in segments:
         assert all(w.end_seconds <= segment.end_seconds + 1e-3 for w in segment.words)
     assert scoring.score(reference, transcript.text, "ko").rate < 0.2
+
+
+def test_batched_decoding_only_for_its_languages(run_dir: Path) -> None:
+    # SAYIT_BATCH_LANGUAGES defaults to English: Korean lost 5-13 CER points batched.
+    service = processes.transcriber(
+        run_dir, "transcriber-batched", SAYIT_BATCH_SIZE="4", SAYIT_BATCH_MIN_SECONDS="20"
+    ).start()
+    try:
+        service.wait_serving()
+        english_clips = [c for c in evalset.clips("en") if c.duration_seconds < 30]
+        english, english_reference = audio.joined(english_clips)
+        korean, _, _ = audio.korean_long(25.0)
+        short = evalset.clip("en_jfk")
+        calls = [(english, "en"), (korean, "ko"), (english, ""), (short.read(), "en")]
+        transcripts = [
+            assert_well_ordered(events(service.addr or "", request(content, language)))
+            for content, language in calls
+        ]
+        started = [
+            json.loads(line)
+            for line in service.log_path.read_text().splitlines()
+            if '"transcription_started"' in line
+        ]
+    finally:
+        service.stop()
+    # Only the long English file with its language given: Korean is not in the list, a
+    # detected language is not known in time, the short clip is under the 20 s minimum.
+    assert [e["batched"] for e in started] == [True, False, False, False]
+    assert [e["language"] for e in started] == ["en", "ko", "en", "en"]
+    batched = transcripts[0]
+    assert scoring.score(english_reference, batched.text, "en").rate < 0.15
+    # A batched segment is a whole speech region: no more segments than the sequential run.
+    assert 0 < len(batched.segments) <= len(transcripts[2].segments)
 
 
 @pytest.mark.parametrize(

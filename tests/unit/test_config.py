@@ -14,7 +14,7 @@ import pytest
 from services.common.config import MIB, Env, LogConfig, load_log_config, load_server_config
 from services.common.errors import ConfigError
 from services.transcriber import config as transcriber_config
-from services.transcriber.config import DEFAULT_ADDR, load_config, load_model_config
+from services.transcriber.config import DEFAULT_ADDR, batches, load_config, load_model_config
 
 VAR = "SAYIT_TEST_VALUE"
 
@@ -313,6 +313,7 @@ def test_transcriber_defaults(eight_cpus: None) -> None:
     assert config.cpu_threads == 8
     assert config.max_audio_seconds == 4 * 3600.0
     assert (config.batch_size, config.batch_min_seconds) == (0, 30.0)  # measured: off
+    assert config.batch_languages == {"en"}  # the only language that kept its accuracy
 
 
 def test_transcriber_batching_settings() -> None:
@@ -320,6 +321,28 @@ def test_transcriber_batching_settings() -> None:
     assert (config.batch_size, config.batch_min_seconds) == (8, 120.0)
     with pytest.raises(ConfigError, match="SAYIT_BATCH_SIZE"):
         load_config({"SAYIT_BATCH_SIZE": "-1"})
+    assert load_config({"SAYIT_BATCH_LANGUAGES": " en, KO "}).batch_languages == {"en", "ko"}
+    assert load_config({"SAYIT_BATCH_LANGUAGES": ""}).batch_languages == {"en"}  # unset
+    with pytest.raises(ConfigError, match=r"SAYIT_BATCH_LANGUAGES: unknown language code.*kr"):
+        load_config({"SAYIT_BATCH_LANGUAGES": "en,kr"})
+
+
+@pytest.mark.parametrize(
+    ("env", "seconds", "language", "expected"),
+    [
+        ({"SAYIT_BATCH_SIZE": "8"}, 231.0, "en", True),
+        ({"SAYIT_BATCH_SIZE": "8"}, 181.0, "ko", False),  # Korean is not in the default list
+        ({"SAYIT_BATCH_SIZE": "8"}, 231.0, "", False),  # no language given: not known in time
+        ({"SAYIT_BATCH_SIZE": "8"}, 29.0, "en", False),  # shorter than SAYIT_BATCH_MIN_SECONDS
+        ({}, 231.0, "en", False),  # off by default
+        ({"SAYIT_BATCH_SIZE": "1"}, 231.0, "en", False),  # a batch of one is sequential
+        ({"SAYIT_BATCH_SIZE": "8", "SAYIT_BATCH_LANGUAGES": "en,ko"}, 181.0, "ko", True),
+    ],
+)
+def test_which_requests_are_batched(
+    env: dict[str, str], seconds: float, language: str, expected: bool
+) -> None:
+    assert batches(load_config(env), seconds, language) is expected
 
 
 @pytest.mark.parametrize(("slots", "threads"), [(1, 8), (2, 4), (3, 2), (8, 1), (16, 1), (64, 1)])
