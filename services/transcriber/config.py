@@ -11,8 +11,8 @@ from services.common.config import ConfigError, Env, ServerConfig, load_server_c
 from services.common.languages import LANGUAGES
 
 DEFAULT_ADDR = "127.0.0.1:50053"
-# Off: batched decoding was 1.7x faster on long English within 0.4 WER points, but on long
-# Korean 1.2x at +3.3 CER points (bench/PRESETS.md); set 8 on English-only queue transcribers.
+# Off: batched decoding was 1.4-1.7x faster on long English within 0.5 WER points, but on long
+# Korean it lost 5-13 CER points (bench/PRESETS.md); SAYIT_BATCH_LANGUAGES keeps it to English.
 DEFAULT_BATCH_SIZE = 0
 # Audio shorter than this is never queued (SAYIT_SYNC_MAX_SECONDS), so by default only queued
 # long audio is batched; short audio has a single window and nothing to batch.
