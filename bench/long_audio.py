@@ -244,7 +244,7 @@ def run(quick: bool) -> list[Figure]:
     try:
         mesh.build().start()
         stub = _stub(mesh)
-        figures, english = _ratio(mesh, stub, trials=1 if quick else 2, quick=quick)
+        figures, english = _ratio(mesh, stub, trials=1 if quick else 3, quick=quick)
         one_chunk, _, _ = audio.korean_long(QUICK_RECOVERY_SECONDS if quick else RECOVERY_SECONDS)
         for what, trials in (("worker", 1 if quick else 5), ("transcriber", 1 if quick else 3)):
             samples = [_recovery_trial(mesh, stub, one_chunk, what) for _ in range(trials)]
