@@ -74,14 +74,13 @@ def run(quick: bool) -> list[Figure]:
             served: list[float] = []
             inside: list[float] = []
             for n in range(repeats):
-                if n % 2:
-                    served.append(transcribe(stub, clip))
-                    inside.append(_last_processing_seconds(mesh))
+                engine_first = n % 2 == 0
+                if engine_first:
                     raw.append(raw_engine.transcribe_clip(engine, clip).seconds)
-                else:
+                served.append(transcribe(stub, clip))
+                inside.append(_last_processing_seconds(mesh))
+                if not engine_first:
                     raw.append(raw_engine.transcribe_clip(engine, clip).seconds)
-                    served.append(transcribe(stub, clip))
-                    inside.append(_last_processing_seconds(mesh))
             figures.append(
                 Figure(
                     SECTION,
