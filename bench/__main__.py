@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench import machine, raw_engine, report
 from bench.figures import Figure
+from services.common import hugepages
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Section name -> module; in the order they run (cheap first).
@@ -88,4 +89,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # The raw engine lives in this process: give it the transcriber's huge pages too.
+    hugepages.reexec_with_huge_pages("bench")
     sys.exit(main())

@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from services.common import hugepages
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -78,4 +80,13 @@ def describe(*, model: str, model_path: str, threads: int, preset: str) -> dict[
         "preset": preset,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "git_commit": git_commit(),
+        # Engine and services alike (services/common/hugepages.py); THP mode "never" voids it.
+        "huge_pages": hugepages.active(os.environ),
+        "thp_mode": thp_mode(_read("/sys/kernel/mm/transparent_hugepage/enabled")),
     }
+
+
+def thp_mode(text: str) -> str:
+    """The kernel's transparent huge page mode: the bracketed word of "always [madvise] never"."""
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else ""

@@ -7,7 +7,7 @@ import os
 import sys
 
 from sayit.transcriber.v1 import transcriber_service_pb2, transcriber_service_pb2_grpc
-from services.common import logs, metrics
+from services.common import hugepages, logs, metrics
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
 from services.transcriber.config import load_config
@@ -51,4 +51,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    hugepages.reexec_with_huge_pages("services.transcriber")
     sys.exit(asyncio.run(main()))

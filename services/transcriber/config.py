@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common import hugepages
 from services.common.config import ConfigError, Env, ServerConfig, load_server_config
 from services.common.languages import LANGUAGES
 
@@ -43,6 +44,8 @@ class TranscriberConfig:
     batch_languages: frozenset[str] = DEFAULT_BATCH_LANGUAGES
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+    # The model's memory on transparent huge pages (services/common/hugepages.py).
+    huge_pages: bool = True
 
 
 def batches(config: TranscriberConfig, audio_seconds: float, language: str) -> bool:
@@ -89,4 +92,5 @@ def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
         ),
         batch_languages=_languages(env, "SAYIT_BATCH_LANGUAGES", DEFAULT_BATCH_LANGUAGES),
         metrics_addr=env.get_optional_addr("SAYIT_TRANSCRIBER_METRICS_ADDR"),
+        huge_pages=hugepages.enabled(environ),
     )

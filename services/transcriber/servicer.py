@@ -13,7 +13,7 @@ import grpc
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
-from services.common import audio, logs
+from services.common import audio, hugepages, logs
 from services.common.errors import ResourceExhausted, Unavailable
 from services.common.slots import Slots
 from services.common.threads import ThreadedIterator
@@ -74,6 +74,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             slots=self._config.slots,
             cpu_threads=self._config.cpu_threads,
             batch_size=self._config.batch_size,
+            huge_pages_mib=hugepages.anon_huge_pages_mib(),
             seconds=round(time.monotonic() - started, 2),
         )
 

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from bench import evalset, scoring
+from bench.machine import thp_mode
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
@@ -155,6 +156,36 @@ def test_batched_decoding_only_for_its_languages(run_dir: Path) -> None:
     assert scoring.score(english_reference, batched.text, "en").rate < 0.15
     # A batched segment is a whole speech region: no more segments than the sequential run.
     assert 0 < len(batched.segments) <= len(transcripts[2].segments)
+
+
+def _model_loaded(service: processes.ServiceProcess) -> dict:  # type: ignore[type-arg]
+    lines = service.log_path.read_text().splitlines()
+    return next(json.loads(line) for line in lines if '"model_loaded"' in line)
+
+
+def _thp_mode() -> str:
+    return thp_mode(Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text())
+
+
+@pytest.mark.skipif(_thp_mode() != "madvise", reason="needs the kernel's THP mode madvise")
+def test_the_model_sits_on_huge_pages_unless_turned_off(run_dir: Path) -> None:
+    # The transcriber starts itself again with glibc's tunable (same pid); with THP mode
+    # madvise only that tunable puts malloc's memory on huge pages.
+    found = {}
+    for setting in ("true", "false"):
+        service = processes.transcriber(
+            run_dir, f"transcriber-huge-{setting}", SAYIT_HUGE_PAGES=setting
+        ).start()
+        try:
+            service.wait_serving()
+            environ = Path(f"/proc/{service.pid}/environ").read_bytes().split(b"\0")
+            tunables = [v for v in environ if v.startswith(b"GLIBC_TUNABLES=")]
+            found[setting] = (tunables, _model_loaded(service)["huge_pages_mib"])
+        finally:
+            service.stop()
+    assert found["true"][0] == [b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"]
+    assert found["true"][1] > 100  # most of the ~400 MB of int8 weights
+    assert found["false"] == ([], 0.0)
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,13 @@ def test_transcriber_batching_settings() -> None:
         load_config({"SAYIT_BATCH_LANGUAGES": "en,kr"})
 
 
+def test_transcriber_huge_pages_setting() -> None:
+    assert load_config({}).huge_pages is True
+    assert load_config({"SAYIT_HUGE_PAGES": "off"}).huge_pages is False
+    with pytest.raises(ConfigError, match="SAYIT_HUGE_PAGES"):
+        load_config({"SAYIT_HUGE_PAGES": "maybe"})
+
+
 @pytest.mark.parametrize(
     ("env", "seconds", "language", "expected"),
     [
