@@ -18,8 +18,7 @@ DEFAULT_BATCH_SIZE = 0
 # Audio shorter than this is never queued (SAYIT_SYNC_MAX_SECONDS), so by default only queued
 # long audio is batched; short audio has a single window and nothing to batch.
 DEFAULT_BATCH_MIN_SECONDS = 30.0
-# Only English kept its accuracy batched; Korean lost 5-13 CER points however the audio was cut
-# (bench/PRESETS.md). Audio with no language given is never batched: it is not known in time.
+# Audio with no language given is never batched: its language is not known in time.
 DEFAULT_BATCH_LANGUAGES = frozenset({"en"})
 
 
