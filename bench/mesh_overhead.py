@@ -16,7 +16,7 @@ import time
 
 from bench import bench_mesh, evalset, raw_engine
 from bench.figures import Figure, median
-from bench.report import ratio
+from bench.report import paired_ratios, ratio
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -51,11 +51,6 @@ def _last_processing_seconds(mesh: Mesh) -> float:
         if e.get("event") == "transcription_finished"
     ]
     return float(finished[-1]["processing_seconds"]) if finished else float("nan")
-
-
-def paired_ratios(served: list[float], raw: list[float]) -> list[float]:
-    """Each mesh call divided by the engine call made next to it."""
-    return [ratio(s, r) for s, r in zip(served, raw, strict=True)]
 
 
 def run(quick: bool) -> list[Figure]:

@@ -20,6 +20,13 @@ def ratio(value: float, baseline: float) -> float:
     return value / baseline
 
 
+def paired_ratios(served: list[float], raw: list[float]) -> list[float]:
+    """Each mesh measurement divided by the engine's made next to it: the machine's drift over
+    minutes weighs on both sides of each pair alike, so their median is steadier than the
+    ratio of the two medians."""
+    return [ratio(s, r) for s, r in zip(served, raw, strict=True)]
+
+
 def _cell(figure: Figure) -> list[str]:
     detail = "; ".join(x for x in (figure.baseline and f"÷ {figure.baseline}", figure.note) if x)
     return [

@@ -4,10 +4,11 @@ raw-engine throughput on the same cores (goal >= 0.95).
 In-process, every layout of the cores is tried (1 slot x all threads, 2 slots x half, ...,
 `layouts`), each working through the same list of short clips with as many caller threads as
 slots; the best is the baseline. The mesh's direct transcriber then gets that layout, and 8
-callers send the same list through Transcribe, in rounds that alternate with rounds of the
-baseline. Short clips take the direct path: a job that finds every slot busy waits in the
-scheduler for one (or goes to the high-priority queue and its 1-thread queue transcriber when
-the expected wait is long), as the service does.
+callers send the same list through Transcribe, each round paired with a round of the baseline;
+the figure is the median of the pairs' ratios. Short clips take the direct path: the scheduler
+sends one job per slot ahead to the transcriber, where it waits for the slot with its audio
+decoded; a job beyond those waits in the scheduler for a slot (or goes to the high-priority
+queue and its 1-thread queue transcriber when the expected wait is long), as the service does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench import bench_mesh, evalset, raw_engine
 from bench.figures import Figure, median
-from bench.report import ratio
+from bench.report import paired_ratios, ratio
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -104,7 +105,8 @@ def _mesh_call(stub: pb_grpc.SpeechServiceStub) -> Callable[[evalset.Clip], None
 
 
 def run(quick: bool) -> list[Figure]:
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 2  # rounds per in-process layout
+    pairs = 1 if quick else 5  # rounds of the mesh, each next to one of the baseline
     cores = os.cpu_count() or 1
     clips = work(quick)
     measured = {}
@@ -113,32 +115,39 @@ def run(quick: bool) -> list[Figure]:
         gc.collect()  # let the layout's model go before the next one loads
     best = max(measured, key=lambda layout: median(measured[layout]))
     slots, threads = best
-    # The mesh's rounds alternate with rounds of the best layout, so that the machine's drift
-    # over the minutes this takes weighs on both sides of the ratio alike.
+    # Each round of the mesh is paired with a round of the best layout next to it (which goes
+    # first alternates), and the figure is the median of the pairs' ratios: this machine's
+    # speed drifts by up to 15% between rounds a minute apart, and a pair sees the same drift.
     raw = _raw_call(raw_engine.engine(threads, slots))
     raw(clips[0])  # warm-up
     baseline, served = [], []
     with bench_mesh.running(direct_slots=slots, direct_threads=threads) as mesh:
         call = _mesh_call(bench_mesh.stub(mesh.gateway_addr))
         call(clips[0])  # warm-up
-        for _ in range(repeats):
-            baseline.append(_drain(clips, slots, raw))
+        for n in range(pairs):
+            baseline_first = n % 2 == 0
+            if baseline_first:
+                baseline.append(_drain(clips, slots, raw))
             served.append(_drain(clips, CALLERS, call))
+            if not baseline_first:
+                baseline.append(_drain(clips, slots, raw))
     audio_seconds = sum(c.duration_seconds for c in clips)
     figures = [
         Figure(
             SECTION,
             "mesh_8_callers",
-            round(ratio(median(served), median(baseline)), 3),
+            round(median(paired_ratios(served, baseline)), 3),
             "ratio",
             baseline=f"best raw-engine layout in-process ({slots} slot(s) x {threads} threads), "
-            f"in rounds alternating with the mesh's: {median(baseline):.2f} audio s/s "
+            f"each round paired with one of the mesh's: {median(baseline):.2f} audio s/s "
             f"({', '.join(f'{x:.2f}' for x in baseline)})",
             goal=">= 0.95",
             samples=tuple(round(x, 3) for x in served),
-            note=f"{len(clips)} short clips ({audio_seconds:.0f} s of audio) a round, median of "
-            f"{repeats}; mesh direct transcriber {slots} x {threads} plus 1 queue transcriber "
-            f"x 1 thread; mesh {median(served):.2f} audio s/s (samples)",
+            note=f"{len(clips)} short clips ({audio_seconds:.0f} s of audio) a round; median of "
+            f"{pairs} paired ratios (ratio of medians "
+            f"{ratio(median(served), median(baseline)):.3f}); mesh direct transcriber "
+            f"{slots} x {threads} plus 1 queue transcriber x 1 thread; mesh "
+            f"{median(served):.2f} audio s/s (samples)",
         )
     ]
     for (s, t), values in measured.items():

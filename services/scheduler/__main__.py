@@ -54,6 +54,7 @@ async def main() -> int:
     )
     slots = DirectSlots(
         config.direct_slots,
+        ahead=config.direct_ahead,
         max_wait_seconds=config.direct_wait_seconds,
         default_rtf=config.default_rtf,
     )

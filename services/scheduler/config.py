@@ -38,6 +38,10 @@ class SchedulerConfig:
     model: str
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+    # Short jobs sent to the direct transcribers beyond their slots, to wait there for one
+    # with their audio decoded (see DirectSlots); the transcribers must let as many calls wait
+    # (SAYIT_TRANSCRIBER_WAITING), or those jobs are queued instead.
+    direct_ahead: int = 0
     # Backpressure: new queued work is refused while the estimated queue wait is longer than
     # this (0 = never); the real-time factor assumed until finished jobs measure it.
     max_queue_wait_seconds: float = 3600.0
@@ -46,6 +50,7 @@ class SchedulerConfig:
 
 def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
     env = Env(environ)
+    direct_slots = env.get_int("SAYIT_DIRECT_SLOTS", 2, min=0, max=1024)
     job_ttl = env.get_int("SAYIT_JOB_TTL_SECONDS", 7 * DAY, min=60)
     return SchedulerConfig(
         server=load_server_config(env, "SAYIT_SCHEDULER_ADDR", DEFAULT_ADDR),
@@ -53,7 +58,8 @@ def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
         key_prefix=env.get_str("SAYIT_REDIS_PREFIX", "sayit"),
         sync_max_seconds=env.get_float("SAYIT_SYNC_MAX_SECONDS", 30.0, min=0.0),
         transcriber_addr=env.get_str("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
-        direct_slots=env.get_int("SAYIT_DIRECT_SLOTS", 2, min=0, max=1024),
+        direct_slots=direct_slots,
+        direct_ahead=env.get_int("SAYIT_DIRECT_AHEAD", direct_slots, min=0, max=1024),
         direct_wait_seconds=env.get_float("SAYIT_DIRECT_WAIT_SECONDS", 10.0, min=0.0),
         job_ttl_seconds=job_ttl,
         audio_ttl_seconds=env.get_int("SAYIT_AUDIO_TTL_SECONDS", DAY, min=60),

@@ -48,7 +48,11 @@ class DirectRunner:
                 change = records.transcriber_change(job_id, response, total_seconds)
                 _, state = await self._store.apply(job_id, change)
                 if response.HasField("transcript"):
-                    return COMPLETED if state == records.SUCCEEDED else ENDED
+                    if state != records.SUCCEEDED:
+                        return ENDED
+                    # The transcriber's own time: not the wait for a slot after a job sent ahead.
+                    self.slots.finished(total_seconds, response.transcript.processing_seconds)
+                    return COMPLETED
                 if state in records.TERMINAL:
                     call.cancel()
                     return ENDED

@@ -52,6 +52,10 @@ DIRECT_SLOTS_BUSY = Gauge(
 DIRECT_SLOTS_TOTAL = Gauge(
     "sayit_direct_slots_total", "Direct transcription slots (this scheduler's share)."
 )
+DIRECT_SENT_AHEAD = Gauge(
+    "sayit_direct_sent_ahead",
+    "Short jobs sent to a direct transcriber ahead of a free slot, waiting there (this scheduler).",
+)
 DIRECT_WAITING = Gauge(
     "sayit_direct_waiting", "Short jobs waiting in this scheduler for a direct slot."
 )
@@ -72,7 +76,8 @@ def event_recorded(event: event_pb2.JobEvent | None, sequence: int) -> None:
 
 
 def track_direct_slots(slots: DirectSlots) -> None:
-    DIRECT_SLOTS_BUSY.set_function(lambda: slots.busy)
+    DIRECT_SLOTS_BUSY.set_function(lambda: slots.running)
+    DIRECT_SENT_AHEAD.set_function(lambda: slots.sent_ahead)
     DIRECT_SLOTS_TOTAL.set_function(lambda: slots.total)
     DIRECT_WAITING.set_function(lambda: slots.waiting)
 

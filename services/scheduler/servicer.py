@@ -257,14 +257,12 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 _, state = await self._store.apply(job_id, records.start_change(job_id, duration))
                 if state != records.RUNNING:
                     return  # cancelled while it waited
-            started = asyncio.get_running_loop().time()
             outcome = await self._direct.run(
                 job_id, request.audio, request.config, duration, timeout
             )
             if outcome == direct.OVERFLOW:
                 await self._overflow(job_id, request, duration)
             elif outcome == direct.COMPLETED:
-                slots.finished(duration, asyncio.get_running_loop().time() - started)
                 await self._store.remember(job_id)
         except asyncio.CancelledError:
             await self._store.apply(

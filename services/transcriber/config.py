@@ -36,6 +36,10 @@ class TranscriberConfig:
     slots: int
     cpu_threads: int
     max_audio_seconds: float
+    # Calls that may wait, audio decoded, for a busy slot instead of being refused: the
+    # scheduler sends each slot's next short job ahead (SAYIT_DIRECT_AHEAD), so that a freed
+    # slot starts decoding at once.
+    waiting: int = 0
     # Batched decoding (faster-whisper's BatchedInferencePipeline) for audio at least
     # batch_min_seconds long; batch_size <= 1 turns it off. Defaults measured by bench.batched.
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -84,6 +88,7 @@ def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
         model=load_model_config(env),
         slots=slots,
         cpu_threads=env.get_int("SAYIT_CPU_THREADS", default_threads, min=1, max=256),
+        waiting=env.get_int("SAYIT_TRANSCRIBER_WAITING", slots, min=0, max=1024),
         max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
         batch_size=env.get_int("SAYIT_BATCH_SIZE", DEFAULT_BATCH_SIZE, min=0, max=64),
         batch_min_seconds=env.get_float(

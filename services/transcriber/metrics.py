@@ -27,12 +27,16 @@ TRANSCRIPTIONS = Counter(
 )
 SLOTS_BUSY = Gauge("sayit_transcriber_slots_busy", "Transcription slots in use.")
 SLOTS_TOTAL = Gauge("sayit_transcriber_slots_total", "Transcription slots of this transcriber.")
+CALLS_WAITING = Gauge(
+    "sayit_transcriber_calls_waiting", "Calls waiting, audio decoded, for a transcription slot."
+)
 
 
 def track_slots(slots: Slots) -> None:
     """Report the slots' state at every scrape."""
     SLOTS_BUSY.set_function(lambda: slots.busy)
     SLOTS_TOTAL.set_function(lambda: slots.total)
+    CALLS_WAITING.set_function(lambda: slots.waiting)
 
 
 def transcription_finished(model: str, audio_seconds: float, processing_seconds: float) -> None:

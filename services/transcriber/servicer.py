@@ -35,7 +35,7 @@ class Counters:
 class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
     def __init__(self, config: TranscriberConfig) -> None:
         self._config = config
-        self._slots = Slots(config.slots)
+        self._slots = Slots(config.slots, line=config.waiting)
         metrics.track_slots(self._slots)
         self._counters = Counters()
         self._inference = ThreadPoolExecutor(config.slots, thread_name_prefix="inference")
@@ -90,6 +90,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             model_path=str(self._model.path) if self._model else "",
             slots_total=self._slots.total,
             slots_busy=self._slots.busy,
+            calls_waiting=self._slots.waiting,
             segments_decoded_total=self._counters.segments_decoded,
             calls_completed_total=self._counters.calls_completed,
             calls_cancelled_total=self._counters.calls_cancelled,
@@ -115,10 +116,10 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
         total = len(samples) / audio.SAMPLE_RATE
         if batches(self._config, total, engine_request.language):
             engine_request = replace(engine_request, batched=True)
-        if not self._slots.try_acquire():
+        if not await self._slots.acquire():
             raise ResourceExhausted(
-                f"all {self._slots.total} transcription slots of this transcriber are busy; "
-                "retry later",
+                f"all {self._slots.total} transcription slots of this transcriber are busy and "
+                f"{self._slots.line} call(s) already wait for one; retry later",
                 retry_after_seconds=1.0,
             )
         # From here the slot belongs to the thread: it is released when the thread has stopped.

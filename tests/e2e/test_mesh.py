@@ -168,8 +168,10 @@ def assert_direct_slots_idle(mesh: Mesh) -> None:
     """No direct slot or place in the scheduler's waiting line is left taken."""
     samples = scrape(mesh.metrics_addrs["scheduler"])
     assert value(samples, "sayit_direct_slots_busy") == 0
+    assert value(samples, "sayit_direct_sent_ahead") == 0
     assert value(samples, "sayit_direct_waiting") == 0
     assert ("sayit_direct_waiting", frozenset()) in samples
+    assert ("sayit_direct_sent_ahead", frozenset()) in samples
 
 
 def test_short_jobs_wait_in_line_for_a_direct_slot(
@@ -177,11 +179,16 @@ def test_short_jobs_wait_in_line_for_a_direct_slot(
 ) -> None:
     content, reference, seconds = audio.korean_long(25.0)
     assert seconds < 30  # short: the direct path
-    busy = [start_with_progress(speech, content, "ko") for _ in range(mesh.direct_slots)]
-    routes = [(get(speech, name).routing, get(speech, name).queue) for name, _ in busy]
-    assert routes == [(job_pb2.ROUTING_DIRECT, "")] * len(busy)
+    # The slots, and as many jobs sent ahead to wait at the transcriber (SAYIT_DIRECT_AHEAD's
+    # default): all running as far as the scheduler knows.
+    places = 2 * mesh.direct_slots
+    busy = [start_with_progress(speech, content, "ko") for _ in range(places)]
+    jobs = [get(speech, name) for name, _ in busy]
+    assert [(j.state, j.routing, j.queue) for j in jobs] == [
+        (job_pb2.JOB_STATE_RUNNING, job_pb2.ROUTING_DIRECT, "")
+    ] * places
 
-    # Every slot is taken: a short job waits in the scheduler, queued but still direct.
+    # Every place is taken: a short job waits in the scheduler, queued but still direct.
     leaving, leaving_events = start_with_progress(
         speech, evalset.clip("ko_deeply_sub100120a00042").read(), "ko"
     )

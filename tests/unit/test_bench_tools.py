@@ -14,7 +14,6 @@ from bench import machine, procmem, report
 from bench.__main__ import SECTIONS, parse_sections
 from bench.figures import Figure, largest_gap, median
 from bench.memory import quarter_growth
-from bench.mesh_overhead import paired_ratios
 from bench.throughput import layouts
 
 STATUS = """Name:\tpython
@@ -66,10 +65,10 @@ def test_ratio_and_median() -> None:
 
 def test_paired_ratios_divide_each_call_by_its_neighbour() -> None:
     # A machine that slows down between pairs slows both calls of a pair: every pair says 1.1.
-    assert paired_ratios([1.1, 2.2, 3.3], [1.0, 2.0, 3.0]) == pytest.approx([1.1, 1.1, 1.1])
-    assert math.isnan(paired_ratios([1.0], [0.0])[0])
+    assert report.paired_ratios([1.1, 2.2, 3.3], [1.0, 2.0, 3.0]) == pytest.approx([1.1, 1.1, 1.1])
+    assert math.isnan(report.paired_ratios([1.0], [0.0])[0])
     with pytest.raises(ValueError):
-        paired_ratios([1.0, 2.0], [1.0])
+        report.paired_ratios([1.0, 2.0], [1.0])
 
 
 def test_largest_gap() -> None:

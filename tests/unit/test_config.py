@@ -13,6 +13,7 @@ import pytest
 
 from services.common.config import MIB, Env, LogConfig, load_log_config, load_server_config
 from services.common.errors import ConfigError
+from services.scheduler.config import load_config as scheduler_config
 from services.transcriber import config as transcriber_config
 from services.transcriber.config import DEFAULT_ADDR, batches, load_config, load_model_config
 
@@ -325,6 +326,24 @@ def test_transcriber_batching_settings() -> None:
     assert load_config({"SAYIT_BATCH_LANGUAGES": ""}).batch_languages == {"en"}  # unset
     with pytest.raises(ConfigError, match=r"SAYIT_BATCH_LANGUAGES: unknown language code.*kr"):
         load_config({"SAYIT_BATCH_LANGUAGES": "en,kr"})
+
+
+def test_transcriber_lets_one_call_per_slot_wait_for_a_slot() -> None:
+    assert load_config({}).waiting == 1
+    assert load_config({"SAYIT_TRANSCRIBER_SLOTS": "3"}).waiting == 3
+    assert (
+        load_config({"SAYIT_TRANSCRIBER_SLOTS": "3", "SAYIT_TRANSCRIBER_WAITING": "0"}).waiting == 0
+    )
+    with pytest.raises(ConfigError, match="SAYIT_TRANSCRIBER_WAITING"):
+        load_config({"SAYIT_TRANSCRIBER_WAITING": "-1"})
+
+
+def test_scheduler_sends_one_job_ahead_per_direct_slot() -> None:
+    assert (scheduler_config({}).direct_slots, scheduler_config({}).direct_ahead) == (2, 2)
+    assert scheduler_config({"SAYIT_DIRECT_SLOTS": "4"}).direct_ahead == 4
+    assert scheduler_config({"SAYIT_DIRECT_AHEAD": "0"}).direct_ahead == 0
+    with pytest.raises(ConfigError, match="SAYIT_DIRECT_AHEAD"):
+        scheduler_config({"SAYIT_DIRECT_AHEAD": "x"})
 
 
 def test_transcriber_huge_pages_setting() -> None:

@@ -142,3 +142,27 @@ def test_routing(
         direct_wait_short=wait,
     )
     assert route == expected
+
+
+async def test_jobs_sent_ahead_fill_places_beyond_the_slots_then_wait_in_line() -> None:
+    s = DirectSlots(2, max_wait_seconds=5.0, default_rtf=0.5, ahead=1)
+    assert s.try_acquire(4.0) and s.try_acquire(4.0)
+    assert (s.running, s.sent_ahead) == (2, 0)
+    assert s.try_acquire(4.0)  # sent ahead: waits at the transcriber for a slot
+    assert (s.busy, s.running, s.sent_ahead) == (3, 2, 1)
+    assert not s.try_acquire(4.0)
+    waiter = asyncio.create_task(s.acquire(4.0))
+    await asyncio.sleep(0)
+    assert s.waiting == 1
+    s.release(4.0)  # the first job finished: the one in line takes its place
+    assert await waiter
+    assert (s.busy, s.waiting) == (3, 0)
+    for _ in range(3):
+        s.release(4.0)
+    assert (s.busy, s.running, s.sent_ahead) == (0, 0, 0)
+
+
+def test_nothing_is_sent_ahead_without_direct_slots() -> None:
+    s = DirectSlots(0, max_wait_seconds=5.0, default_rtf=0.5, ahead=2)
+    assert s.ahead == 0
+    assert not s.try_acquire(1.0)

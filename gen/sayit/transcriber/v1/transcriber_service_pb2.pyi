@@ -42,7 +42,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("model", "model_path", "slots_total", "slots_busy", "segments_decoded_total", "calls_completed_total", "calls_cancelled_total", "cpu_threads")
+    __slots__ = ("model", "model_path", "slots_total", "slots_busy", "segments_decoded_total", "calls_completed_total", "calls_cancelled_total", "cpu_threads", "calls_waiting")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     SLOTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class GetInfoResponse(_message.Message):
     CALLS_COMPLETED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     CALLS_CANCELLED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     CPU_THREADS_FIELD_NUMBER: _ClassVar[int]
+    CALLS_WAITING_FIELD_NUMBER: _ClassVar[int]
     model: str
     model_path: str
     slots_total: int
@@ -59,4 +60,5 @@ class GetInfoResponse(_message.Message):
     calls_completed_total: int
     calls_cancelled_total: int
     cpu_threads: int
-    def __init__(self, model: _Optional[str] = ..., model_path: _Optional[str] = ..., slots_total: _Optional[int] = ..., slots_busy: _Optional[int] = ..., segments_decoded_total: _Optional[int] = ..., calls_completed_total: _Optional[int] = ..., calls_cancelled_total: _Optional[int] = ..., cpu_threads: _Optional[int] = ...) -> None: ...
+    calls_waiting: int
+    def __init__(self, model: _Optional[str] = ..., model_path: _Optional[str] = ..., slots_total: _Optional[int] = ..., slots_busy: _Optional[int] = ..., segments_decoded_total: _Optional[int] = ..., calls_completed_total: _Optional[int] = ..., calls_cancelled_total: _Optional[int] = ..., cpu_threads: _Optional[int] = ..., calls_waiting: _Optional[int] = ...) -> None: ...
