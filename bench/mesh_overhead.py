@@ -5,6 +5,7 @@ The mesh's direct transcriber has 1 slot of `threads()` CPU threads, like the ba
 one call at a time, so the clip always takes the direct path (the mesh has no queue
 transcriber). Engine and mesh calls come in pairs, after one untimed warm-up call each, the pair's
 order alternating (engine first, then mesh first); the figure is the median of the pairs' ratios.
+The pairs come in 3 blocks, each with a new mesh and the engine in a new process of its own.
 A shared 2-core machine drifts by 5-10% over a minute, more than the overhead being measured:
 a ratio of two calls made one after the other sees the same drift in both, a ratio of medians
 taken over the whole section does not.
@@ -12,7 +13,9 @@ taken over the whole section does not.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from bench import bench_mesh, evalset, raw_engine
 from bench.figures import Figure, median
@@ -20,6 +23,7 @@ from bench.report import paired_ratios, ratio
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.transcriber.engine import Engine
 from tests.support.mesh import Mesh
 
 SECTION = "mesh_overhead"
@@ -42,6 +46,37 @@ def transcribe(stub: pb_grpc.SpeechServiceStub, clip: evalset.Clip) -> float:
     return seconds
 
 
+class EngineProcess:
+    """The raw engine in a spawned process of its own (fresh interpreter, this one's
+    environment, so huge pages alike), timing one call at a time."""
+
+    def __init__(self, threads: int) -> None:
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool.submit(_load_engine, threads).result()
+
+    def seconds(self, clip: evalset.Clip) -> float:
+        return self._pool.submit(_engine_seconds, clip.id).result()
+
+    def __enter__(self) -> EngineProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown()
+
+
+_engine: Engine | None = None  # in the engine's process
+
+
+def _load_engine(threads: int) -> None:
+    global _engine
+    _engine = raw_engine.engine(threads)
+
+
+def _engine_seconds(clip_id: str) -> float:
+    assert _engine is not None
+    return raw_engine.transcribe_clip(_engine, evalset.clip(clip_id)).seconds
+
+
 def _last_processing_seconds(mesh: Mesh) -> float:
     """The direct transcriber's own time for its last call (its `transcription_finished` log
     line: slot taken to last segment), to tell decoding from the mesh's hops in the note."""
@@ -55,41 +90,58 @@ def _last_processing_seconds(mesh: Mesh) -> float:
 
 def run(quick: bool) -> list[Figure]:
     repeats = 1 if quick else 9
+    blocks = 1 if quick else 3
     threads = raw_engine.threads()
     clips = [evalset.clip(c) for c in (QUICK_CLIPS if quick else CLIPS)]
-    engine = raw_engine.engine(threads)
-    figures = []
-    # One call at a time always finds the direct slot free: no queue transcriber needed.
-    with bench_mesh.running(direct_slots=1, direct_threads=threads, queue_transcribers=0) as mesh:
-        stub = bench_mesh.stub(mesh.gateway_addr)
-        raw_engine.transcribe_clip(engine, clips[0])  # warm-ups, not timed
-        transcribe(stub, clips[0])
-        for clip in clips:
-            raw: list[float] = []
-            served: list[float] = []
-            inside: list[float] = []
-            for n in range(repeats):
-                engine_first = n % 2 == 0
-                if engine_first:
-                    raw.append(raw_engine.transcribe_clip(engine, clip).seconds)
-                served.append(transcribe(stub, clip))
-                inside.append(_last_processing_seconds(mesh))
-                if not engine_first:
-                    raw.append(raw_engine.transcribe_clip(engine, clip).seconds)
-            figures.append(
-                Figure(
-                    SECTION,
-                    f"transcribe_{clip.id}",
-                    round(median(paired_ratios(served, raw)), 3),
-                    "ratio",
-                    baseline=f"raw engine on the same {clip.duration_seconds:.1f} s clip",
-                    goal="<= 1.05",
-                    samples=tuple(round(x, 3) for x in served + raw),
-                    note=f"1 slot x {threads} threads; median of {repeats} paired ratios "
-                    f"(ratio of medians {ratio(median(served), median(raw)):.3f}): gateway "
-                    f"{median(served):.2f} s (of which the transcriber's own decoding "
-                    f"{median(inside):.2f} s), engine {median(raw):.2f} s (samples: gateway, "
-                    "then engine)",
-                )
-            )
-    return figures
+    raw: dict[str, list[float]] = {c.id: [] for c in clips}
+    served: dict[str, list[float]] = {c.id: [] for c in clips}
+    inside: dict[str, list[float]] = {c.id: [] for c in clips}
+    for block in range(blocks):
+        # Fresh processes on both sides for each block of pairs: the same decoding runs up to
+        # 10% faster or slower in one process than in another for as long as the process lives.
+        with (
+            bench_mesh.running(
+                direct_slots=1, direct_threads=threads, queue_transcribers=0
+            ) as mesh,
+            EngineProcess(threads) as engine,
+        ):
+            # One call at a time always finds the direct slot free: no queue transcriber needed.
+            stub = bench_mesh.stub(mesh.gateway_addr)
+            engine.seconds(clips[0])  # warm-ups, not timed
+            transcribe(stub, clips[0])
+            for clip in clips:
+                for n in range(block * repeats // blocks, (block + 1) * repeats // blocks):
+                    engine_first = n % 2 == 0
+                    if engine_first:
+                        raw[clip.id].append(engine.seconds(clip))
+                    served[clip.id].append(transcribe(stub, clip))
+                    inside[clip.id].append(_last_processing_seconds(mesh))
+                    if not engine_first:
+                        raw[clip.id].append(engine.seconds(clip))
+    return [
+        _figure(clip, served[clip.id], raw[clip.id], inside[clip.id], threads, blocks)
+        for clip in clips
+    ]
+
+
+def _figure(
+    clip: evalset.Clip,
+    served: list[float],
+    raw: list[float],
+    inside: list[float],
+    threads: int,
+    blocks: int,
+) -> Figure:
+    return Figure(
+        SECTION,
+        f"transcribe_{clip.id}",
+        round(median(paired_ratios(served, raw)), 3),
+        "ratio",
+        baseline=f"raw engine on the same {clip.duration_seconds:.1f} s clip",
+        goal="<= 1.05",
+        samples=tuple(round(x, 3) for x in served + raw),
+        note=f"1 slot x {threads} threads; median of {len(served)} paired ratios in {blocks} "
+        f"block(s) of fresh processes (ratio of medians {ratio(median(served), median(raw)):.3f}): "
+        f"gateway {median(served):.2f} s (of which the transcriber's own decoding "
+        f"{median(inside):.2f} s), engine {median(raw):.2f} s (samples: gateway, then engine)",
+    )
