@@ -40,7 +40,7 @@ class DirectSlots:
         self.busy = 0  # jobs at the transcribers: decoding, or sent ahead and waiting there
         self.max_wait_seconds = max_wait_seconds
         self.rtf = default_rtf
-        self._running_seconds = 0.0  # audio seconds of the jobs holding a slot
+        self._running_seconds = 0.0  # audio seconds of the jobs at the transcribers
         self._line: deque[_Waiter] = deque()
 
     @property
@@ -65,11 +65,16 @@ class DirectSlots:
 
     def expected_wait(self) -> float:
         """Seconds a job joining the line now would wait for a slot: the work ahead of it (half
-        of what runs, on average, and all that waits) shared by the slots."""
+        of what runs, on average, and all that was sent ahead or waits) shared by the slots."""
         if self.total == 0:
             return float("inf")
         waiting = sum(w.seconds for w in self._line if not w.handed.done())
-        return (self._running_seconds / 2 + waiting) * self.rtf / self.total
+        # Which jobs at the transcribers decode and which wait there is not known here: share
+        # their audio by count.
+        at_transcribers = (
+            self._running_seconds * (1 - self.running / self.busy / 2) if self.busy else 0.0
+        )
+        return (at_transcribers + waiting) * self.rtf / self.total
 
     def worth_waiting(self) -> bool:
         return self.max_wait_seconds > 0 and self.expected_wait() <= self.max_wait_seconds

@@ -166,3 +166,13 @@ def test_nothing_is_sent_ahead_without_direct_slots() -> None:
     s = DirectSlots(0, max_wait_seconds=5.0, default_rtf=0.5, ahead=2)
     assert s.ahead == 0
     assert not s.try_acquire(1.0)
+
+
+def test_expected_wait_counts_all_of_the_work_sent_ahead() -> None:
+    s = DirectSlots(2, max_wait_seconds=10.0, default_rtf=0.5, ahead=2)
+    for _ in range(3):
+        assert s.try_acquire(8.0)
+    # Two jobs decode (half of their 16 s still to do, on average), one waits at a transcriber.
+    assert s.expected_wait() == pytest.approx((8.0 + 8.0) * 0.5 / 2)
+    assert s.try_acquire(8.0)
+    assert s.expected_wait() == pytest.approx((8.0 + 16.0) * 0.5 / 2)
