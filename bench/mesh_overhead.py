@@ -13,11 +13,10 @@ taken over the whole section does not.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 from bench import bench_mesh, evalset, raw_engine
+from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
 from bench.report import paired_ratios, ratio
 from sayit.common.v1 import audio_pb2, transcription_pb2
@@ -46,35 +45,9 @@ def transcribe(stub: pb_grpc.SpeechServiceStub, clip: evalset.Clip) -> float:
     return seconds
 
 
-class EngineProcess:
-    """The raw engine in a spawned process of its own (fresh interpreter, this one's
-    environment, so huge pages alike), timing one call at a time."""
-
-    def __init__(self, threads: int) -> None:
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        self._pool.submit(_load_engine, threads).result()
-
-    def seconds(self, clip: evalset.Clip) -> float:
-        return self._pool.submit(_engine_seconds, clip.id).result()
-
-    def __enter__(self) -> EngineProcess:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._pool.shutdown()
-
-
-_engine: Engine | None = None  # in the engine's process
-
-
-def _load_engine(threads: int) -> None:
-    global _engine
-    _engine = raw_engine.engine(threads)
-
-
-def _engine_seconds(clip_id: str) -> float:
-    assert _engine is not None
-    return raw_engine.transcribe_clip(_engine, evalset.clip(clip_id)).seconds
+def _engine_seconds(engine: Engine, clip_id: str) -> float:
+    """One timed raw-engine call (in the engine's own process)."""
+    return raw_engine.transcribe_clip(engine, evalset.clip(clip_id)).seconds
 
 
 def _last_processing_seconds(mesh: Mesh) -> float:
@@ -107,17 +80,17 @@ def run(quick: bool) -> list[Figure]:
         ):
             # One call at a time always finds the direct slot free: no queue transcriber needed.
             stub = bench_mesh.stub(mesh.gateway_addr)
-            engine.seconds(clips[0])  # warm-ups, not timed
+            engine.run(_engine_seconds, clips[0].id)  # warm-ups, not timed
             transcribe(stub, clips[0])
             for clip in clips:
                 for n in range(block * repeats // blocks, (block + 1) * repeats // blocks):
                     engine_first = n % 2 == 0
                     if engine_first:
-                        raw[clip.id].append(engine.seconds(clip))
+                        raw[clip.id].append(engine.run(_engine_seconds, clip.id))
                     served[clip.id].append(transcribe(stub, clip))
                     inside[clip.id].append(_last_processing_seconds(mesh))
                     if not engine_first:
-                        raw[clip.id].append(engine.seconds(clip))
+                        raw[clip.id].append(engine.run(_engine_seconds, clip.id))
     return [
         _figure(clip, served[clip.id], raw[clip.id], inside[clip.id], threads, blocks)
         for clip in clips

@@ -17,14 +17,14 @@ when the expected wait is long), as the service does.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from bench import bench_mesh, evalset, raw_engine
+from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
 from bench.report import paired_ratios, ratio
 from sayit.common.v1 import audio_pb2, transcription_pb2
@@ -93,18 +93,17 @@ def _in_process(slots: int, threads: int, clips: list[evalset.Clip], repeats: in
     return [_drain(clips, slots, call) for _ in range(repeats)]
 
 
-def _fresh_engine_round(slots: int, threads: int, clip_ids: list[str]) -> float:
-    """One round of the baseline in a process of its own, with its own model loaded."""
+def _engine_round(engine: Engine, slots: int, clip_ids: list[str]) -> float:
+    """One round of the baseline (in the engine's own process)."""
     clips = [evalset.clip(c) for c in clip_ids]
-    call = _raw_call(raw_engine.engine(threads, slots))
+    call = _raw_call(engine)
     _drain([clips[0]] * slots, slots, call)  # warm-up, every slot
     return _drain(clips, slots, call)
 
 
 def _baseline_round(slots: int, threads: int, clips: list[evalset.Clip]) -> float:
-    # Spawned, not forked: a fresh interpreter, and the environment (huge pages) of this one.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_fresh_engine_round, slots, threads, [c.id for c in clips]).result()
+    with EngineProcess(threads, slots) as engine:
+        return engine.run(_engine_round, slots, [c.id for c in clips])
 
 
 def _mesh_call(stub: pb_grpc.SpeechServiceStub) -> Callable[[evalset.Clip], None]:
