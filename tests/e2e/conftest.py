@@ -18,7 +18,13 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     # transcribed again (tests/e2e/test_long_audio.py covers chunking and the result cache).
     with running(
         tmp_path_factory.mktemp("mesh"),
-        extra_env={"SAYIT_CHUNK_MIN_SECONDS": "100000", "SAYIT_RESULT_CACHE_TTL_SECONDS": "0"},
+        extra_env={
+            "SAYIT_CHUNK_MIN_SECONDS": "100000",
+            "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
+            # Short jobs wait for a direct slot rather than overflow to the queue even on a slow
+            # machine (tests/e2e/test_direct_wait.py covers a wait that runs out).
+            "SAYIT_DIRECT_WAIT_SECONDS": "60",
+        },
         metrics=True,
     ) as mesh:
         yield mesh
