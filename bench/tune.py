@@ -129,6 +129,27 @@ def candidates() -> list[Candidate]:
         Candidate("accurate-no-repeat3", replace(acc, no_repeat_ngram_size=3)),
         Candidate("accurate-prompt-plain", acc, prompt={"ko": KO_PLAIN_PROMPT}),
         Candidate("accurate-prompt-polite", acc, prompt={"ko": KO_POLITE_PROMPT}),
+        # Round 7: speech a segment claims but never wrote, decoded again (skips.py).
+        Candidate("accurate-redecode", replace(acc, redecode_skipped=True)),
+        Candidate(
+            "fast-redecode",
+            replace(
+                acc,
+                beam_size=1,
+                best_of=1,
+                condition_on_previous_text=True,
+                redecode_skipped=True,
+            ),
+        ),
+        Candidate(
+            "accurate-redecode-condition",
+            replace(acc, redecode_skipped=True, condition_on_previous_text=True),
+        ),
+        Candidate("accurate-redecode-beam8", replace(acc, redecode_skipped=True, beam_size=8)),
+        Candidate(
+            "fast-lead400",
+            replace(acc, beam_size=1, best_of=1, condition_on_previous_text=True),
+        ),
     ]
 
 

@@ -12,16 +12,18 @@ simply not asking for the next item and closing it, which ends decoding at the c
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from services.transcriber import regions
+from services.transcriber import regions, skips
 from services.transcriber.presets import DecodePreset
 
 SAMPLE_RATE = 16_000
@@ -122,17 +124,26 @@ class Engine:
         return hotwords if len(ids) <= HOTWORDS_TOKENS else None
 
     @staticmethod
-    def _speech_regions(audio: np.ndarray, preset: DecodePreset) -> list[tuple[float, float]]:
-        """The regions to decode one by one, or [] to let faster-whisper's VAD do it."""
+    def _speech_spans(audio: np.ndarray, preset: DecodePreset) -> list[tuple[float, float]]:
+        """The VAD's speech spans, or [] to let faster-whisper's VAD do it."""
         limit = preset.vad_region_max_seconds
         if limit is None:
             return []
         options = VadOptions(**preset.vad_parameters(), max_speech_duration_s=limit)
-        spans = [
+        return [
             (t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE)
             for t in get_speech_timestamps(audio, options)
         ]
-        return regions.lead_in(regions.merge(spans, limit), preset.vad_region_lead_ms / 1000)
+
+    @staticmethod
+    def _regions(
+        spans: list[tuple[float, float]], preset: DecodePreset
+    ) -> list[tuple[float, float]]:
+        """The regions to decode one by one: spans merged up to the preset's limit."""
+        if not spans or preset.vad_region_max_seconds is None:
+            return []
+        merged = regions.merge(spans, preset.vad_region_max_seconds)
+        return regions.lead_in(merged, preset.vad_region_lead_ms / 1000)
 
     def transcribe(
         self, audio: np.ndarray, request: EngineRequest
@@ -150,7 +161,8 @@ class Engine:
             **preset.transcribe_kwargs(),
         }
         use_regions = request.vad_filter and not batched
-        speech = self._speech_regions(audio, preset) if use_regions else None
+        spans = self._speech_spans(audio, preset) if use_regions else []
+        speech = self._regions(spans, preset) if use_regions else None
         if batched:
             # The pipeline's own mode: whole regions, no timestamps inside (see bench.batched).
             assert self._batched is not None
@@ -182,6 +194,7 @@ class Engine:
             else float(info.duration_after_vad),
         )
         try:
+            numbers = itertools.count(1)
             for segment in segments:
                 # Whisper can stamp times past the audio its window held; with regions that
                 # would overlap the next window (which may start early, see regions.lead_in).
@@ -189,31 +202,77 @@ class Engine:
                 # start is rounded to one, up to half a frame either way.
                 fps = self._model.frames_per_second
                 window_end = regions.end_of(speech, (segment.seek + 0.5) / fps) if speech else None
-                start = _at_most(float(segment.start), window_end)
-                yield DecodedSegment(
-                    id=segment.id,
-                    start=start,
-                    end=max(start, _at_most(float(segment.end), window_end)),
-                    text=segment.text.strip(),
-                    avg_logprob=float(segment.avg_logprob),
-                    no_speech_prob=float(segment.no_speech_prob),
-                    compression_ratio=float(segment.compression_ratio),
-                    temperature=float(segment.temperature or 0.0),
-                    words=tuple(
-                        DecodedWord(
-                            _at_most(float(w.start), window_end),
-                            _at_most(float(w.end), window_end),
-                            w.word,
-                            float(w.probability),
-                        )
-                        for w in segment.words or ()
-                    ),
+                item = _decoded(segment, next(numbers), 0.0, window_end)
+                skipped = (
+                    skips.skipped_span(
+                        item.start,
+                        item.end,
+                        item.text,
+                        spans,
+                        info.language,
+                        preset.vad_region_lead_ms / 1000,
+                    )
+                    if preset.redecode_skipped
+                    else None
                 )
+                found = self._decode_again(audio, skipped, info.language, common) if skipped else []
+                found = [s for s in found if not skips.repeats(s.text, item.text)]
+                if found:
+                    item = _ended_by(item, found[0].start)
+                yield item
+                for again in found:
+                    yield replace(again, id=next(numbers))
         finally:
             # Closing faster-whisper's generator ends decoding at once (no further windows).
             close = getattr(segments, "close", None)
             if close is not None:
                 close()
+
+    def _decode_again(
+        self, audio: np.ndarray, span: tuple[float, float], language: str, common: dict[str, Any]
+    ) -> list[DecodedSegment]:
+        """The segments of `span` decoded as a window of its own (see skips.py)."""
+        first, last = round(span[0] * SAMPLE_RATE), round(span[1] * SAMPLE_RATE)
+        piece = audio[first:last]
+        options = {
+            **common,
+            "language": language,
+            "max_new_tokens": max_new_tokens(len(piece) / SAMPLE_RATE),
+        }
+        segments, _ = self._model.transcribe(piece, vad_filter=False, **options)
+        return [_decoded(s, s.id, span[0], span[1]) for s in segments if s.text.strip()]
+
+
+def _decoded(segment: Any, number: int, offset: float, window_end: float | None) -> DecodedSegment:
+    """faster-whisper's segment on the file's clock (`offset` = where its audio began), its times
+    no later than the end of the window it was decoded in."""
+    start = _at_most(offset + float(segment.start), window_end)
+    return DecodedSegment(
+        id=number,
+        start=start,
+        end=max(start, _at_most(offset + float(segment.end), window_end)),
+        text=segment.text.strip(),
+        avg_logprob=float(segment.avg_logprob),
+        no_speech_prob=float(segment.no_speech_prob),
+        compression_ratio=float(segment.compression_ratio),
+        temperature=float(segment.temperature or 0.0),
+        words=tuple(
+            DecodedWord(
+                _at_most(offset + float(w.start), window_end),
+                _at_most(offset + float(w.end), window_end),
+                w.word,
+                float(w.probability),
+            )
+            for w in segment.words or ()
+        ),
+    )
+
+
+def _ended_by(segment: DecodedSegment, end: float) -> DecodedSegment:
+    """The segment cut short at `end` (where speech it skipped begins), words included."""
+    end = max(segment.start, min(segment.end, end))
+    words = tuple(replace(w, start=min(w.start, end), end=min(w.end, end)) for w in segment.words)
+    return replace(segment, end=end, words=words)
 
 
 def _at_most(seconds: float, limit: float | None) -> float:

@@ -41,6 +41,8 @@ class DecodePreset:
     vad_region_max_seconds: float | None = 25.0
     # ... and each region's window starts this much before the VAD's onset (see regions.lead_in)
     vad_region_lead_ms: int = 0
+    # ... and speech a segment claims but never wrote is decoded again on its own (skips.py)
+    redecode_skipped: bool = False
     # Language detection over several 30 s windows when no language is given
     language_detection_segments: int = 3
     # Skip silent stretches longer than this when a segment looks hallucinated (word timestamps)
@@ -81,12 +83,14 @@ class DecodePreset:
 # Chosen by measurement on the shared clips and a 3-minute Korean file (bench/PRESETS.md):
 # every row decodes each pause-bounded speech region on its own (regions of up to 25 s), which
 # took Korean long-form CER from 21% (faster-whisper's defaults) to under 9%; each region's
-# window starts 400 ms before the VAD's onset, which keeps a soft first syllable (round 5).
+# window starts 400 ms before the VAD's onset, which keeps a soft first syllable (round 5); speech
+# a window's segment claims but never wrote is decoded again (round 7).
 _ACCURATE = DecodePreset(
     vad_min_silence_ms=500,
     vad_speech_pad_ms=200,
     vad_region_max_seconds=25.0,
     vad_region_lead_ms=400,
+    redecode_skipped=True,
     condition_on_previous_text=False,
 )
 _FAST = replace(_ACCURATE, beam_size=1, best_of=1, condition_on_previous_text=True)
