@@ -7,7 +7,10 @@ Runs its own mesh (a private Redis with AOF, two queue transcribers of 1 slot x 
 each with a worker, with the services' default heartbeat, reconcile and chunk settings; the
 result cache off so repeats are transcribed again) and prints a table and JSON:
 - chunk-parallel ratio: wall time of the ~4-minute LJ001 clip (cut into 2 chunks) with 2 workers
-  divided by the same with 1 worker (goal <= 0.55);
+  divided by the same with 1 worker (goal <= 0.55); and the raw engine's own ratio on the same
+  chunks, measured in the same run (two 1-thread engines in new processes side by side ÷ one
+  engine decoding the chunks in turn): what two cores give this machine's decoding, the floor
+  the mesh's ratio is compared with (`chunk_parallel_vs_engine`);
 - recovery: seconds from SIGKILL of the worker (or the transcriber) holding a chunk until
   another worker starts that chunk (median of several trials; goal <= 60);
 - boundary error (not in --quick): error rate of the merged transcript minus that of the same
@@ -20,17 +23,21 @@ in 2 chunks of 60 s, the tests' faster heartbeat and reconcile settings, one tri
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import grpc
 
-from bench import evalset, scoring
+from bench import evalset, raw_engine, scoring
+from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
+from bench.report import paired_ratios
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -38,6 +45,7 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import audio as audio_io
 from services.common.audio import SAMPLE_RATE
+from services.transcriber.engine import Engine
 from tests.support import audio
 from tests.support.mesh import Mesh, RedisServer
 
@@ -180,6 +188,46 @@ def _ratio_file(quick: bool) -> tuple[bytes, float]:
     return audio_io.encode_wav(samples), len(samples) / SAMPLE_RATE
 
 
+def _planned_cuts(mesh: Mesh) -> list[float]:
+    """Where the scheduler cut the last job it planned (seconds)."""
+    planned = [e for e in mesh.log_events("scheduler") if e.get("event") == "job_planned"]
+    return [float(cut) for cut in planned[-1]["cuts"]]
+
+
+def _decode_seconds(engine: Engine, content: bytes) -> float:
+    return raw_engine.transcribe(engine, content, "en").seconds
+
+
+def _engine_ratio(content: bytes, cuts: list[float], trials: int) -> tuple[float, list[float]]:
+    """The raw engine's chunk-parallel ratio on the mesh's chunks: two 1-thread engines, each in
+    a new process, decoding the chunks side by side ÷ one of them decoding all chunks in turn
+    (median of paired ratios, the order alternating); and each pair's seconds."""
+    samples = audio_io.decode(content)
+    bounds = [0, *(round(c * SAMPLE_RATE) for c in cuts), len(samples)]
+    chunks = [audio_io.encode_wav(samples[a:b]) for a, b in itertools.pairwise(bounds)]
+    with EngineProcess(1) as first, EngineProcess(1) as second, ThreadPoolExecutor(2) as pool:
+        engines = (first, second)
+        for engine in engines:  # first decode of a process is slower; not part of any pair
+            engine.run(_decode_seconds, chunks[-1])
+        alone, side_by_side = [], []
+        for trial in range(trials):
+            for parallel in (trial % 2 == 1, trial % 2 == 0):
+                started = time.monotonic()
+                if parallel:
+                    futures = [
+                        pool.submit(engines[i % 2].run, _decode_seconds, chunk)
+                        for i, chunk in enumerate(chunks)
+                    ]
+                    for future in futures:
+                        future.result()
+                    side_by_side.append(time.monotonic() - started)
+                else:
+                    for chunk in chunks:
+                        first.run(_decode_seconds, chunk)
+                    alone.append(time.monotonic() - started)
+    return median(paired_ratios(side_by_side, alone)), alone + side_by_side
+
+
 def _ratio(
     mesh: Mesh, stub: pb_grpc.SpeechServiceStub, trials: int, quick: bool
 ) -> tuple[list[Figure], str]:
@@ -193,6 +241,8 @@ def _ratio(
         seconds, text = _transcribe(stub, content, "en")
         two.append(seconds)
     ratio = median(two) / median(one)
+    cuts = _planned_cuts(mesh)
+    engine_ratio, engine_samples = _engine_ratio(content, cuts, trials)
     return [
         Figure(
             SECTION,
@@ -203,6 +253,24 @@ def _ratio(
             goal="<= 0.55",
             samples=tuple(round(x, 2) for x in one + two),
             note="2 workers x 1 thread; samples: 1-worker walls, then 2-worker walls (s)",
+        ),
+        Figure(
+            SECTION,
+            "chunk_parallel_engine_ratio",
+            round(engine_ratio, 3),
+            "ratio",
+            baseline="one raw engine (1 thread) decoding the same chunks in turn",
+            samples=tuple(round(x, 2) for x in engine_samples),
+            note=f"two raw engines in new processes, one chunk each (cuts {cuts}); median of "
+            "paired ratios; samples: in turn, then side by side (s)",
+        ),
+        Figure(
+            SECTION,
+            "chunk_parallel_vs_engine",
+            round(ratio / engine_ratio, 3),
+            "ratio",
+            baseline="the raw engine's chunk-parallel ratio, same run",
+            note="how far the mesh's ratio is from what two cores give the engine itself",
         ),
         Figure(SECTION, "wall_1_worker", round(median(one), 2), "s", samples=tuple(one)),
         Figure(SECTION, "wall_2_workers", round(median(two), 2), "s", samples=tuple(two)),

@@ -60,6 +60,8 @@ def expected_figures() -> dict[str, set[str]]:
         },
         "long_audio": {
             "chunk_parallel_ratio",
+            "chunk_parallel_engine_ratio",
+            "chunk_parallel_vs_engine",
             "wall_1_worker",
             "wall_2_workers",
             "recovery_after_worker_sigkill",
