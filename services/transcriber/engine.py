@@ -143,7 +143,7 @@ class Engine:
         if not spans or preset.vad_region_max_seconds is None:
             return []
         merged = regions.merge(spans, preset.vad_region_max_seconds)
-        return regions.lead_in(merged, preset.vad_region_lead_ms / 1000)
+        return regions.lead_in(merged, preset.region_lead_seconds)
 
     def transcribe(
         self, audio: np.ndarray, request: EngineRequest
@@ -210,7 +210,7 @@ class Engine:
                         item.text,
                         spans,
                         info.language,
-                        preset.vad_region_lead_ms / 1000,
+                        preset.region_lead_seconds,
                     )
                     if preset.redecode_skipped
                     else None

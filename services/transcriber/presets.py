@@ -55,6 +55,10 @@ class DecodePreset:
         if not self.temperatures or self.temperatures[0] != 0.0:
             raise ValueError("the temperature tuple must start at 0.0 to keep beam search on")
 
+    @property
+    def region_lead_seconds(self) -> float:
+        return self.vad_region_lead_ms / 1000
+
     def transcribe_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for faster-whisper's WhisperModel.transcribe."""
         return {

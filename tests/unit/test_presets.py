@@ -70,6 +70,7 @@ def test_row_values() -> None:
             assert preset.default_prompt is None  # prompts cost Korean accuracy
             assert preset.vad_speech_pad_ms == 200
             assert preset.vad_region_lead_ms == 400
+            assert preset.region_lead_seconds == 0.4
 
 
 @pytest.mark.parametrize(("key", "preset"), ROWS, ids=ROW_IDS)
