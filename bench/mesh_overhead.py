@@ -5,10 +5,11 @@ The mesh's direct transcriber has 1 slot of `threads()` CPU threads, like the ba
 one call at a time, so the clip always takes the direct path (the mesh has no queue
 transcriber). Engine and mesh calls come in pairs, after one untimed warm-up call each, the pair's
 order alternating (engine first, then mesh first); the figure is the median of the pairs' ratios.
-The pairs come in 6 blocks of 3, each with a new mesh and the engine in a new process of its
+The pairs come in 12 blocks of 2, each with a new mesh and the engine in a new process of its
 own: the same decoding is up to 10% faster or slower in one process than in another, so the
 number of process pairs, not of calls, decides how steady the figure is (with 3 blocks one
-full run gave 1.078 and two hand-run meshes right after 1.02).
+full run gave 1.078 and two hand-run meshes right after 1.02; with 6 blocks of 3, four runs on
+one machine gave 1.006-1.086 while the hops measured ~25 ms, 1.3%).
 A shared 2-core machine drifts by 5-10% over a minute, more than the overhead being measured:
 a ratio of two calls made one after the other sees the same drift in both, a ratio of medians
 taken over the whole section does not.
@@ -65,8 +66,8 @@ def _last_processing_seconds(mesh: Mesh) -> float:
 
 
 def run(quick: bool) -> list[Figure]:
-    repeats = 1 if quick else 18
-    blocks = 1 if quick else 6
+    repeats = 1 if quick else 24
+    blocks = 1 if quick else 12
     threads = raw_engine.threads()
     clips = [evalset.clip(c) for c in (QUICK_CLIPS if quick else CLIPS)]
     raw: dict[str, list[float]] = {c.id: [] for c in clips}
