@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
+import numpy as np
 
 from bench.evalset import Clip
 from sayit.common.v1 import audio_pb2
@@ -31,6 +32,7 @@ from sayit.speech.v1 import speech_service_pb2_grpc as spb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
 from services.common import audio
+from services.common.audio import SAMPLE_RATE
 from services.common.config import Env
 from services.common.tls import load_client_tls
 from services.transcriber import presets
@@ -81,10 +83,15 @@ class RawEngine:
         vad_filter: bool = True,
         language: str = "",
         initial_prompt: str | None = None,
+        hotwords: str | None = None,
+        speech_dbfs: float | None = None,
     ) -> Transcription:
-        """The clip with exactly this preset; `language` "" = the clip's own."""
+        """The clip with exactly this preset; `language` "" = the clip's own. `speech_dbfs`
+        (tuning only): first bring the clip's speech to this level (see `to_speech_level`)."""
         started = time.monotonic()
         samples = audio.decode(clip.read(), clip.path.name)
+        if speech_dbfs is not None:
+            samples = to_speech_level(samples, speech_dbfs)
         request = EngineRequest(
             language=language or clip.language,
             task="transcribe",
@@ -92,6 +99,7 @@ class RawEngine:
             word_timestamps=False,
             vad_filter=vad_filter,
             initial_prompt=initial_prompt,
+            hotwords=hotwords,
         )
         texts = [
             item.text
@@ -108,6 +116,8 @@ class RawEngine:
         preset_name: str = presets.ACCURATE,
         vad_filter: bool = True,
         initial_prompt: str | Mapping[str, str] | None = None,
+        hotwords: str | None = None,
+        speech_dbfs: float | None = None,
     ) -> TranscribeFn:
         """A TranscribeFn for `evaluate`. `preset`: one DecodePreset for every clip, or one per
         language (a mapping), else the presets table's row for the clip's language and
@@ -126,10 +136,30 @@ class RawEngine:
                 else initial_prompt
             )
             return self.transcribe(
-                clip, chosen, vad_filter=vad_filter, initial_prompt=prompt or None
+                clip,
+                chosen,
+                vad_filter=vad_filter,
+                initial_prompt=prompt or None,
+                hotwords=hotwords,
+                speech_dbfs=speech_dbfs,
             )
 
         return transcribe
+
+
+def to_speech_level(samples: np.ndarray, dbfs: float) -> np.ndarray:
+    """The samples scaled so that their louder half of 30 ms frames (the speech, roughly) has
+    this RMS level, never past full scale (tuning round 8: does the input level matter?)."""
+    frame = SAMPLE_RATE * 30 // 1000
+    frames = samples[: len(samples) // frame * frame].reshape(-1, frame)
+    energies = np.sort(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)))
+    loud = energies[len(energies) // 2 :]
+    rms = float(np.sqrt((loud**2).mean())) if len(loud) else 0.0
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    if rms <= 0.0 or peak <= 0.0:
+        return samples
+    gain = min(10 ** (dbfs / 20) / rms, 0.99 / peak)
+    return (samples * gain).astype(np.float32)
 
 
 def _config(clip: Clip, preset_name: str, detect: bool = False) -> tpb.TranscriptionConfig:

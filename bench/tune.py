@@ -42,6 +42,10 @@ PROMPTS = {"ko": KO_PROMPT, "en": EN_PROMPT}
 # Round 6: Korean prompts without punctuation (round 1's full stop made the model drop words).
 KO_PLAIN_PROMPT = "다음은 한국어 대화를 받아 적은 것입니다"
 KO_POLITE_PROMPT = "네 안녕하세요 말씀해 주시겠어요 감사합니다"
+EN_LONG_PROMPT = (
+    "Hello, welcome. The following is a clear, well-punctuated transcript, with numbers written"
+    " as words."
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class Candidate:
     preset: DecodePreset
     vad_filter: bool = True
     prompt: dict[str, str] = field(default_factory=dict)
+    # Round 8: the prompt given as faster-whisper's hotwords (before every window, not only the
+    # first), and the input brought to one speech level first.
+    hint: dict[str, str] = field(default_factory=dict)
+    speech_dbfs: float | None = None
 
 
 def candidates() -> list[Candidate]:
@@ -59,6 +67,7 @@ def candidates() -> list[Candidate]:
     r25 = replace(d, vad_region_max_seconds=25.0, vad_min_silence_ms=500, vad_speech_pad_ms=200)
     r25nc = replace(r25, condition_on_previous_text=False)
     acc = replace(r25nc, vad_region_lead_ms=400)  # round 5's accurate preset
+    redecode = replace(acc, redecode_skipped=True)  # round 7's
     return [
         Candidate("fw-defaults", d, vad_filter=False),
         # Round 1: one setting at a time, faster-whisper's VAD (speech glued into 30 s windows).
@@ -150,6 +159,18 @@ def candidates() -> list[Candidate]:
             "fast-lead400",
             replace(acc, beam_size=1, best_of=1, condition_on_previous_text=True),
         ),
+        # Round 8: English prompts again, now around the accurate preset (round 1's help came
+        # with faster-whisper's glued VAD), and the input's level.
+        Candidate("accurate-prompt-en", redecode, prompt={"en": EN_PROMPT}),
+        Candidate("accurate-prompt-en-long", redecode, prompt={"en": EN_LONG_PROMPT}),
+        Candidate("accurate-hint-en", redecode, hint={"en": EN_PROMPT}),
+        Candidate("accurate-hint-en-long", redecode, hint={"en": EN_LONG_PROMPT}),
+        Candidate("fw-defaults-speech-20dbfs", d, vad_filter=False, speech_dbfs=-20.0),
+        Candidate("accurate-speech-20dbfs", redecode, speech_dbfs=-20.0),
+        Candidate("accurate-speech-25dbfs", redecode, speech_dbfs=-25.0),
+        # ... and longer regions (fewer 30 s encoder passes) for long Korean's cost.
+        Candidate("accurate-redecode-regions28", replace(redecode, vad_region_max_seconds=28.0)),
+        Candidate("accurate-redecode-regions30", replace(redecode, vad_region_max_seconds=30.0)),
     ]
 
 
@@ -176,7 +197,11 @@ def _run(
         else candidate.preset
     )
     transcribe = engine.transcriber(
-        preset, vad_filter=candidate.vad_filter, initial_prompt=candidate.prompt.get(language)
+        preset,
+        vad_filter=candidate.vad_filter,
+        initial_prompt=candidate.prompt.get(language),
+        hotwords=candidate.hint.get(language),
+        speech_dbfs=candidate.speech_dbfs,
     )
     report = evaluate(clips, transcribe, normalise=False)
     plain, normalised = report.language(language), rescore(report, True).language(language)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import eval as bench_eval
 from bench import evalset
-from bench.eval_backends import Transcription
+from bench.eval_backends import Transcription, to_speech_level
 from bench.evalset import Clip
 
 CLIPS = [
@@ -136,3 +137,26 @@ def test_detected_languages_are_counted_when_the_language_was_not_given() -> Non
     assert bench_eval.rescore(report, True).clips[1].detected_language == "nl"
     given = bench_eval.evaluate(CLIPS, lookup, normalise=False, settings={"language": "given"})
     assert "language detected" not in bench_eval.format_report(given)
+
+
+def _dbfs(samples: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(samples.astype(np.float64) ** 2))))
+
+
+def test_to_speech_level_brings_the_speech_not_the_silence_to_the_level() -> None:
+    rate = 16_000
+    tone = 0.001 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate)  # 1 s at about -63 dBFS
+    quiet = np.concatenate([tone, np.zeros(rate)]).astype(np.float32)  # then 1 s of silence
+    levelled = to_speech_level(quiet, -20.0)
+    assert _dbfs(levelled[:rate]) == pytest.approx(-20.0, abs=0.2)
+    assert not levelled[rate:].any()
+    assert levelled.dtype == np.float32
+
+
+def test_to_speech_level_never_clips_and_leaves_silence_alone() -> None:
+    rate = 16_000
+    clicks = np.zeros(rate, dtype=np.float32)
+    clicks[::1600] = 0.5  # a loud peak, little energy
+    assert np.abs(to_speech_level(clicks, -3.0)).max() == pytest.approx(0.99, abs=1e-3)
+    silence = np.zeros(rate, dtype=np.float32)
+    assert not to_speech_level(silence, -20.0).any()
