@@ -235,4 +235,9 @@ def test_no_signal_is_digital_silence_only() -> None:
     quiet_speech[rate : rate + 100] = 0.005  # the quietest shared clips peak near -46 dBFS
     assert has_no_signal(quiet_speech, 0.0, 0.9, rate)
     assert not has_no_signal(quiet_speech, 0.5, 1.5, rate)
-    assert not has_no_signal(quiet_speech, 5.0, 6.0, rate)  # outside the audio: nothing to judge
+    assert not has_no_signal(quiet_speech, 1.0, 1.0, rate)  # no length inside: nothing to judge
+    # Text stamped after the audio ends stands over no audio at all.
+    assert has_no_signal(quiet_speech, 2.0, 6.0, rate)
+    assert has_no_signal(quiet_speech, 5.0, 6.0, rate)
+    assert has_no_signal(quiet_speech, 1.9, 6.0, rate)  # begins inside, over silence
+    assert not has_no_signal(quiet_speech, 0.5, 6.0, rate)  # begins inside, over speech
