@@ -169,7 +169,7 @@ def processes(choice: RedisChoice | None = None) -> list[Proc]:
         procs.append(
             Proc(
                 f"worker-q{n}",
-                "services.scheduler.worker",
+                "services.worker",
                 env={
                     "SAYIT_TRANSCRIBER_ADDR": addr,
                     **_metrics("SAYIT_WORKER_METRICS_ADDR", n - 1),

@@ -1,1 +1,1 @@
-"""Jobs, routing, RQ queues and the queue worker."""
+"""The scheduler service: admission, direct jobs, planning, repeats and reconciliation."""

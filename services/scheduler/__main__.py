@@ -13,20 +13,20 @@ from services.common import logs, metrics
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
+from services.jobs.blocking import SyncJobStore
+from services.jobs.connection import async_client, sync_client
+from services.jobs.queue import JobQueue
+from services.jobs.schema import Keys
+from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
 from services.scheduler import metrics as scheduler_metrics
 from services.scheduler.backpressure import Backpressure
 from services.scheduler.config import load_config
-from services.scheduler.connections import async_client, sync_client
 from services.scheduler.direct import DirectRunner
 from services.scheduler.direct_slots import DirectSlots
-from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
 from services.scheduler.planner import Planner
-from services.scheduler.queue import JobQueue
 from services.scheduler.reconcile import Reconciler
-from services.scheduler.records import Keys
 from services.scheduler.repeats import RepeatPolicy, Repeats
 from services.scheduler.servicer import SchedulerServicer
-from services.scheduler.syncstore import SyncJobStore
 
 SERVICE_NAME = scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 REDIS_START_WAIT_SECONDS = 60.0

@@ -34,9 +34,9 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from services.common import logs
 from services.common.errors import QuotaViolation, ResourceExhausted
-from services.scheduler import records
-from services.scheduler.queue import QUEUES
-from services.scheduler.records import Keys
+from services.jobs import schema
+from services.jobs.queue import QUEUES
+from services.jobs.schema import Keys
 
 log = logs.get_logger("sayit.scheduler")
 
@@ -212,7 +212,7 @@ def parse_snapshot(queues: Sequence[str], reply: list[Any], default_rtf: float) 
 
 def _real_time_factor(started: Any, ended: Any, meta: Any, state: Any) -> float | None:
     """Wall time ÷ audio seconds of one finished RQ job, if it finished with a transcript."""
-    if _text(state) not in ("", records.SUCCEEDED):
+    if _text(state) not in ("", schema.SUCCEEDED):
         return None  # cancelled or failed early: says nothing about the speed
     try:
         audio_seconds = float(json.loads(_text(meta) or "{}").get("audio_seconds") or 0)

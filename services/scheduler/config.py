@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.config import Env, ServerConfig, load_server_config
+from services.jobs.queue import QueuePolicy
 from services.scheduler.chunking import ChunkPolicy
-from services.scheduler.queue import QueuePolicy
 
 DEFAULT_ADDR = "127.0.0.1:50052"
 DAY = 86400

@@ -11,9 +11,9 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import logs
 from services.common.errors import status_code_number
-from services.scheduler import records
+from services.jobs import changes, schema
+from services.jobs.store import JobStore
 from services.scheduler.direct_slots import DirectSlots
-from services.scheduler.jobs import JobStore
 
 log = logs.get_logger("sayit.scheduler")
 
@@ -45,15 +45,15 @@ class DirectRunner:
         try:
             async for response in call:
                 received = True
-                change = records.transcriber_change(job_id, response, total_seconds)
+                change = changes.transcriber_change(job_id, response, total_seconds)
                 _, state = await self._store.apply(job_id, change)
                 if response.HasField("transcript"):
-                    if state != records.SUCCEEDED:
+                    if state != schema.SUCCEEDED:
                         return ENDED
                     # The transcriber's own time: not the wait for a slot after a job sent ahead.
                     self.slots.finished(total_seconds, response.transcript.processing_seconds)
                     return COMPLETED
-                if state in records.TERMINAL:
+                if state in schema.TERMINAL:
                     call.cancel()
                     return ENDED
             return ENDED
@@ -66,7 +66,7 @@ class DirectRunner:
                 log.warning("direct_failed", code=code.name, details=error.details())
             await self._store.apply(
                 job_id,
-                records.failed_change(job_id, status_code_number(code), error.details() or ""),
+                changes.failed_change(job_id, status_code_number(code), error.details() or ""),
             )
             return FAILED
         except asyncio.CancelledError:

@@ -1,50 +1,24 @@
-"""The scheduler's and queue workers' Prometheus metrics: jobs, queues, retries, direct slots.
-
-Some of these are incremented in RQ work horses (forked per job), where the worker runs
-prometheus_client in multiprocess mode (see services.common.metrics.enable_multiprocess). Every
-metric a horse touches therefore has labels, so its value is created after the switch.
-"""
+"""The scheduler's Prometheus metrics: jobs submitted, queue depths, direct slots (job outcomes
+and retries are in services.jobs.metrics)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from sayit.common.v1 import event_pb2
 from services.common import logs
 from services.scheduler.direct_slots import DirectSlots
 
 log = logs.get_logger("sayit.metrics")
 
-WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-# Terminal event kind -> job outcome.
-_OUTCOMES = {"completed": "succeeded", "failed": "failed", "cancelled": "cancelled"}
 
 JOBS_SUBMITTED = Counter(
     "sayit_jobs_submitted_total",
     "Jobs accepted by the scheduler, by routing (direct, queued) and queue.",
     ["routing", "queue"],
-)
-JOBS_FINISHED = Counter(
-    "sayit_jobs_finished_total",
-    "Jobs that reached their end, by outcome (succeeded, failed, cancelled). Counted once per "
-    "job by whichever process recorded the end (scheduler or worker): sum over both.",
-    ["outcome"],
-)
-QUEUE_WAIT = Histogram(
-    "sayit_queue_wait_seconds",
-    "Time queued work waited from enqueue until a worker started it, by queue.",
-    ["queue"],
-    buckets=WAIT_BUCKETS,
-)
-CHUNK_RETRIES = Counter(
-    "sayit_chunk_retries_total",
-    "Queued pieces of work scheduled to run again, by reason (worker_died, "
-    "transcriber_unavailable).",
-    ["reason"],
 )
 DIRECT_SLOTS_BUSY = Gauge(
     "sayit_direct_slots_busy", "Direct transcription slots in use (this scheduler)."
@@ -63,16 +37,6 @@ DIRECT_WAITING = Gauge(
 
 def job_submitted(routing: str, queue: str) -> None:
     JOBS_SUBMITTED.labels(routing.lower(), queue or "none").inc()
-
-
-def event_recorded(event: event_pb2.JobEvent | None, sequence: int) -> None:
-    """Count a job's end when its terminal event was actually appended (sequence > 0): the append
-    script appends it once per job, however many processes try."""
-    if event is None or sequence <= 0:
-        return
-    outcome = _OUTCOMES.get(str(event.WhichOneof("kind")))
-    if outcome:
-        JOBS_FINISHED.labels(outcome).inc()
 
 
 def track_direct_slots(slots: DirectSlots) -> None:

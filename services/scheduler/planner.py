@@ -21,10 +21,11 @@ import grpc
 from services.common import logs
 from services.common.audio import decode_pcm16
 from services.common.errors import BadAudio, status_code_number
-from services.scheduler import chunking, records
+from services.jobs import changes, records, schema
+from services.jobs.queue import JobQueue
+from services.jobs.store import JobStore
+from services.scheduler import chunking
 from services.scheduler.chunking import ChunkPolicy
-from services.scheduler.jobs import JobStore
-from services.scheduler.queue import JobQueue
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
@@ -112,7 +113,7 @@ class Planner:
     async def _plan(self, job_id: str, meta: dict[str, object]) -> None:
         async with self._slots:
             record = await self._store.raw_record(job_id)
-            if records.state_of(record) != records.QUEUED or records.text(record, "planned") == "1":
+            if records.state_of(record) != schema.QUEUED or records.text(record, "planned") == "1":
                 return
             content = await self._store.audio(job_id)
             if content is None:
@@ -139,9 +140,9 @@ class Planner:
                 await self._store.set_chunk_audio(job_id, piece.index, wav, self._audio_ttl)
             del samples
             plan = [(piece.offset, piece.duration) for piece in pieces]
-            applied = await self._store.apply_change(job_id, records.plan_change(plan))
+            applied = await self._store.apply_change(job_id, changes.plan_change(plan))
             if not applied.applied:
-                if applied.state in records.TERMINAL:  # cancelled while being planned
+                if applied.state in schema.TERMINAL:  # cancelled while being planned
                     await self._store.delete_all_audio(job_id, len(pieces))
                 return
             await self.enqueue(
@@ -157,7 +158,7 @@ class Planner:
 
     async def _fail(self, job_id: str, code: grpc.StatusCode, message: str) -> None:
         await self._store.apply(
-            job_id, records.failed_change(job_id, status_code_number(code), message)
+            job_id, changes.failed_change(job_id, status_code_number(code), message)
         )
         await self._store.delete_audio(job_id)
         log.info("job_failed", code=code.name, details=message)

@@ -24,11 +24,11 @@ import structlog
 
 from services.common import logs
 from services.common.errors import status_code_number
-from services.scheduler import records
-from services.scheduler.jobs import JobStore
+from services.jobs import changes, records, schema
+from services.jobs.blocking import SyncJobStore, finish
+from services.jobs.queue import JobQueue
+from services.jobs.store import JobStore
 from services.scheduler.planner import Planner
-from services.scheduler.queue import JobQueue
-from services.scheduler.syncstore import SyncJobStore, finish
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
@@ -98,11 +98,11 @@ class Reconciler:
 
     async def _check_record(self, job_id: str, record: records.RawRecord) -> None:
         state = records.state_of(record) if record else ""
-        if not record or state in records.TERMINAL:
+        if not record or state in schema.TERMINAL:
             await self._store.untrack(job_id)
             return
         owner = records.text(record, "owner")
-        if records.text(record, "routing") == records.DIRECT:
+        if records.text(record, "routing") == schema.DIRECT:
             if owner != self._instance and not await self._store.alive(owner):
                 await self._fail(
                     job_id, record, "the scheduler running it stopped; submit it again"
@@ -125,7 +125,7 @@ class Reconciler:
                 reason = f"chunk {index + 1} of {count}: {_GIVEN_UP[status]}"
                 await self._fail(job_id, record, reason if count > 1 else _GIVEN_UP[status])
                 return
-        if lost and records.now_ms() - records.number(record, "planned_ms") > _QUEUEING_GRACE_MS:
+        if lost and schema.now_ms() - records.number(record, "planned_ms") > _QUEUEING_GRACE_MS:
             await self._requeue(job_id, record, lost)
 
     async def _plan_orphan(self, job_id: str, record: records.RawRecord, owner: str) -> None:
@@ -134,7 +134,7 @@ class Reconciler:
         if owner != self._instance and await self._store.alive(owner):
             return  # its scheduler is planning it
         applied = await self._store.apply_change(
-            job_id, records.claim_planning_change(self._instance)
+            job_id, changes.claim_planning_change(self._instance)
         )
         if applied.applied:
             log.warning("job_replanned", job_id=job_id, previous_owner=owner)
@@ -152,11 +152,11 @@ class Reconciler:
         await self._planner.enqueue(job_id, records.text(record, "queue"), durations, meta)
 
     async def _fail(self, job_id: str, record: records.RawRecord, reason: str) -> None:
-        change = records.failed_change(
+        change = changes.failed_change(
             job_id, status_code_number(grpc.StatusCode.UNAVAILABLE), reason
         )
         _, state = await self._store.apply(job_id, change)
-        if state == records.FAILED:
+        if state == schema.FAILED:
             log.warning("job_reconciled_failed", job_id=job_id, reason=reason)
             count = int(records.number(record, "chunks_total"))
             await self._store.delete_all_audio(job_id, count)

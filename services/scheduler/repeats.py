@@ -21,8 +21,9 @@ from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from sayit.scheduler.v1 import scheduler_service_pb2 as pb
 from services.common import logs
 from services.common.errors import InvalidArgument, Unavailable
-from services.scheduler import dedupe, records
-from services.scheduler.jobs import JobStore
+from services.jobs import changes, records, schema
+from services.jobs.store import JobStore
+from services.scheduler import fingerprints
 
 log = logs.get_logger("sayit.scheduler")
 
@@ -64,7 +65,9 @@ class Repeats:
         keys = self._store.keys
         idempotency_key = ""
         if request.idempotency_key:
-            idempotency_key = keys.idempotency(tenant, dedupe.key_digest(request.idempotency_key))
+            idempotency_key = keys.idempotency(
+                tenant, fingerprints.key_digest(request.idempotency_key)
+            )
             held = await self._store.claim(
                 idempotency_key, f"{job_id} {fingerprint}", self._policy.job_ttl_seconds
             )
@@ -109,7 +112,7 @@ class Repeats:
         keys = self._store.keys
         claims = [(keys.in_flight(tenant, fingerprint), job_id)]
         if request.idempotency_key:
-            key = keys.idempotency(tenant, dedupe.key_digest(request.idempotency_key))
+            key = keys.idempotency(tenant, fingerprints.key_digest(request.idempotency_key))
             claims.append((key, f"{job_id} {fingerprint}"))
         for key, value in claims:
             await self._store.release_claim(key, value)
@@ -124,7 +127,7 @@ class Repeats:
             if await self._wait_for_record(held):
                 record = await self._store.raw_record(held)
                 if (
-                    records.state_of(record) in records.ACTIVE
+                    records.state_of(record) in schema.ACTIVE
                     and records.tenant_of(record) == tenant
                 ):
                     await self._store.attach(held)
@@ -156,8 +159,8 @@ class Repeats:
         # Answered at once, like a direct job; the transcript says where it came from.
         record = records.new_record(
             tenant=tenant,
-            state=records.RUNNING,
-            routing=records.DIRECT,
+            state=schema.RUNNING,
+            routing=schema.DIRECT,
             queue="",
             duration=duration,
             config=request.config,
@@ -165,11 +168,11 @@ class Repeats:
             owner=self._instance,
             fingerprint=fingerprint,
         )
-        accepted = records.event(
+        accepted = changes.event(
             job_id,
             accepted=event_pb2.JobAccepted(
                 routing=job_pb2.ROUTING_DIRECT, audio_duration_seconds=duration
             ),
         )
         await self._store.create(job_id, record, accepted)
-        await self._store.apply(job_id, records.completed_change(job_id, transcript))
+        await self._store.apply(job_id, changes.completed_change(job_id, transcript))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.scheduler import queue
-from services.scheduler.records import DIRECT, QUEUED_ROUTE
+from services.jobs import queue
+from services.jobs.schema import DIRECT, QUEUED_ROUTE
 
 
 @dataclass(frozen=True)
 class Route:
-    routing: str  # records.DIRECT or records.QUEUED_ROUTE
+    routing: str  # schema.DIRECT or schema.QUEUED_ROUTE
     queue: str  # the RQ queue when queued, else ""
     waits: bool = False  # a direct job that waits in this scheduler for a slot to free
 

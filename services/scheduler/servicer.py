@@ -21,13 +21,14 @@ from services.common.errors import (
     status_code_number,
 )
 from services.common.validation import validate_config
-from services.scheduler import dedupe, direct, metrics, records, routing
+from services.jobs import changes, records, schema
+from services.jobs.changes import Change
+from services.jobs.queue import HIGH, JobQueue
+from services.jobs.store import JobStore
+from services.scheduler import direct, fingerprints, metrics, routing
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.direct import DirectRunner
-from services.scheduler.jobs import JobStore
 from services.scheduler.planner import Planner
-from services.scheduler.queue import HIGH, JobQueue
-from services.scheduler.records import Change
 from services.scheduler.repeats import Repeats
 
 log = logs.get_logger("sayit.scheduler")
@@ -88,7 +89,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             )
         short = routing.is_short(duration, self._config.sync_max_seconds)
         fingerprint = await self._blocking(
-            dedupe.fingerprint, request.audio.content, request.config, self._config.model
+            fingerprints.fingerprint, request.audio.content, request.config, self._config.model
         )
         job_id = names.new_job_id()
         logs.bind(job_id=job_id)
@@ -155,7 +156,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         record = records.new_record(
             tenant=tenant,
             # A direct job waiting for a slot is queued (in this scheduler) until it has one.
-            state=records.RUNNING if route.direct and not route.waits else records.QUEUED,
+            state=schema.RUNNING if route.direct and not route.waits else schema.QUEUED,
             routing=route.routing,
             queue="",
             duration=duration,
@@ -219,7 +220,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     ) -> None:
         """Run a short job on a direct slot: the one `reserved` for it, or the first one free
         (see DirectSlots)."""
-        accepted = records.event(
+        accepted = changes.event(
             job_id,
             accepted=event_pb2.JobAccepted(
                 routing=job_pb2.ROUTING_DIRECT, audio_duration_seconds=duration
@@ -254,8 +255,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                     log.info("direct_wait_ran_out", waited_seconds=slots.max_wait_seconds)
                     await self._overflow(job_id, request, duration)
                     return
-                _, state = await self._store.apply(job_id, records.start_change(job_id, duration))
-                if state != records.RUNNING:
+                _, state = await self._store.apply(job_id, changes.start_change(job_id, duration))
+                if state != schema.RUNNING:
                     return  # cancelled while it waited
             outcome = await self._direct.run(
                 job_id, request.audio, request.config, duration, timeout
@@ -266,14 +267,14 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 await self._store.remember(job_id)
         except asyncio.CancelledError:
             await self._store.apply(
-                job_id, records.cancelled_change(job_id, "the direct transcription was stopped")
+                job_id, changes.cancelled_change(job_id, "the direct transcription was stopped")
             )
             raise
         except Exception as error:
             log.error("direct_job_crashed", exc_info=error)
             await self._store.apply(
                 job_id,
-                records.failed_change(
+                changes.failed_change(
                     job_id, status_code_number(grpc.StatusCode.INTERNAL), "internal error"
                 ),
             )
@@ -282,19 +283,19 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         """No direct transcriber could take the job after all (or its wait for a slot ran out):
         queue it on the high queue."""
         change = Change(
-            allow=(records.RUNNING, records.QUEUED),
+            allow=(schema.RUNNING, schema.QUEUED),
             set={
-                "state": records.QUEUED,
-                "routing": records.QUEUED_ROUTE,
+                "state": schema.QUEUED,
+                "routing": schema.QUEUED_ROUTE,
                 "queue": HIGH,
                 "planned": 1,
-                "planned_ms": records.now_ms(),
+                "planned_ms": schema.now_ms(),
                 "chunks_total": 1,
             },
             plan=[(0.0, duration)],
         )
         _, state = await self._store.apply(job_id, change)
-        if state != records.QUEUED:
+        if state != schema.QUEUED:
             return
         await self._store.set_chunk_audio(
             job_id, 0, request.audio.content, self._config.audio_ttl_seconds
@@ -316,8 +317,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         single = record["chunks_total"] == 1
         record["queue"] = queue
         if single:
-            record["planned"], record["planned_ms"] = 1, records.now_ms()
-        accepted = records.event(
+            record["planned"], record["planned_ms"] = 1, schema.now_ms()
+        accepted = changes.event(
             job_id,
             accepted=event_pb2.JobAccepted(
                 routing=job_pb2.ROUTING_QUEUED, audio_duration_seconds=duration, queue=queue
@@ -342,7 +343,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             await self._planner.enqueue(job_id, queue, durations, meta)
         except Exception as error:
             log.error("enqueue_failed", error=str(error))
-            change = records.failed_change(
+            change = changes.failed_change(
                 job_id, status_code_number(grpc.StatusCode.UNAVAILABLE), "could not queue the job"
             )
             await self._store.apply(job_id, change)
@@ -376,20 +377,20 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     async def _cancel(self, job_id: str, tenant: str, reason: str) -> job_pb2.TranscriptionJob:
         record = await self._store.record(job_id, tenant)
         state = records.state_of(record)
-        if state not in records.ACTIVE:
+        if state not in schema.ACTIVE:
             raise FailedPrecondition(
                 f"job jobs/{job_id} has already ended ({state.lower()}); only queued or running "
                 "jobs can be cancelled"
             )
-        _, state = await self._store.apply(job_id, records.cancelled_change(job_id, reason))
-        if state != records.CANCELLED:
+        _, state = await self._store.apply(job_id, changes.cancelled_change(job_id, reason))
+        if state != schema.CANCELLED:
             raise FailedPrecondition(f"job jobs/{job_id} ended ({state.lower()}) before the cancel")
         task = self._direct.tasks.get(job_id) or self._planner.tasks.get(job_id)
         if task is not None:
             task.cancel()
         # Re-read: the plan may have been recorded meanwhile.
         count = int(records.number(await self._store.record(job_id, tenant), "chunks_total"))
-        if records.text(record, "routing") == records.QUEUED_ROUTE and count:
+        if records.text(record, "routing") == schema.QUEUED_ROUTE and count:
             outcome = await self._blocking(self._queue.stop_chunks, job_id, count)
             log.info("job_cancelled", reason=reason, chunks=count, queue_actions=outcome)
         else:
@@ -408,7 +409,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         _, pending = await asyncio.wait([t for _, t in tasks], timeout=grace_seconds)
         for job_id, task in tasks:
             if task in pending:
-                change = records.failed_change(
+                change = changes.failed_change(
                     job_id,
                     status_code_number(grpc.StatusCode.UNAVAILABLE),
                     "the scheduler shut down before the job finished; submit it again",

@@ -12,9 +12,9 @@ import redis.asyncio as aioredis
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.names import new_job_id
-from services.scheduler import records
-from services.scheduler.jobs import SOCKET_TIMEOUT_SECONDS, JobStore
-from services.scheduler.records import Keys
+from services.jobs import changes, records, schema
+from services.jobs.schema import Keys
+from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
 from tests.support.mesh import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -34,18 +34,18 @@ async def store(redis_server: RedisServer) -> AsyncIterator[JobStore]:
     await client.aclose()
 
 
-async def new_job(store: JobStore, tenant: str = "acme", state: str = records.QUEUED) -> str:
+async def new_job(store: JobStore, tenant: str = "acme", state: str = schema.QUEUED) -> str:
     job_id = new_job_id()
     record = records.new_record(
         tenant=tenant,
         state=state,
-        routing=records.QUEUED_ROUTE,
+        routing=schema.QUEUED_ROUTE,
         queue="sayit-default",
         duration=100.0,
         config=transcription_pb2.TranscriptionConfig(language_code="ko"),
         filename="a.wav",
     )
-    accepted = records.event(job_id, accepted=event_pb2.JobAccepted(audio_duration_seconds=100))
+    accepted = changes.event(job_id, accepted=event_pb2.JobAccepted(audio_duration_seconds=100))
     await store.create(job_id, record, accepted)
     return job_id
 
@@ -54,33 +54,33 @@ async def events(store: JobStore, job_id: str, after: int = 0, tenant: str = "ac
     return [e async for e in store.watch(job_id, tenant, after)]
 
 
-def progress(job_id: str, done: float) -> records.Change:
-    return records.progress_change(job_id, records.progress_message(done, 100.0))
+def progress(job_id: str, done: float) -> changes.Change:
+    return changes.progress_change(job_id, changes.progress_message(done, 100.0))
 
 
 async def test_sequences_progress_and_one_terminal_event(store: JobStore) -> None:
     job_id = await new_job(store)
     # Progress before the job started is refused: the record says QUEUED.
     assert (await store.apply(job_id, progress(job_id, 5)))[0] == 0
-    assert await store.apply(job_id, records.start_change(job_id, 100.0)) == (2, records.RUNNING)
+    assert await store.apply(job_id, changes.start_change(job_id, 100.0)) == (2, schema.RUNNING)
     assert (await store.apply(job_id, progress(job_id, 40)))[0] == 3
     # Progress never goes backwards: a lower fraction is dropped, not appended.
     assert (await store.apply(job_id, progress(job_id, 30)))[0] == 0
     segment = transcription_pb2.Segment(start_seconds=0.0, end_seconds=4.0, text="안녕하세요")
-    assert (await store.apply(job_id, records.segment_change(job_id, segment)))[0] == 4
+    assert (await store.apply(job_id, changes.segment_change(job_id, segment)))[0] == 4
     # The same segment again (a re-run of the audio) is not repeated.
-    assert (await store.apply(job_id, records.segment_change(job_id, segment)))[0] == 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, segment)))[0] == 0
     transcript = transcription_pb2.Transcript(text="안녕하세요", audio_duration_seconds=100.0)
-    assert await store.apply(job_id, records.completed_change(job_id, transcript)) == (
+    assert await store.apply(job_id, changes.completed_change(job_id, transcript)) == (
         5,
-        records.SUCCEEDED,
+        schema.SUCCEEDED,
     )
     # Exactly one terminal event: later cancels and failures change nothing.
-    assert await store.apply(job_id, records.cancelled_change(job_id, "late")) == (
+    assert await store.apply(job_id, changes.cancelled_change(job_id, "late")) == (
         0,
-        records.SUCCEEDED,
+        schema.SUCCEEDED,
     )
-    assert (await store.apply(job_id, records.failed_change(job_id, 14, "late")))[0] == 0
+    assert (await store.apply(job_id, changes.failed_change(job_id, 14, "late")))[0] == 0
 
     history = await events(store, job_id)
     assert [e.sequence for e in history] == [1, 2, 3, 4, 5]
@@ -98,11 +98,11 @@ async def test_sequences_progress_and_one_terminal_event(store: JobStore) -> Non
 
 
 async def test_concurrent_writers_never_share_a_sequence(store: JobStore) -> None:
-    job_id = await new_job(store, state=records.RUNNING)
+    job_id = await new_job(store, state=schema.RUNNING)
 
     async def write(n: int) -> int:
         segment = transcription_pb2.Segment(start_seconds=float(n), end_seconds=n + 0.5)
-        change = records.segment_change(job_id, segment, piece=n)  # one watermark per piece
+        change = changes.segment_change(job_id, segment, piece=n)  # one watermark per piece
         return (await store.apply(job_id, change))[0]
 
     sequences = await asyncio.gather(*(write(n) for n in range(50)))
@@ -111,13 +111,13 @@ async def test_concurrent_writers_never_share_a_sequence(store: JobStore) -> Non
 
 async def test_watch_resumes_after_any_sequence_and_waits_while_idle(store: JobStore) -> None:
     job_id = await new_job(store)
-    await store.apply(job_id, records.start_change(job_id, 100.0))
+    await store.apply(job_id, changes.start_change(job_id, 100.0))
 
     async def finish_later() -> None:
         # Longer than redis-py's default 5 s socket timeout: an idle watch must keep waiting.
         await asyncio.sleep(6.5)
         await store.apply(job_id, progress(job_id, 50))
-        await store.apply(job_id, records.cancelled_change(job_id, "stop"))
+        await store.apply(job_id, changes.cancelled_change(job_id, "stop"))
 
     task = asyncio.create_task(finish_later())
     resumed = await events(store, job_id, after=2)
@@ -168,9 +168,9 @@ async def test_listing_is_newest_first_and_pages_are_stable(store: JobStore) -> 
 async def planned_job(store: JobStore, plan: list[tuple[float, float]]) -> str:
     """A queued job of 100 s, cut into `plan` and started by a worker."""
     job_id = await new_job(store)
-    applied = await store.apply_change(job_id, records.plan_change(plan))
+    applied = await store.apply_change(job_id, changes.plan_change(plan))
     assert applied.applied
-    await store.apply(job_id, records.start_change(job_id, 100.0, len(plan)))
+    await store.apply(job_id, changes.start_change(job_id, 100.0, len(plan)))
     return job_id
 
 
@@ -183,40 +183,40 @@ def chunk_transcript(text: str, start: float) -> transcription_pb2.Transcript:
 
 async def test_a_plan_is_recorded_once_and_only_while_queued(store: JobStore) -> None:
     job_id = await new_job(store)
-    assert (await store.apply_change(job_id, records.claim_planning_change("me"))).applied
-    assert (await store.apply_change(job_id, records.plan_change([(0, 40), (40, 60)]))).applied
-    again = await store.apply_change(job_id, records.plan_change([(0, 100)]))
+    assert (await store.apply_change(job_id, changes.claim_planning_change("me"))).applied
+    assert (await store.apply_change(job_id, changes.plan_change([(0, 40), (40, 60)]))).applied
+    again = await store.apply_change(job_id, changes.plan_change([(0, 100)]))
     assert not again.applied
-    assert not (await store.apply_change(job_id, records.claim_planning_change("other"))).applied
+    assert not (await store.apply_change(job_id, changes.claim_planning_change("other"))).applied
     assert await store.chunk_durations(job_id, 2) == [40.0, 60.0]
     assert await store.finished_chunks(job_id, 2) == [False, False]
     job = await store.job(job_id, "acme")
     assert job.progress.chunks_total == 2
     cancelled = await new_job(store)
-    await store.apply(cancelled, records.cancelled_change(cancelled, "stop"))
-    assert not (await store.apply_change(cancelled, records.plan_change([(0, 100)]))).applied
+    await store.apply(cancelled, changes.cancelled_change(cancelled, "stop"))
+    assert not (await store.apply_change(cancelled, changes.plan_change([(0, 100)]))).applied
 
 
 async def test_chunk_progress_sums_over_chunks_and_never_goes_back(store: JobStore) -> None:
     job_id = await planned_job(store, [(0.0, 40.0), (40.0, 60.0)])
     steps = [
-        (records.chunk_progress_change(0, 10.0), True),
-        (records.chunk_progress_change(1, 30.0), True),
-        (records.chunk_progress_change(0, 5.0), False),  # a re-run chunk starting over
-        (records.chunk_progress_change(0, 55.0), True),  # clamped to the chunk's 40 s
-        (records.chunk_finished_change(0, chunk_transcript("하나", 1.0)), True),
-        (records.chunk_finished_change(0, chunk_transcript("하나", 1.0)), False),  # once
+        (changes.chunk_progress_change(0, 10.0), True),
+        (changes.chunk_progress_change(1, 30.0), True),
+        (changes.chunk_progress_change(0, 5.0), False),  # a re-run chunk starting over
+        (changes.chunk_progress_change(0, 55.0), True),  # clamped to the chunk's 40 s
+        (changes.chunk_finished_change(0, chunk_transcript("하나", 1.0)), True),
+        (changes.chunk_finished_change(0, chunk_transcript("하나", 1.0)), False),  # once
     ]
     for change, expected in steps:
         applied = await store.apply_change(job_id, change)
         assert applied.applied == expected and not applied.complete
     last = await store.apply_change(
-        job_id, records.chunk_finished_change(1, chunk_transcript("둘", 41.0))
+        job_id, changes.chunk_finished_change(1, chunk_transcript("둘", 41.0))
     )
-    assert last.applied and last.complete and last.state == records.RUNNING
+    assert last.applied and last.complete and last.state == schema.RUNNING
     # A re-run of a finished chunk learns that the job is ready to merge.
     rerun = await store.apply_change(
-        job_id, records.chunk_finished_change(1, chunk_transcript("둘", 41.0))
+        job_id, changes.chunk_finished_change(1, chunk_transcript("둘", 41.0))
     )
     assert not rerun.applied and rerun.complete
 
@@ -251,11 +251,11 @@ async def test_each_chunk_has_its_own_segment_watermark(store: JobStore) -> None
     job_id = await planned_job(store, [(0.0, 50.0), (50.0, 50.0)])
     late = transcription_pb2.Segment(start_seconds=60.0, end_seconds=62.0, text="둘")
     early = transcription_pb2.Segment(start_seconds=1.0, end_seconds=2.0, text="하나")
-    assert (await store.apply(job_id, records.segment_change(job_id, late, piece=1)))[0] > 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, late, piece=1)))[0] > 0
     # Chunk 0's first segment is not held back by chunk 1 being further along.
-    assert (await store.apply(job_id, records.segment_change(job_id, early, piece=0)))[0] > 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, early, piece=0)))[0] > 0
     # A re-run of chunk 1 does not repeat its segment.
-    assert (await store.apply(job_id, records.segment_change(job_id, late, piece=1)))[0] == 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, late, piece=1)))[0] == 0
 
 
 async def test_concurrent_chunks_publish_a_consistent_total(store: JobStore) -> None:
@@ -264,9 +264,9 @@ async def test_concurrent_chunks_publish_a_consistent_total(store: JobStore) -> 
 
     async def run_chunk(index: int) -> None:
         for done in (2.5, 5.0, 7.5):
-            await store.apply(job_id, records.chunk_progress_change(index, done))
+            await store.apply(job_id, changes.chunk_progress_change(index, done))
         await store.apply(
-            job_id, records.chunk_finished_change(index, chunk_transcript(str(index), index * 10.0))
+            job_id, changes.chunk_finished_change(index, chunk_transcript(str(index), index * 10.0))
         )
 
     await asyncio.gather(*(run_chunk(i) for i in range(10)))

@@ -17,9 +17,9 @@ from services.common.errors import ResourceExhausted
 from services.common.names import new_job_id
 from services.gateway.keys import TenantLimits
 from services.gateway.quotas import Limiter, Limits, connect
+from services.jobs.queue import DEFAULT, HIGH
+from services.jobs.schema import Keys
 from services.scheduler.backpressure import Backpressure
-from services.scheduler.queue import DEFAULT, HIGH
-from services.scheduler.records import Keys
 from tests.support.mesh import RedisServer
 
 pytestmark = pytest.mark.redis

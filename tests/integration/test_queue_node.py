@@ -1,4 +1,4 @@
-"""`python -m services.queue_node` (Compose's transcriber + worker container): both children
+"""`python -m services.worker.node` (Compose's transcriber + worker container): both children
 come up, the worker registers with RQ, and SIGTERM stops both and the node exits 0."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_queue_node_runs_and_stops_both_children(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis").start()
     addr = f"127.0.0.1:{free_port()}"
     node = ServiceProcess(
-        "services.queue_node",
+        "services.worker.node",
         {
             "SAYIT_REDIS_URL": redis.url,
             "SAYIT_TRANSCRIBER_ADDR": addr,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from services.scheduler.transcriber_watch import SERVING, TranscriberMonitor
+from services.worker.transcriber_watch import SERVING, TranscriberMonitor
 from tests.support import processes
 
 

@@ -24,7 +24,7 @@ METRICS_VARS = {
     "services.gateway": "SAYIT_GATEWAY_METRICS_ADDR",
     "services.scheduler": "SAYIT_SCHEDULER_METRICS_ADDR",
     "services.transcriber": "SAYIT_TRANSCRIBER_METRICS_ADDR",
-    "services.scheduler.worker": "SAYIT_WORKER_METRICS_ADDR",
+    "services.worker": "SAYIT_WORKER_METRICS_ADDR",
 }
 
 
@@ -166,7 +166,7 @@ class Mesh:
             )
             self.processes[f"worker-q{n}"] = self._service(
                 f"worker-q{n}",
-                "services.scheduler.worker",
+                "services.worker",
                 None,
                 SAYIT_TRANSCRIBER_ADDR=addr,
                 SAYIT_WORKER_NAME=f"worker-q{n}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sayit.common.v1 import transcription_pb2 as tpb
-from services.scheduler.dedupe import fingerprint, key_digest
+from services.scheduler.fingerprints import fingerprint, key_digest
 
 AUDIO = b"RIFF....WAVE" + bytes(range(256)) * 10
 

@@ -23,12 +23,12 @@ from dockerfile_parse import DockerfileParser
 from services.common.channels import channel_options
 from services.gateway.config import DEFAULT_ADDR as GATEWAY_DEFAULT
 from services.gateway.config import load_config as gateway_config
+from services.jobs.queue import QUEUES
 from services.scheduler.config import DEFAULT_ADDR as SCHEDULER_DEFAULT
 from services.scheduler.config import load_config as scheduler_config
-from services.scheduler.queue import QUEUES
-from services.scheduler.worker import load_config as worker_config
 from services.transcriber.config import DEFAULT_ADDR as TRANSCRIBER_DEFAULT
 from services.transcriber.config import load_config as transcriber_config
+from services.worker.config import load_config as worker_config
 from tests.support.processes import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -41,7 +41,7 @@ CONFIG_LOADERS = {
     "services.gateway": gateway_config,
     "services.scheduler": scheduler_config,
     "services.transcriber": transcriber_config,
-    "services.scheduler.worker": worker_config,
+    "services.worker": worker_config,
 }
 DEFAULT_PORTS = {
     "services.gateway": int(GATEWAY_DEFAULT.rsplit(":", 1)[1]),
@@ -57,7 +57,7 @@ METRICS_VARIABLES = {
     "services.gateway": "SAYIT_GATEWAY_METRICS_ADDR",
     "services.scheduler": "SAYIT_SCHEDULER_METRICS_ADDR",
     "services.transcriber": "SAYIT_TRANSCRIBER_METRICS_ADDR",
-    "services.scheduler.worker": "SAYIT_WORKER_METRICS_ADDR",
+    "services.worker": "SAYIT_WORKER_METRICS_ADDR",
 }
 
 
@@ -255,7 +255,7 @@ def test_keda_scales_queue_nodes_on_the_rq_queues() -> None:
     target = scaled["spec"]["scaleTargetRef"]["name"]
     node = named("Deployment", target)
     modules = {module_of(c["command"]) for c in node["spec"]["template"]["spec"]["containers"]}
-    assert modules == {"services.transcriber", "services.scheduler.worker"}
+    assert modules == {"services.transcriber", "services.worker"}
     triggers = scaled["spec"]["triggers"]
     assert {t["metadata"]["listName"] for t in triggers} == {f"rq:queue:{q}" for q in QUEUES}
     redis_url = CONFIG_MAP["SAYIT_REDIS_URL"]
@@ -313,8 +313,8 @@ def test_compose_runs_the_mesh_with_aof_redis_and_health_checks() -> None:
         module = module_of(service["command"])
         assert module_exists(module), module
         env = {k: str(v) for k, v in service["environment"].items()}
-        node = module == "services.queue_node"
-        modules = ["services.transcriber", "services.scheduler.worker"] if node else [module]
+        node = module == "services.worker.node"
+        modules = ["services.transcriber", "services.worker"] if node else [module]
         for child in modules:
             assert CONFIG_LOADERS[child](env) is not None
             assert env[METRICS_VARIABLES[child]].startswith("0.0.0.0:")

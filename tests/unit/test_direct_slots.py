@@ -8,7 +8,7 @@ import pytest
 
 from services.scheduler import routing
 from services.scheduler.direct_slots import DirectSlots
-from services.scheduler.records import DIRECT, QUEUED_ROUTE
+from services.jobs.schema import DIRECT, QUEUED_ROUTE
 
 
 def slots(total: int = 1, wait: float = 5.0, rtf: float = 0.5) -> DirectSlots:

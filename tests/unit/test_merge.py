@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sayit.common.v1 import transcription_pb2 as tpb
-from services.scheduler import merge
+from services.jobs import merge
 
 
 def chunk(

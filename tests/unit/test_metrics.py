@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sayit.common.v1 import event_pb2
 from services.common import metrics
-from services.scheduler import metrics as scheduler_metrics
+from services.jobs import metrics as job_metrics
+from services.worker import metrics as worker_metrics
 from tests.support.processes import ROOT
 
 
@@ -22,18 +23,18 @@ def test_split_method() -> None:
 
 
 def test_job_outcomes_count_appended_terminal_events_only() -> None:
-    counter = scheduler_metrics.JOBS_FINISHED
+    counter = job_metrics.JOBS_FINISHED
 
     def count(outcome: str) -> float:
         return counter.labels(outcome)._value.get()
 
     before = {o: count(o) for o in ("succeeded", "failed", "cancelled")}
     completed = event_pb2.JobEvent(completed=event_pb2.JobCompleted())
-    scheduler_metrics.event_recorded(completed, 7)
-    scheduler_metrics.event_recorded(completed, 0)  # the job had already ended: not appended
-    scheduler_metrics.event_recorded(event_pb2.JobEvent(progress={}), 3)
-    scheduler_metrics.event_recorded(event_pb2.JobEvent(cancelled={}), 4)
-    scheduler_metrics.event_recorded(None, 5)
+    job_metrics.event_recorded(completed, 7)
+    job_metrics.event_recorded(completed, 0)  # the job had already ended: not appended
+    job_metrics.event_recorded(event_pb2.JobEvent(progress={}), 3)
+    job_metrics.event_recorded(event_pb2.JobEvent(cancelled={}), 4)
+    job_metrics.event_recorded(None, 5)
     assert count("succeeded") - before["succeeded"] == 1
     assert count("cancelled") - before["cancelled"] == 1
     assert count("failed") - before["failed"] == 0
@@ -43,9 +44,9 @@ def test_metrics_touched_in_work_horses_have_labels() -> None:
     """An unlabelled metric creates its value at import, before the worker switches to
     multiprocess mode, and would not reach the worker's endpoint."""
     for metric in (
-        scheduler_metrics.JOBS_FINISHED,
-        scheduler_metrics.QUEUE_WAIT,
-        scheduler_metrics.CHUNK_RETRIES,
+        job_metrics.JOBS_FINISHED,
+        worker_metrics.QUEUE_WAIT,
+        job_metrics.CHUNK_RETRIES,
     ):
         assert metric._labelnames, metric
 
@@ -55,7 +56,8 @@ import os, sys
 from pathlib import Path
 from prometheus_client import generate_latest
 from services.common import metrics
-from services.scheduler import metrics as m
+from services.jobs import metrics as m
+from services.worker import metrics as w
 
 main = os.getpid()
 registry = metrics.enable_multiprocess(
@@ -66,7 +68,7 @@ for n in range(5):  # five work horses, one after another, each counting and exi
     pid = os.fork()
     if pid == 0:
         m.JOBS_FINISHED.labels("succeeded").inc()
-        m.QUEUE_WAIT.labels("sayit-default").observe(0.3 * (n + 1))
+        w.QUEUE_WAIT.labels("sayit-default").observe(0.3 * (n + 1))
         os._exit(0)
     os.waitpid(pid, 0)
 sys.stdout.write(generate_latest(registry).decode())

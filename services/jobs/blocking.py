@@ -19,8 +19,9 @@ import redis
 from sayit.common.v1 import transcription_pb2 as tpb
 from services.common import logs
 from services.common.errors import status_code_number
-from services.scheduler import merge, metrics, records
-from services.scheduler.records import Change, Keys
+from services.jobs import changes, merge, metrics, records, schema
+from services.jobs.changes import Change
+from services.jobs.schema import Keys
 
 log = logs.get_logger("sayit.worker")
 T = TypeVar("T")
@@ -68,7 +69,7 @@ class SyncJobStore:
         self.keys = keys
         self.ttl = ttl_seconds
         self._outage_seconds = outage_seconds
-        self._append = connection.register_script(records.APPEND_SCRIPT)
+        self._append = connection.register_script(changes.APPEND_SCRIPT)
 
     def _retrying(self, operation: Callable[[], T]) -> T:
         deadline = time.monotonic() + self._outage_seconds
@@ -128,7 +129,7 @@ class SyncJobStore:
     def fail(self, job_id: str, code: grpc.StatusCode, message: str) -> bool:
         """Fail the job (if still active) and drop its audio; True if this call failed it."""
         applied = self.apply(
-            job_id, records.failed_change(job_id, status_code_number(code), message)
+            job_id, changes.failed_change(job_id, status_code_number(code), message)
         )
         count = int(records.number(self.record(job_id), "chunks_total"))
         self.delete_all_audio(job_id, max(count, 1))
@@ -149,7 +150,7 @@ def finish(store: SyncJobStore, job_id: str) -> str:
     more than once (or by the scheduler after the worker that should have died): the job
     completes once. Returns what happened."""
     record = store.record(job_id)
-    if records.state_of(record) != records.RUNNING:
+    if records.state_of(record) != schema.RUNNING:
         return f"ended ({records.state_of(record).lower() or 'missing'})"
     count = int(records.number(record, "chunks_total"))
     chunks = store.chunk_transcripts(job_id, count)
@@ -159,10 +160,10 @@ def finish(store: SyncJobStore, job_id: str) -> str:
     transcript = merge.merge(
         chunks,
         duration_seconds=records.number(record, "duration"),
-        processing_seconds=max(0.0, (records.now_ms() - started_ms) / 1000.0),
+        processing_seconds=max(0.0, (schema.now_ms() - started_ms) / 1000.0),
     )
     applied = store.apply(
-        job_id, records.completed_change(job_id, transcript, allow=(records.RUNNING,))
+        job_id, changes.completed_change(job_id, transcript, allow=(schema.RUNNING,))
     )
     if applied.sequence == 0:
         return f"ended ({applied.state.lower()})"

@@ -25,8 +25,8 @@ HIGH = "sayit-high"  # short audio that found every direct slot busy
 DEFAULT = "sayit-default"  # long audio
 QUEUES = (HIGH, DEFAULT)  # workers listen in this order: the first has strict priority
 
-TASK = "services.scheduler.tasks.transcribe_chunk"
-ON_FAILURE = "services.scheduler.tasks.on_chunk_failure"
+TASK = "services.worker.tasks.transcribe_chunk"
+ON_FAILURE = "services.worker.tasks.on_chunk_failure"
 
 
 def chunk_job_id(job_id: str, index: int) -> str:

@@ -25,9 +25,11 @@ from services.common import logs
 from services.common.channels import sync_channel
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
 from services.common.tls import ClientTLS
-from services.scheduler import merge, metrics, queue, records
-from services.scheduler.records import Keys
-from services.scheduler.syncstore import ChunkInfo, SyncJobStore, finish
+from services.jobs import changes, merge, queue, records, schema
+from services.jobs import metrics as job_metrics
+from services.jobs.blocking import ChunkInfo, SyncJobStore, finish
+from services.jobs.schema import Keys
+from services.worker import metrics
 
 log = logs.get_logger("sayit.worker")
 
@@ -73,7 +75,7 @@ def configure(context: WorkerContext) -> None:
 def transcribe_chunk(job_id: str, index: int) -> str:
     """Transcribe chunk `index` of a queued job on the local transcriber; returns the outcome."""
     if _context is None:
-        raise RuntimeError("services.scheduler.tasks.configure() was not called")
+        raise RuntimeError("services.worker.tasks.configure() was not called")
     job = get_current_job()
     assert job is not None
     meta = job.meta or {}
@@ -91,8 +93,8 @@ def transcribe_chunk(job_id: str, index: int) -> str:
         # A re-run of a chunk that finished (its worker died after): make sure the job ends.
         return f"already finished; {finish(store, job_id)}"
     total = records.number(record, "duration")
-    state = store.apply(job_id, records.start_change(job_id, total, chunk.count)).state
-    if state != records.RUNNING:
+    state = store.apply(job_id, changes.start_change(job_id, total, chunk.count)).state
+    if state != schema.RUNNING:
         log.info("chunk_skipped", state=state)
         return f"skipped ({state})"
     audio = store.chunk_audio(job_id, index)
@@ -174,24 +176,22 @@ class _Relay:
             self.received = True
             kind = response.WhichOneof("event")
             if kind == "progress":
-                change = records.chunk_progress_change(
+                change = changes.chunk_progress_change(
                     chunk.index, response.progress.audio_seconds_done
                 )
             elif kind == "segment":
                 segment = merge.shifted_segment(response.segment, chunk.offset)
-                change = records.segment_change(job_id, segment, piece=chunk.index)
+                change = changes.segment_change(job_id, segment, piece=chunk.index)
             else:
                 transcript = merge.shifted_transcript(response.transcript, chunk.offset)
                 done = self._store.apply(
-                    job_id, records.chunk_finished_change(chunk.index, transcript)
+                    job_id, changes.chunk_finished_change(chunk.index, transcript)
                 )
                 if done.complete:
                     return finish(self._store, job_id)
-                return (
-                    "chunk finished" if done.state == records.RUNNING else f"ended ({done.state})"
-                )
+                return "chunk finished" if done.state == schema.RUNNING else f"ended ({done.state})"
             applied = self._store.apply(job_id, change)
-            if applied.state in records.TERMINAL:
+            if applied.state in schema.TERMINAL:
                 call.cancel()  # cancelled or failed elsewhere: stop the transcriber's work now
                 return f"ended ({applied.state})"
         return "incomplete"
@@ -230,7 +230,7 @@ def on_chunk_failure(
     abandoned = exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError)
     if job.retries_left and job.retries_left > 0:
         # RQ will run it again.
-        metrics.CHUNK_RETRIES.labels(
+        job_metrics.CHUNK_RETRIES.labels(
             "worker_died" if abandoned else "transcriber_unavailable"
         ).inc()
         return

@@ -3,7 +3,7 @@
 A worker whose transcriber is dead must not take chunks off the queue: each would fail as
 "transcriber unavailable" and burn one of its retries, and a whole fleet's worth of retries
 goes that way in seconds. The worker process itself may not create gRPC channels (it forks
-work horses), so a small child process (`python -m services.scheduler.transcriber_watch ADDR`)
+work horses), so a small child process (`python -m services.worker.transcriber_watch ADDR`)
 polls the transcriber's gRPC health and prints the status of each poll on a line;
 `TranscriberMonitor` reads those lines without blocking. Between two polls, a transcriber that
 died is caught by a plain TCP connect to its port (refused at once), which needs no gRPC.
@@ -64,7 +64,7 @@ class TranscriberMonitor:
     def _ensure_running(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "services.scheduler.transcriber_watch", self._addr],
+                [sys.executable, "-m", "services.worker.transcriber_watch", self._addr],
                 stdout=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
             )
@@ -137,7 +137,7 @@ class TranscriberMonitor:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m services.scheduler.transcriber_watch ADDR")
+        sys.exit("usage: python -m services.worker.transcriber_watch ADDR")
     with contextlib.suppress(KeyboardInterrupt):
         # The worker's own environment: TLS to its transcriber when the services serve TLS.
         watch(sys.argv[1], tls=load_client_tls(Env(os.environ)))

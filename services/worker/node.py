@@ -1,4 +1,4 @@
-"""python -m services.queue_node — a transcriber and its queue worker in one container.
+"""python -m services.worker.node — a transcriber and its queue worker in one container.
 
 Kubernetes runs the pair as two containers of one pod (deploy/kubernetes). Docker Compose
 cannot scale a pair of services that must share a network namespace, so for Compose one
@@ -18,7 +18,7 @@ import sys
 import time
 from types import FrameType
 
-CHILDREN = ("services.transcriber", "services.scheduler.worker")
+CHILDREN = ("services.transcriber", "services.worker")
 STOP_WAIT_SECONDS = 3600.0  # the container runtime's own grace period ends it sooner
 
 

@@ -17,9 +17,10 @@ import redis.exceptions
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from services.common import names
 from services.common.errors import InvalidArgument, NotFound, Unavailable
-from services.scheduler import metrics, records
-from services.scheduler.records import Change, Keys
-from services.scheduler.syncstore import Applied, unpack
+from services.jobs import changes, metrics, records, schema
+from services.jobs.blocking import Applied, unpack
+from services.jobs.changes import Change
+from services.jobs.schema import Keys
 
 # A blocked XREAD must return well before the client's socket timeout (redis-py's default is
 # 5 s), or an idle watch fails with a timeout instead of looping.
@@ -66,7 +67,7 @@ class JobStore:
         self._redis: Any = client
         self._keys = keys
         self._ttl = ttl_seconds
-        self._append = client.register_script(records.APPEND_SCRIPT)
+        self._append = client.register_script(changes.APPEND_SCRIPT)
         self._replace = client.register_script(_REPLACE_SCRIPT)
         self._release = client.register_script(_RELEASE_SCRIPT)
 
@@ -274,7 +275,7 @@ class JobStore:
             tenant,
         )
         last_sequence = int(records.number(record, "seq"))
-        if records.state_of(record) in records.TERMINAL and after_sequence >= last_sequence:
+        if records.state_of(record) in schema.TERMINAL and after_sequence >= last_sequence:
             return
         stream = self._keys.events(job_id)
         cursor = records.stream_id(max(0, after_sequence))
@@ -327,7 +328,7 @@ class JobStore:
         index = self._keys.tenant_jobs(tenant)
         jobs: list[job_pb2.TranscriptionJob] = []
         with redis_errors():
-            await self._redis.zremrangebyscore(index, "-inf", records.now_ms() - self._ttl * 1000)
+            await self._redis.zremrangebyscore(index, "-inf", schema.now_ms() - self._ttl * 1000)
             entries: Any = await self._redis.zrevrangebyscore(
                 index, start_score, "-inf", start=0, num=size * 2 + 10, withscores=True
             )

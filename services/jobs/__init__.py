@@ -1,0 +1,1 @@
+"""The Redis job model shared by scheduler and worker: keys, changes, store, RQ queue, merge."""

@@ -1,0 +1,1 @@
+"""The queue worker beside each transcriber: its RQ worker, chunk task and queue-node launcher."""
