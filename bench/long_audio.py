@@ -147,11 +147,10 @@ def _wait_running(mesh: Mesh, job_id: str, timeout: float = 120) -> str:
 
 
 def _wait_worker_registered(mesh: Mesh, pair: str, timeout: float = 120) -> None:
-    """Until the (restarted) worker process has registered with RQ under its name."""
+    """Until the (restarted) worker process has registered with RQ."""
     name = f"worker-{pair}"
-    pid = str(mesh.processes[name].pid).encode()
     deadline = time.monotonic() + timeout
-    while mesh.redis.client().hget(f"rq:worker:{name}", "pid") != pid:
+    while mesh.rq_worker(name) is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} did not register")
         time.sleep(0.2)

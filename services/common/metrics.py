@@ -4,9 +4,10 @@ Metric names for RPCs follow the grpc-ecosystem convention (`grpc_server_handled
 `grpc_server_handling_seconds`), so existing dashboards and alerts work unchanged. Each process
 serves its own endpoint (`SAYIT_<SERVICE>_METRICS_ADDR`); Prometheus adds the job and instance.
 
-The queue worker forks a work horse per job, and whatever a horse counts in memory dies with it.
-`enable_multiprocess` switches the process to prometheus_client's multiprocess mode, where values
-live in mmap'd files that outlive the horse and the worker's endpoint sums them.
+The queue worker runs a work horse process per job, and whatever a horse counts in memory dies
+with it. `enable_multiprocess` switches the worker to prometheus_client's multiprocess mode, where
+values live in mmap'd files that outlive the horse and the worker's endpoint sums them; a horse
+calls `join_multiprocess`.
 """
 
 from __future__ import annotations
@@ -98,24 +99,33 @@ def serve(addr: str, registry: Collector = REGISTRY) -> None:
         raise RuntimeError(f"could not serve metrics on {addr}: {error}") from error
 
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def enable_multiprocess(directory: Path, identity: Callable[[], str]) -> CollectorRegistry:
-    """Keep this process's and its forked children's metric values in files under `directory`
-    (wiped first), and return a registry that sums them.
+    """Keep this process's and its children's metric values in files under `directory` (wiped
+    first; children find it in the environment), and return a registry that sums them.
 
     `identity` names the file set a process writes. The worker passes its own name for itself and
     one shared name for all of its work horses: horses run one at a time, so each continues the
     previous one's file instead of leaving one file per job behind (which would make every scrape
     read thousands of files after a day).
 
-    Metrics incremented after forking must have labels: a labelled metric creates its value on
-    first `.labels()`, after this call, while an unlabelled one created its value at import.
+    Metrics a child increments must have labels: a labelled metric creates its value on first
+    `.labels()`, after `join_multiprocess`, while an unlabelled one created its value at import.
     """
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     # prometheus_client reads the directory from the environment when it opens value files.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-    values.ValueClass = values.MultiProcessValue(identity)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+    join_multiprocess(identity)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))
     return registry
+
+
+def join_multiprocess(identity: Callable[[], str]) -> None:
+    """Write this process's metric values to the file set `identity` names, in the directory a
+    parent gave with `enable_multiprocess`."""
+    values.ValueClass = values.MultiProcessValue(identity)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sayit.common.v1 import audio_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
+from services.common.effective_config import effective_config
 from services.common.errors import (
     Cancelled,
     InvalidArgument,
@@ -13,7 +14,6 @@ from services.common.errors import (
     SayItError,
     status_code_from_number,
 )
-from services.common.validation import validate_config
 
 MAX_FILENAME_CHARS = 255
 MAX_PAGE_TOKEN_CHARS = 512
@@ -24,8 +24,9 @@ MIB = 1024 * 1024
 
 def validate_submission(
     audio: audio_pb2.Audio, config: tpb.TranscriptionConfig, model: str, max_bytes: int
-) -> None:
-    """Everything that can be checked without looking inside the audio."""
+) -> tpb.TranscriptionConfig:
+    """Everything that can be checked without looking inside the audio; the effective config
+    (services.common.effective_config), which is what goes on to the scheduler."""
     if not audio.content:
         raise InvalidArgument(
             "audio.content is empty: send the audio file's bytes", field="audio.content"
@@ -42,7 +43,7 @@ def validate_submission(
             f"{MAX_FILENAME_CHARS}",
             field="audio.filename",
         )
-    validate_config(config, [model])
+    return effective_config(config, model)
 
 
 def validate_idempotency_key(key: str) -> None:

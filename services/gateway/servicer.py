@@ -86,7 +86,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         wait: bool,
         idempotency_key: str = "",
     ) -> job_pb2.TranscriptionJob:
-        convert.validate_submission(
+        effective = convert.validate_submission(
             audio, config, self._config.model, self._config.server.max_message_bytes
         )
         tenant = tenant_of(context)
@@ -99,7 +99,8 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
                 spb.SubmitJobRequest(
                     tenant=tenant,
                     audio=audio,
-                    config=config,
+                    config=effective,
+                    audio_duration_seconds=seconds,
                     routing_policy=policy,  # type: ignore[arg-type]
                     wait_if_short=wait,
                     idempotency_key=idempotency_key,

@@ -13,16 +13,42 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from sayit.transcriber.v1 import transcriber_service_pb2 as transcriber_pb2
-from services.jobs.schema import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, now_ms
+from services.jobs.schema import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    QUEUED_ROUTE,
+    RUNNING,
+    SUCCEEDED,
+    now_ms,
+)
 
 # The script's arguments are described at its top.
 APPEND_SCRIPT = resources.files("services.jobs").joinpath("append_event.lua").read_text()
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the append script did with a change."""
+
+    sequence: int  # of the appended event, 0 if none
+    state: str  # the job's state after the change
+    applied: bool  # the change passed its checks and was written
+    complete: bool  # (chunk changes) every chunk of the job has finished
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> Applied:
+        sequence, state, flags = reply
+        state = state.decode() if isinstance(state, bytes) else str(state)
+        return cls(int(sequence), state, bool(int(flags) & 1), bool(int(flags) & 2))
 
 
 @dataclass
@@ -116,6 +142,23 @@ def plan_change(pieces: list[tuple[float, float]]) -> Change:
         unplanned=True,
         plan=pieces,
         set={"chunks_total": len(pieces), "planned": 1, "planned_ms": now_ms()},
+    )
+
+
+def overflowed_change(duration: float, queue: str) -> Change:
+    """A direct job no direct transcriber could take after all (or whose wait for a slot ran
+    out) goes to `queue` as one chunk, planned at once."""
+    return Change(
+        allow=(RUNNING, QUEUED),
+        set={
+            "state": QUEUED,
+            "routing": QUEUED_ROUTE,
+            "queue": queue,
+            "planned": 1,
+            "planned_ms": now_ms(),
+            "chunks_total": 1,
+        },
+        plan=[(0.0, duration)],
     )
 
 

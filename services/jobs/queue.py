@@ -26,7 +26,7 @@ DEFAULT = "sayit-default"  # long audio
 QUEUES = (HIGH, DEFAULT)  # workers listen in this order: the first has strict priority
 
 TASK = "services.worker.tasks.transcribe_chunk"
-ON_FAILURE = "services.worker.tasks.on_chunk_failure"
+ON_FAILURE = "services.worker.failures.on_chunk_failure"
 
 
 def chunk_job_id(job_id: str, index: int) -> str:

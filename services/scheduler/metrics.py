@@ -10,7 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from services.common import logs
-from services.scheduler.direct_slots import DirectSlots
+from services.scheduler.admission.direct_slots import DirectSlots
 
 log = logs.get_logger("sayit.metrics")
 

@@ -1,6 +1,8 @@
-"""Planning queued jobs: long audio is decoded once (as 16-bit PCM), cut into chunks at pauses,
-each chunk stored as a WAV under its own key, the plan recorded, and one RQ job queued per
-chunk. Audio too short to cut is one chunk, the caller's own bytes, planned at submission.
+"""Queued jobs: recorded with their audio, planned into chunks and put on the RQ queue.
+
+Audio too short to cut is one chunk, the caller's own bytes, planned at submission. Longer audio
+is decoded once (as 16-bit PCM), cut into chunks at pauses, each chunk stored as a WAV under its
+own key, the plan recorded, and one RQ job queued per chunk.
 
 Planning runs in the background (decoding hours of audio takes a while, and the caller gets
 the job at once). It is safe to repeat: the plan is recorded once, and chunks already on the
@@ -12,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import grpc
 
+from sayit.common.v1 import event_pb2, job_pb2
 from services.common import logs
 from services.common.audio import decode_pcm16
-from services.common.errors import BadAudio, status_code_number
+from services.common.errors import BadAudio, Unavailable
 from services.jobs import changes, records, schema
 from services.jobs.queue import JobQueue
 from services.jobs.store import JobStore
@@ -70,6 +73,50 @@ class Planner:
 
     def running(self, job_id: str) -> bool:
         return job_id in self.tasks
+
+    async def submit(
+        self,
+        job_id: str,
+        record: Mapping[str, bytes | str | int | float],
+        audio: bytes,
+        duration: float,
+        queue: str,
+    ) -> None:
+        """Record a new queued job with its audio: audio too short to cut is its one chunk at
+        once; longer audio is cut into chunks in the background."""
+        single = record["chunks_total"] == 1
+        record = {**record, "queue": queue}
+        if single:
+            record.update(planned=1, planned_ms=schema.now_ms())
+        accepted = changes.event(
+            job_id,
+            accepted=event_pb2.JobAccepted(
+                routing=job_pb2.ROUTING_QUEUED, audio_duration_seconds=duration
+            ),
+        )
+        await self._store.create(
+            job_id,
+            record,
+            accepted,
+            audio=audio,
+            audio_ttl_seconds=self._audio_ttl,
+            single_chunk=single,
+        )
+        if single:
+            await self.queue_chunks(job_id, queue, [duration])
+        else:
+            self.start(job_id, self.meta(str(record["request_id"])))
+
+    async def queue_chunks(self, job_id: str, queue: str, durations: list[float]) -> None:
+        """Put a planned job's chunks on the queue; if the queue cannot take them, the job
+        fails and the caller hears UNAVAILABLE."""
+        meta = self.meta(str(logs.current().get("request_id", "")))
+        try:
+            await self.enqueue(job_id, queue, durations, meta)
+        except Exception as error:
+            log.error("enqueue_failed", error=str(error))
+            await self._store.fail(job_id, grpc.StatusCode.UNAVAILABLE, "could not queue the job")
+            raise Unavailable("the queue is unavailable; retry shortly") from error
 
     def start(self, job_id: str, meta: dict[str, object]) -> None:
         """Plan a job in the background (unless that is under way here already)."""
@@ -137,10 +184,10 @@ class Planner:
             pieces = await self._run(self._decoding, chunking.plan, samples, self.policy)
             for piece in pieces:
                 wav = await self._run(self._decoding, chunking.chunk_audio, samples, piece)
-                await self._store.set_chunk_audio(job_id, piece.index, wav, self._audio_ttl)
+                await self._store.chunks.set_audio(job_id, piece.index, wav, self._audio_ttl)
             del samples
             plan = [(piece.offset, piece.duration) for piece in pieces]
-            applied = await self._store.apply_change(job_id, changes.plan_change(plan))
+            applied = await self._store.apply(job_id, changes.plan_change(plan))
             if not applied.applied:
                 if applied.state in schema.TERMINAL:  # cancelled while being planned
                     await self._store.delete_all_audio(job_id, len(pieces))
@@ -157,10 +204,7 @@ class Planner:
             )
 
     async def _fail(self, job_id: str, code: grpc.StatusCode, message: str) -> None:
-        await self._store.apply(
-            job_id, changes.failed_change(job_id, status_code_number(code), message)
-        )
-        await self._store.delete_audio(job_id)
+        await self._store.fail(job_id, code, message)
         log.info("job_failed", code=code.name, details=message)
 
     def close(self) -> None:

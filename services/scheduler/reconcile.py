@@ -23,9 +23,7 @@ import grpc
 import structlog
 
 from services.common import logs
-from services.common.errors import status_code_number
-from services.jobs import changes, records, schema
-from services.jobs.blocking import SyncJobStore, finish
+from services.jobs import changes, completion, records, schema
 from services.jobs.queue import JobQueue
 from services.jobs.store import JobStore
 from services.scheduler.planner import Planner
@@ -51,7 +49,6 @@ class Reconciler:
         store: JobStore,
         job_queue: JobQueue,
         planner: Planner,
-        sync_store: SyncJobStore,
         executor: Executor,
         *,
         instance: str,
@@ -60,7 +57,6 @@ class Reconciler:
         self._store = store
         self._queue = job_queue
         self._planner = planner
-        self._sync_store = sync_store
         self._executor = executor
         self._instance = instance
         self._interval = interval_seconds
@@ -112,9 +108,9 @@ class Reconciler:
             await self._plan_orphan(job_id, record, owner)
             return
         count = int(records.number(record, "chunks_total"))
-        finished = await self._store.finished_chunks(job_id, count)
+        finished = await self._store.chunks.finished(job_id, count)
         if all(finished):
-            outcome = await self._blocking(finish, self._sync_store, job_id)
+            outcome = await completion.finish(self._store, job_id)
             log.warning("job_merged_by_reconciler", job_id=job_id, outcome=outcome)
             return
         pending = [i for i, done in enumerate(finished) if not done]
@@ -133,9 +129,7 @@ class Reconciler:
             return
         if owner != self._instance and await self._store.alive(owner):
             return  # its scheduler is planning it
-        applied = await self._store.apply_change(
-            job_id, changes.claim_planning_change(self._instance)
-        )
+        applied = await self._store.apply(job_id, changes.claim_planning_change(self._instance))
         if applied.applied:
             log.warning("job_replanned", job_id=job_id, previous_owner=owner)
             self._planner.start(job_id, self._planner.meta(records.text(record, "request_id")))
@@ -143,23 +137,18 @@ class Reconciler:
     async def _requeue(self, job_id: str, record: records.RawRecord, lost: list[int]) -> None:
         count = int(records.number(record, "chunks_total"))
         for index in lost:
-            if not await self._store.chunk_audio_exists(job_id, index):
+            if not await self._store.chunks.audio_exists(job_id, index):
                 await self._fail(job_id, record, f"chunk {index + 1} of {count} lost its audio")
                 return
-        durations = await self._store.chunk_durations(job_id, count)
+        durations = await self._store.chunks.durations(job_id, count)
         log.warning("chunks_requeued", job_id=job_id, chunks=lost)
         meta = self._planner.meta(records.text(record, "request_id"))
         await self._planner.enqueue(job_id, records.text(record, "queue"), durations, meta)
 
     async def _fail(self, job_id: str, record: records.RawRecord, reason: str) -> None:
-        change = changes.failed_change(
-            job_id, status_code_number(grpc.StatusCode.UNAVAILABLE), reason
-        )
-        _, state = await self._store.apply(job_id, change)
-        if state == schema.FAILED:
+        if await self._store.fail(job_id, grpc.StatusCode.UNAVAILABLE, reason):
             log.warning("job_reconciled_failed", job_id=job_id, reason=reason)
             count = int(records.number(record, "chunks_total"))
-            await self._store.delete_all_audio(job_id, count)
             if count:
                 await self._blocking(self._queue.stop_chunks, job_id, count)
         await self._store.untrack(job_id)

@@ -22,6 +22,7 @@ from sayit.scheduler.v1 import scheduler_service_pb2 as pb
 from services.common import logs
 from services.common.errors import InvalidArgument, Unavailable
 from services.jobs import changes, records, schema
+from services.jobs.claims import Claims
 from services.jobs.store import JobStore
 from services.scheduler import fingerprints
 
@@ -47,8 +48,11 @@ class RepeatPolicy:
 
 
 class Repeats:
-    def __init__(self, store: JobStore, policy: RepeatPolicy, instance: str) -> None:
+    def __init__(
+        self, store: JobStore, claims: Claims, policy: RepeatPolicy, instance: str
+    ) -> None:
         self._store = store
+        self._claims = claims
         self._policy = policy
         self._instance = instance
 
@@ -68,7 +72,7 @@ class Repeats:
             idempotency_key = keys.idempotency(
                 tenant, fingerprints.key_digest(request.idempotency_key)
             )
-            held = await self._store.claim(
+            held = await self._claims.claim(
                 idempotency_key, f"{job_id} {fingerprint}", self._policy.job_ttl_seconds
             )
             if held is not None:
@@ -82,7 +86,7 @@ class Repeats:
                 if await self._wait_for_record(other):
                     return Repeat(other, IDEMPOTENT)
                 # Its job never came to be (the scheduler accepting it failed): take the key.
-                if not await self._store.replace_claim(
+                if not await self._claims.replace(
                     idempotency_key, held, f"{job_id} {fingerprint}", self._policy.job_ttl_seconds
                 ):
                     raise Unavailable(
@@ -99,7 +103,7 @@ class Repeats:
         if shared is None:
             return None
         if idempotency_key:
-            await self._store.point(
+            await self._claims.point(
                 idempotency_key, f"{shared} {fingerprint}", self._policy.job_ttl_seconds
             )
         return Repeat(shared, ATTACHED)
@@ -115,13 +119,13 @@ class Repeats:
             key = keys.idempotency(tenant, fingerprints.key_digest(request.idempotency_key))
             claims.append((key, f"{job_id} {fingerprint}"))
         for key, value in claims:
-            await self._store.release_claim(key, value)
+            await self._claims.release(key, value)
 
     async def _attach_in_flight(self, job_id: str, tenant: str, fingerprint: str) -> str | None:
         key = self._store.keys.in_flight(tenant, fingerprint)
         ttl = self._policy.in_flight_ttl_seconds
         for _ in range(3):
-            held = await self._store.claim(key, job_id, ttl)
+            held = await self._claims.claim(key, job_id, ttl)
             if held is None:
                 return None  # ours: the caller creates the job
             if await self._wait_for_record(held):
@@ -133,7 +137,7 @@ class Repeats:
                     await self._store.attach(held)
                     return held
             # The job it names has ended (or never came to be): the claim is ours now.
-            if await self._store.replace_claim(key, held, job_id, ttl):
+            if await self._claims.replace(key, held, job_id, ttl):
                 return None
         return None
 

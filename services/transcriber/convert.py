@@ -1,12 +1,13 @@
-"""Protobuf <-> engine types for the transcriber: request validation and result messages."""
+"""Protobuf <-> engine types for the transcriber: the engine request for a config, and result
+messages."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from sayit.common.v1 import transcription_pb2 as tpb
+from services.common.effective_config import effective_config
 from services.common.errors import InvalidArgument
-from services.common.validation import normalize_language, validate_config
 from services.transcriber import guards, presets
 from services.transcriber.engine import Analysis, DecodedSegment, EngineRequest
 
@@ -42,19 +43,19 @@ def preset_name(preset: int) -> str:
 def engine_request(
     config: tpb.TranscriptionConfig, *, served_model: str
 ) -> tuple[EngineRequest, str]:
-    """The engine request for a TranscriptionConfig, and the preset name; InvalidArgument if
-    any field is out of range."""
-    validate_config(config, [served_model])
-    language = normalize_language(config.language_code)
-    name = preset_name(config.preset)
+    """The engine request for a TranscriptionConfig (effective, from the scheduler, or raw, from a
+    direct caller), and the preset name; InvalidArgument if any field is out of range."""
+    effective = effective_config(config, served_model)
+    language = effective.language_code
+    name = preset_name(effective.preset)
     request = EngineRequest(
         language=language,
-        task=_TASKS[config.task],
+        task=_TASKS[effective.task],
         preset=presets.lookup(language, name),
-        word_timestamps=config.word_timestamps,
-        vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
-        initial_prompt=config.initial_prompt or None,
-        hotwords=config.hotwords or None,
+        word_timestamps=effective.word_timestamps,
+        vad_filter=effective.vad_filter,
+        initial_prompt=effective.initial_prompt or None,
+        hotwords=effective.hotwords or None,
     )
     return request, name
 

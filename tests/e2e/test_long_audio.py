@@ -30,7 +30,7 @@ from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
-from services.common.audio import SAMPLE_RATE, decode
+from services.common.audio import SAMPLE_RATE, decode, probe
 from tests.support import audio
 from tests.support.mesh import Mesh, RedisServer
 from tests.support.speech import audio_request, create_job, get, kinds, rpc_error, wait_state, watch
@@ -142,10 +142,11 @@ def wait_chunk_running(mesh: Mesh, name: str, index: int, timeout: float = 120) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            holder = rq_job(mesh, name, index).worker_name if plan(mesh, name) else None
+            worker = rq_job(mesh, name, index).worker_name if plan(mesh, name) else None
         except NoSuchJobError:  # planned, not yet enqueued
-            holder = None
-        if holder:
+            worker = None
+        if worker:
+            holder = mesh.process_of(worker)
             pair = holder.removeprefix("worker-")
             segments = [
                 e
@@ -256,7 +257,9 @@ def test_long_file_is_cut_at_pauses_spread_over_workers_and_merged(
         assert level < audio.TARGET_RMS / 3, f"cut at {offset:.2f} s is in speech ({level:.4f})"
 
     # Several workers transcribed it.
-    holders = {rq_job(mesh, job.name, i).worker_name for i in range(len(pieces))}
+    holders = {
+        mesh.process_of(rq_job(mesh, job.name, i).worker_name or "") for i in range(len(pieces))
+    }
     print(f"chunks {[(round(o, 1), round(d, 1)) for o, d in pieces]} on workers {sorted(holders)}")
     assert len(holders) >= 2
 
@@ -344,12 +347,9 @@ def _recover_after_kill(
     finally:
         mesh.restart(victim)
     if what == "worker":
-        # Restarted under the same name, it takes over its dead predecessor's registration.
-        deadline = time.monotonic() + 60
-        pid = str(mesh.processes[victim].pid).encode()
-        while mesh.redis.client().hget(f"rq:worker:{victim}", "pid") != pid:
-            assert time.monotonic() < deadline, "the restarted worker did not register"
-            time.sleep(0.2)
+        # Restarted, it registers at once under a name of its own, without waiting for its dead
+        # predecessor's registration to expire.
+        assert mesh.rq_worker(victim) is not None, "the restarted worker did not register"
 
 
 def test_a_chunk_recovers_from_a_killed_worker(
@@ -490,7 +490,10 @@ def test_repeated_audio_is_served_from_the_cache(
     scheduler = spb_grpc.SchedulerServiceStub(grpc.insecure_channel(mesh.scheduler_addr))
     reply = scheduler.SubmitJob(
         spb.SubmitJobRequest(
-            tenant="other", wait_if_short=True, **audio_request(clip.read(), "ko")
+            tenant="other",
+            wait_if_short=True,
+            audio_duration_seconds=probe(clip.read()).duration_seconds,
+            **audio_request(clip.read(), "ko"),
         ),
         timeout=120,
     )
@@ -515,7 +518,10 @@ def test_identical_submissions_share_one_running_job(
     scheduler = spb_grpc.SchedulerServiceStub(grpc.insecure_channel(mesh.scheduler_addr))
     reply = scheduler.SubmitJob(
         spb.SubmitJobRequest(
-            tenant="other", routing_policy=spb.ROUTING_POLICY_QUEUE, **audio_request(content, "ko")
+            tenant="other",
+            routing_policy=spb.ROUTING_POLICY_QUEUE,
+            audio_duration_seconds=probe(content).duration_seconds,
+            **audio_request(content, "ko"),
         ),
         timeout=30,
     )

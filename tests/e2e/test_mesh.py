@@ -363,6 +363,7 @@ def test_a_killed_worker_does_not_leave_its_job_running(
         connection=mesh.redis.client(),
         serializer=JSONSerializer,
     ).worker_name
+    holder = mesh.process_of(holder or "")
     assert holder in mesh.processes, holder
     mesh.processes[holder].kill()  # SIGKILL, worker and work horse
     killed_at = time.monotonic()

@@ -54,6 +54,10 @@ async def events(store: JobStore, job_id: str, after: int = 0, tenant: str = "ac
     return [e async for e in store.watch(job_id, tenant, after)]
 
 
+def pair(applied: changes.Applied) -> tuple[int, str]:
+    return applied.sequence, applied.state
+
+
 def progress(job_id: str, done: float) -> changes.Change:
     return changes.progress_change(job_id, changes.progress_message(done, 100.0))
 
@@ -61,26 +65,29 @@ def progress(job_id: str, done: float) -> changes.Change:
 async def test_sequences_progress_and_one_terminal_event(store: JobStore) -> None:
     job_id = await new_job(store)
     # Progress before the job started is refused: the record says QUEUED.
-    assert (await store.apply(job_id, progress(job_id, 5)))[0] == 0
-    assert await store.apply(job_id, changes.start_change(job_id, 100.0)) == (2, schema.RUNNING)
-    assert (await store.apply(job_id, progress(job_id, 40)))[0] == 3
+    assert (await store.apply(job_id, progress(job_id, 5))).sequence == 0
+    assert pair(await store.apply(job_id, changes.start_change(job_id, 100.0))) == (
+        2,
+        schema.RUNNING,
+    )
+    assert (await store.apply(job_id, progress(job_id, 40))).sequence == 3
     # Progress never goes backwards: a lower fraction is dropped, not appended.
-    assert (await store.apply(job_id, progress(job_id, 30)))[0] == 0
+    assert (await store.apply(job_id, progress(job_id, 30))).sequence == 0
     segment = transcription_pb2.Segment(start_seconds=0.0, end_seconds=4.0, text="안녕하세요")
-    assert (await store.apply(job_id, changes.segment_change(job_id, segment)))[0] == 4
+    assert (await store.apply(job_id, changes.segment_change(job_id, segment))).sequence == 4
     # The same segment again (a re-run of the audio) is not repeated.
-    assert (await store.apply(job_id, changes.segment_change(job_id, segment)))[0] == 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, segment))).sequence == 0
     transcript = transcription_pb2.Transcript(text="안녕하세요", audio_duration_seconds=100.0)
-    assert await store.apply(job_id, changes.completed_change(job_id, transcript)) == (
+    assert pair(await store.apply(job_id, changes.completed_change(job_id, transcript))) == (
         5,
         schema.SUCCEEDED,
     )
     # Exactly one terminal event: later cancels and failures change nothing.
-    assert await store.apply(job_id, changes.cancelled_change(job_id, "late")) == (
+    assert pair(await store.apply(job_id, changes.cancelled_change(job_id, "late"))) == (
         0,
         schema.SUCCEEDED,
     )
-    assert (await store.apply(job_id, changes.failed_change(job_id, 14, "late")))[0] == 0
+    assert (await store.apply(job_id, changes.failed_change(job_id, 14, "late"))).sequence == 0
 
     history = await events(store, job_id)
     assert [e.sequence for e in history] == [1, 2, 3, 4, 5]
@@ -103,7 +110,7 @@ async def test_concurrent_writers_never_share_a_sequence(store: JobStore) -> Non
     async def write(n: int) -> int:
         segment = transcription_pb2.Segment(start_seconds=float(n), end_seconds=n + 0.5)
         change = changes.segment_change(job_id, segment, piece=n)  # one watermark per piece
-        return (await store.apply(job_id, change))[0]
+        return (await store.apply(job_id, change)).sequence
 
     sequences = await asyncio.gather(*(write(n) for n in range(50)))
     assert sorted(sequences) == list(range(2, 52))
@@ -137,7 +144,7 @@ async def test_tenants_never_see_each_others_jobs(store: JobStore) -> None:
         await store.job(job_id, "other")
     with pytest.raises(NotFound):
         await events(store, job_id, tenant="other")
-    jobs, _ = await store.list("other", 10, "")
+    jobs, _ = await store.list_jobs("other", 10, "")
     assert jobs == []
     with pytest.raises(NotFound):
         await store.job(new_job_id(), "acme")
@@ -150,7 +157,7 @@ async def test_listing_is_newest_first_and_pages_are_stable(store: JobStore) -> 
         await asyncio.sleep(0.002)
     pages, token = [], ""
     while True:
-        jobs, token = await store.list("lister", 3, token)
+        jobs, token = await store.list_jobs("lister", 3, token)
         pages.append([j.name.removeprefix("jobs/") for j in jobs])
         if not token:
             break
@@ -159,16 +166,16 @@ async def test_listing_is_newest_first_and_pages_are_stable(store: JobStore) -> 
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [i for page in pages for i in page] == list(reversed(created))
     with pytest.raises(InvalidArgument) as raised:
-        await store.list("lister", 3, "not-a-token")
+        await store.list_jobs("lister", 3, "not-a-token")
     assert raised.value.violations[0].field == "page_token"
     with pytest.raises(InvalidArgument):
-        await store.list("lister", 101, "")
+        await store.list_jobs("lister", 101, "")
 
 
 async def planned_job(store: JobStore, plan: list[tuple[float, float]]) -> str:
     """A queued job of 100 s, cut into `plan` and started by a worker."""
     job_id = await new_job(store)
-    applied = await store.apply_change(job_id, changes.plan_change(plan))
+    applied = await store.apply(job_id, changes.plan_change(plan))
     assert applied.applied
     await store.apply(job_id, changes.start_change(job_id, 100.0, len(plan)))
     return job_id
@@ -183,18 +190,18 @@ def chunk_transcript(text: str, start: float) -> transcription_pb2.Transcript:
 
 async def test_a_plan_is_recorded_once_and_only_while_queued(store: JobStore) -> None:
     job_id = await new_job(store)
-    assert (await store.apply_change(job_id, changes.claim_planning_change("me"))).applied
-    assert (await store.apply_change(job_id, changes.plan_change([(0, 40), (40, 60)]))).applied
-    again = await store.apply_change(job_id, changes.plan_change([(0, 100)]))
+    assert (await store.apply(job_id, changes.claim_planning_change("me"))).applied
+    assert (await store.apply(job_id, changes.plan_change([(0, 40), (40, 60)]))).applied
+    again = await store.apply(job_id, changes.plan_change([(0, 100)]))
     assert not again.applied
-    assert not (await store.apply_change(job_id, changes.claim_planning_change("other"))).applied
-    assert await store.chunk_durations(job_id, 2) == [40.0, 60.0]
-    assert await store.finished_chunks(job_id, 2) == [False, False]
+    assert not (await store.apply(job_id, changes.claim_planning_change("other"))).applied
+    assert await store.chunks.durations(job_id, 2) == [40.0, 60.0]
+    assert await store.chunks.finished(job_id, 2) == [False, False]
     job = await store.job(job_id, "acme")
     assert job.progress.chunks_total == 2
     cancelled = await new_job(store)
     await store.apply(cancelled, changes.cancelled_change(cancelled, "stop"))
-    assert not (await store.apply_change(cancelled, changes.plan_change([(0, 100)]))).applied
+    assert not (await store.apply(cancelled, changes.plan_change([(0, 100)]))).applied
 
 
 async def test_chunk_progress_sums_over_chunks_and_never_goes_back(store: JobStore) -> None:
@@ -208,14 +215,12 @@ async def test_chunk_progress_sums_over_chunks_and_never_goes_back(store: JobSto
         (changes.chunk_finished_change(0, chunk_transcript("하나", 1.0)), False),  # once
     ]
     for change, expected in steps:
-        applied = await store.apply_change(job_id, change)
+        applied = await store.apply(job_id, change)
         assert applied.applied == expected and not applied.complete
-    last = await store.apply_change(
-        job_id, changes.chunk_finished_change(1, chunk_transcript("둘", 41.0))
-    )
+    last = await store.apply(job_id, changes.chunk_finished_change(1, chunk_transcript("둘", 41.0)))
     assert last.applied and last.complete and last.state == schema.RUNNING
     # A re-run of a finished chunk learns that the job is ready to merge.
-    rerun = await store.apply_change(
+    rerun = await store.apply(
         job_id, changes.chunk_finished_change(1, chunk_transcript("둘", 41.0))
     )
     assert not rerun.applied and rerun.complete
@@ -234,7 +239,7 @@ async def test_chunk_progress_sums_over_chunks_and_never_goes_back(store: JobSto
     assert [(p.chunks_done, p.chunks_total) for p in progress][-3:] == [(0, 2), (1, 2), (2, 2)]
     job = await store.job(job_id, "acme")
     assert job.progress.chunks_done == 2 and job.progress.audio_seconds_done == pytest.approx(100)
-    assert await store.finished_chunks(job_id, 2) == [True, True]
+    assert await store.chunks.finished(job_id, 2) == [True, True]
 
 
 async def events_until(store: JobStore, job_id: str, count: int) -> list:
@@ -251,11 +256,11 @@ async def test_each_chunk_has_its_own_segment_watermark(store: JobStore) -> None
     job_id = await planned_job(store, [(0.0, 50.0), (50.0, 50.0)])
     late = transcription_pb2.Segment(start_seconds=60.0, end_seconds=62.0, text="둘")
     early = transcription_pb2.Segment(start_seconds=1.0, end_seconds=2.0, text="하나")
-    assert (await store.apply(job_id, changes.segment_change(job_id, late, piece=1)))[0] > 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, late, piece=1))).sequence > 0
     # Chunk 0's first segment is not held back by chunk 1 being further along.
-    assert (await store.apply(job_id, changes.segment_change(job_id, early, piece=0)))[0] > 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, early, piece=0))).sequence > 0
     # A re-run of chunk 1 does not repeat its segment.
-    assert (await store.apply(job_id, changes.segment_change(job_id, late, piece=1)))[0] == 0
+    assert (await store.apply(job_id, changes.segment_change(job_id, late, piece=1))).sequence == 0
 
 
 async def test_concurrent_chunks_publish_a_consistent_total(store: JobStore) -> None:

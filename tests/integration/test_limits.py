@@ -1,5 +1,5 @@
 """Per-tenant limits (services.gateway.quotas) and queue backpressure
-(services.scheduler.backpressure) against a real Redis and real RQ queues and workers."""
+(services.scheduler.admission.backpressure) against a real Redis and real RQ queues and workers."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from services.gateway.keys import TenantLimits
 from services.gateway.quotas import Limiter, Limits, connect
 from services.jobs.queue import DEFAULT, HIGH
 from services.jobs.schema import Keys
-from services.scheduler.backpressure import Backpressure
+from services.scheduler.admission.backpressure import Backpressure
 from tests.support.mesh import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -219,19 +219,32 @@ class Mesh:
                     time.sleep(0.1)
 
     def wait_workers(self, timeout: float = 60.0) -> None:
-        """Until every live worker process has registered with RQ."""
-        from rq import Worker
-
+        """Until every live worker process has registered with RQ (as `<process name>.<suffix>`,
+        a new name each time it starts)."""
         names = {
             name for name, p in self.processes.items() if name.startswith("worker") and p.alive()
         }
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            registered = {w.name for w in Worker.all(connection=self.redis.client())}
-            if names <= registered:
+            if all(self.rq_worker(name) for name in names):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"workers {names} did not register with RQ")
+
+    def rq_worker(self, name: str) -> str | None:
+        """The RQ name of worker process `name`'s current registration (None if none)."""
+        from rq import Worker
+
+        pid = self.processes[name].pid
+        for worker in Worker.all(connection=self.redis.client()):
+            if worker.name.startswith(f"{name}.") and worker.pid == pid:
+                return str(worker.name)
+        return None
+
+    @staticmethod
+    def process_of(rq_worker_name: str) -> str:
+        """The worker process an RQ worker name belongs to ("worker-q1.3fa2c1" -> "worker-q1")."""
+        return rq_worker_name.split(".", 1)[0]
 
     def restart(self, name: str) -> None:
         process = self.processes[name]

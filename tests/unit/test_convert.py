@@ -7,9 +7,13 @@ from typing import Any
 import pytest
 
 from sayit.common.v1 import transcription_pb2 as tpb
+from services.common.effective_config import (
+    MAX_HOTWORDS_CHARS,
+    MAX_PROMPT_CHARS,
+    normalize_language,
+)
 from services.common.errors import InvalidArgument
 from services.common.languages import LANGUAGES
-from services.common.validation import MAX_HOTWORDS_CHARS, MAX_PROMPT_CHARS, normalize_language
 from services.transcriber import guards, presets
 from services.transcriber.convert import (
     engine_request,

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from sayit.common.v1 import transcription_pb2 as tpb
-from services.scheduler.fingerprints import fingerprint, key_digest
+from services.common.effective_config import effective_config
+from services.scheduler.fingerprints import fingerprint as digest
+from services.scheduler.fingerprints import key_digest
 
 AUDIO = b"RIFF....WAVE" + bytes(range(256)) * 10
+
+
+def fingerprint(content: bytes, config: tpb.TranscriptionConfig, model: str) -> str:
+    """As the gateway and scheduler do it: the fingerprint of the effective config."""
+    return digest(content, effective_config(config, model))
 
 
 def test_the_same_effective_config_is_the_same_request() -> None:
@@ -37,6 +44,7 @@ def test_audio_config_or_model_change_the_request() -> None:
         ),
         fingerprint(AUDIO, tpb.TranscriptionConfig(language_code="ko", hotwords="SayIt"), "base"),
         fingerprint(AUDIO, tpb.TranscriptionConfig(language_code="ko"), "small"),
+        digest(AUDIO, tpb.TranscriptionConfig(language_code="ko")),  # not the effective config
     ]
     assert plain not in different
     assert len(set(different)) == len(different)

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from services.scheduler import routing
-from services.scheduler.direct_slots import DirectSlots
 from services.jobs.schema import DIRECT, QUEUED_ROUTE
+from services.scheduler.admission import routing
+from services.scheduler.admission.direct_slots import DirectSlots
 
 
 def slots(total: int = 1, wait: float = 5.0, rtf: float = 0.5) -> DirectSlots:
@@ -124,7 +124,7 @@ def test_the_real_time_factor_follows_finished_jobs() -> None:
 @pytest.mark.parametrize(
     ("seconds", "queue_only", "free", "wait", "expected"),
     [
-        (10.0, False, True, False, routing.Route(DIRECT, "")),
+        (10.0, False, True, False, routing.Route(DIRECT, "", reserved=True)),
         (10.0, False, False, True, routing.Route(DIRECT, "", waits=True)),
         (10.0, False, False, False, routing.Route(QUEUED_ROUTE, "sayit-high")),
         (10.0, True, False, True, routing.Route(QUEUED_ROUTE, "sayit-high")),

@@ -21,20 +21,22 @@ ROUTING_POLICY_AUTO: RoutingPolicy
 ROUTING_POLICY_QUEUE: RoutingPolicy
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("tenant", "audio", "config", "routing_policy", "wait_if_short", "idempotency_key")
+    __slots__ = ("tenant", "audio", "config", "routing_policy", "wait_if_short", "idempotency_key", "audio_duration_seconds")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     ROUTING_POLICY_FIELD_NUMBER: _ClassVar[int]
     WAIT_IF_SHORT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     audio: _audio_pb2.Audio
     config: _transcription_pb2.TranscriptionConfig
     routing_policy: RoutingPolicy
     wait_if_short: bool
     idempotency_key: str
-    def __init__(self, tenant: _Optional[str] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., routing_policy: _Optional[_Union[RoutingPolicy, str]] = ..., wait_if_short: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    audio_duration_seconds: float
+    def __init__(self, tenant: _Optional[str] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., routing_policy: _Optional[_Union[RoutingPolicy, str]] = ..., wait_if_short: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., audio_duration_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job",)

@@ -1,11 +1,16 @@
-"""Validation of a TranscriptionConfig, shared by the gateway (at the edge) and the transcriber.
+"""The effective transcription config: a TranscriptionConfig validated, with every default the
+service applies written in ("KO" is "ko", an unset preset is PRESET_ACCURATE, an unset VAD is on,
+an empty model is the served one).
+
+The gateway computes it once per request and sends it on: the scheduler keys the result cache
+on it and stores it in the job, and the transcriber decodes by it, so no two places can disagree
+about what "the same request" is. A transcriber called directly (grpcurl, tests) gets a raw
+config and applies the same function; for an effective config it changes nothing.
 
 Every failure is INVALID_ARGUMENT naming the field, so callers can fix the request.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from sayit.common.v1 import transcription_pb2 as tpb
 from services.common.errors import InvalidArgument
@@ -32,8 +37,10 @@ def normalize_language(code: str) -> str:
     return primary
 
 
-def validate_config(config: tpb.TranscriptionConfig, served_models: Iterable[str]) -> None:
-    normalize_language(config.language_code)
+def effective_config(config: tpb.TranscriptionConfig, served_model: str) -> tpb.TranscriptionConfig:
+    """`config` validated and with the service's defaults written in; InvalidArgument naming
+    the first bad field (language, preset, task, model, prompt, hotwords)."""
+    language = normalize_language(config.language_code)
     if config.preset not in PRESETS:
         raise InvalidArgument(
             f"unknown preset {config.preset}; use PRESET_ACCURATE or PRESET_FAST",
@@ -44,10 +51,9 @@ def validate_config(config: tpb.TranscriptionConfig, served_models: Iterable[str
             f"unknown task {config.task}; use TASK_TRANSCRIBE or TASK_TRANSLATE",
             field="config.task",
         )
-    models = list(served_models)
-    if config.model and config.model not in models:
+    if config.model and config.model != served_model:
         raise InvalidArgument(
-            f"model {config.model[:80]!r} is not served here (served: {', '.join(models)}); "
+            f"model {config.model[:80]!r} is not served here (served: {served_model}); "
             "leave config.model empty for the default",
             field="config.model",
         )
@@ -60,3 +66,13 @@ def validate_config(config: tpb.TranscriptionConfig, served_models: Iterable[str
                 f"{name} is {len(value)} characters; the limit is {limit}",
                 field=f"config.{name}",
             )
+    return tpb.TranscriptionConfig(
+        language_code=language,
+        preset=config.preset or tpb.PRESET_ACCURATE,
+        model=served_model,
+        task=config.task or tpb.TASK_TRANSCRIBE,
+        word_timestamps=config.word_timestamps,
+        vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
+        initial_prompt=config.initial_prompt,
+        hotwords=config.hotwords,
+    )

@@ -13,6 +13,7 @@ class Route:
     routing: str  # schema.DIRECT or schema.QUEUED_ROUTE
     queue: str  # the RQ queue when queued, else ""
     waits: bool = False  # a direct job that waits in this scheduler for a slot to free
+    reserved: bool = False  # a direct job that took a free slot on admission
 
     @property
     def direct(self) -> bool:
@@ -37,7 +38,7 @@ def choose(
     high one."""
     short = is_short(duration_seconds, sync_max_seconds)
     if short and not queue_only and direct_slot_free:
-        return Route(DIRECT, "")
+        return Route(DIRECT, "", reserved=True)
     if short and not queue_only and direct_wait_short:
         return Route(DIRECT, "", waits=True)
     return Route(QUEUED_ROUTE, queue.HIGH if short else queue.DEFAULT)

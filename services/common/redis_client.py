@@ -1,0 +1,71 @@
+"""Redis clients, all with one retry policy.
+
+A command that fails because Redis cannot be reached (connection refused or reset, a pooled
+connection that died with a Redis restart, Redis still loading its data) never ran, so sending it
+again is safe: every client retries such failures inside redis-py, with backoff growing to 1 s,
+for as long as its caller can wait (its *patience*). Timeouts are never retried: a command that
+timed out may have run. Callers differ only in patience:
+
+- `FAIL_FAST` (0 s): the gateway's limits, which are skipped when Redis is down;
+- `REQUESTS` (1 s): calls a client waits on, which answer UNAVAILABLE once it runs out;
+- `STREAMS` (30 s): event streams and the planner, which ride out a Redis restart;
+- `BACKGROUND` (60 s): queue workers, which must not lose the chunk they are transcribing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+FAIL_FAST, REQUESTS, STREAMS, BACKGROUND = 0.0, 1.0, 30.0, 60.0
+HEALTH_CHECK_SECONDS = 10
+CONNECT_TIMEOUT_SECONDS = 5.0
+# BusyLoadingError (Redis loading its data after a restart) is a ConnectionError too.
+RETRIED = (redis.exceptions.ConnectionError,)
+_BASE, _CAP = 0.05, 1.0
+
+
+def retries_for(patience_seconds: float) -> int:
+    """How many retries the backoff (0.1, 0.2, 0.4, 0.8, 1, 1, ... s) needs to span `patience`."""
+    waited, retries = 0.0, 0
+    while waited < patience_seconds:
+        retries += 1
+        waited += min(_CAP, _BASE * 2**retries)
+    return retries
+
+
+def _options(socket_timeout: float) -> dict[str, object]:
+    return {
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, socket_timeout),
+    }
+
+
+def async_client(url: str, *, patience: float, socket_timeout: float) -> aioredis.Redis:
+    retry = AsyncRetry(ExponentialBackoff(cap=_CAP, base=_BASE), retries_for(patience), RETRIED)
+    return aioredis.Redis.from_url(url, retry=retry, **_options(socket_timeout))  # type: ignore[arg-type]
+
+
+def sync_client(url: str, *, patience: float, socket_timeout: float) -> redis.Redis:
+    retry = Retry(ExponentialBackoff(cap=_CAP, base=_BASE), retries_for(patience), RETRIED)
+    return redis.Redis.from_url(url, retry=retry, **_options(socket_timeout))
+
+
+def async_twin(client: redis.Redis, *, patience: float, socket_timeout: float) -> aioredis.Redis:
+    """An asyncio client to the Redis server a blocking `client` talks to (RQ hands its
+    callbacks a blocking one)."""
+    given = client.connection_pool.connection_kwargs
+    names = ("host", "port", "db", "username", "password")
+    kwargs: dict[str, Any] = {name: given[name] for name in names if name in given}
+    if "path" in given:
+        kwargs["unix_socket_path"] = given["path"]
+    if issubclass(client.connection_pool.connection_class, redis.SSLConnection):
+        kwargs.update(ssl=True, **{k: v for k, v in given.items() if k.startswith("ssl_")})
+    retry = AsyncRetry(ExponentialBackoff(cap=_CAP, base=_BASE), retries_for(patience), RETRIED)
+    return aioredis.Redis(retry=retry, **kwargs, **_options(socket_timeout))  # type: ignore[arg-type]
