@@ -49,8 +49,7 @@ def main() -> int:
             if kind == "accepted":
                 routing = "queued" if event.accepted.queue else "direct"
                 print(
-                    f"  {elapsed:5.1f} s  accepted ({routing} {event.accepted.queue}) "
-                    f"jobs/{event.job_id}"
+                    f"  {elapsed:5.1f} s  accepted ({routing} {event.accepted.queue}) {event.name}"
                 )
             elif kind == "progress" and int(event.progress.fraction * 10) > shown:
                 p = event.progress

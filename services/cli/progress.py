@@ -86,7 +86,7 @@ class JobProgress:
     def apply(self, row: Tracked, event: event_pb2.JobEvent) -> None:
         kind = event.WhichOneof("kind")
         if kind == "accepted":
-            row.job_name = f"jobs/{event.job_id}"
+            row.job_name = event.name
             accepted = event.accepted
             total = accepted.audio_duration_seconds
             queued = accepted.routing == job_pb2.ROUTING_QUEUED

@@ -242,7 +242,12 @@ def _timestamp(ms: int | None = None) -> Timestamp:
 
 def event(job_id: str, **kind: object) -> event_pb2.JobEvent:
     """A JobEvent stamped now; its sequence is set when read back from the stream."""
-    return event_pb2.JobEvent(job_id=job_id, time=_timestamp(), **kind)  # type: ignore[arg-type]
+    return event_pb2.JobEvent(
+        name=job_name(job_id),
+        job_id=job_id,
+        time=_timestamp(),
+        **kind,  # type: ignore[arg-type]
+    )
 
 
 def progress_message(
@@ -476,6 +481,8 @@ def parse_event(job_id: str, stream_id: bytes | str, fields: RawRecord) -> event
         )
     raw = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     message.sequence = int(raw.split("-", 1)[1])
+    # Set here too: `p` entries carry no name, nor do events appended before JobEvent had one.
+    message.name = job_name(job_id)
     return message
 
 

@@ -97,8 +97,8 @@ def test_transcribe_with_progress_streams_every_event_in_order(
     assert names.index("segment") < names.index("completed")
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     job_id = events[0].job_id
-    assert all(e.job_id == job_id for e in events)
-    final = get(speech, f"jobs/{job_id}")
+    assert all(e.job_id == job_id and e.name == f"jobs/{job_id}" for e in events)
+    final = get(speech, events[0].name)
     assert final.state == job_pb2.JOB_STATE_SUCCEEDED
     assert final.transcript == events[-1].completed.transcript
     segments = [e.segment.text for e in events if e.HasField("segment")]

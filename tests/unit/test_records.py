@@ -1,0 +1,33 @@
+"""Job events as the scheduler and the queue worker write them and read them back."""
+
+from __future__ import annotations
+
+import json
+
+from sayit.common.v1 import event_pb2
+from services.common.names import new_job_id
+from services.scheduler import records
+
+
+def test_an_event_carries_the_jobs_name_written_and_read_back() -> None:
+    job_id = new_job_id()
+    written = records.event(job_id, cancelled=event_pb2.JobCancelled(reason="stop"))
+    assert (written.name, written.job_id) == (f"jobs/{job_id}", job_id)
+    read = records.parse_event(job_id, b"0-4", {b"e": written.SerializeToString()})
+    assert (read.name, read.job_id, read.sequence) == (f"jobs/{job_id}", job_id, 4)
+    assert read.cancelled.reason == "stop"
+
+
+def test_a_compact_progress_entry_reads_back_with_the_jobs_name() -> None:
+    job_id = new_job_id()
+    entry = {"ms": 1_000, "d": 10.0, "t": 40.0, "f": 0.25, "cd": 0, "ct": 2}
+    read = records.parse_event(job_id, "0-3", {b"p": json.dumps(entry).encode()})
+    assert (read.name, read.job_id, read.sequence) == (f"jobs/{job_id}", job_id, 3)
+    assert read.progress.audio_seconds_done == 10.0 and read.progress.chunks_total == 2
+
+
+def test_an_event_stored_before_events_had_a_name_gets_one() -> None:
+    job_id = new_job_id()
+    old = event_pb2.JobEvent(job_id=job_id, cancelled=event_pb2.JobCancelled(reason="stop"))
+    read = records.parse_event(job_id, b"0-2", {b"e": old.SerializeToString()})
+    assert read.name == f"jobs/{job_id}"
