@@ -91,7 +91,7 @@ class JobProgress:
             total = accepted.audio_duration_seconds
             queued = accepted.routing == job_pb2.ROUTING_QUEUED
             self._set(row, "queued" if queued else "running", total=total, audio=_audio(0, total))
-            where = f"queued on {accepted.queue}" if queued else "transcribing now"
+            where = "queued" if queued else "transcribing now"
             self.console.print(f"{row.label}: {row.job_name} ({total:.1f} s of audio, {where})")
         elif kind == "progress":
             p = event.progress

@@ -443,7 +443,6 @@ def job_message(job_id: str, record: RawRecord) -> job_pb2.TranscriptionJob:
         ),
         audio_duration_seconds=total,
         filename=text(record, "filename"),
-        queue=text(record, "queue"),
     )
     for key, target in (
         ("created_ms", job.create_time),

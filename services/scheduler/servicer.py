@@ -320,7 +320,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         accepted = records.event(
             job_id,
             accepted=event_pb2.JobAccepted(
-                routing=job_pb2.ROUTING_QUEUED, audio_duration_seconds=duration, queue=queue
+                routing=job_pb2.ROUTING_QUEUED, audio_duration_seconds=duration
             ),
         )
         await self._store.create(

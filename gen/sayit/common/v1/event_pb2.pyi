@@ -35,14 +35,12 @@ class JobEvent(_message.Message):
     def __init__(self, name: _Optional[str] = ..., job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., progress: _Optional[_Union[_job_pb2.JobProgress, _Mapping]] = ..., segment: _Optional[_Union[_transcription_pb2.Segment, _Mapping]] = ..., completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ...) -> None: ...
 
 class JobAccepted(_message.Message):
-    __slots__ = ("routing", "audio_duration_seconds", "queue")
+    __slots__ = ("routing", "audio_duration_seconds")
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    QUEUE_FIELD_NUMBER: _ClassVar[int]
     routing: _job_pb2.Routing
     audio_duration_seconds: float
-    queue: str
-    def __init__(self, routing: _Optional[_Union[_job_pb2.Routing, str]] = ..., audio_duration_seconds: _Optional[float] = ..., queue: _Optional[str] = ...) -> None: ...
+    def __init__(self, routing: _Optional[_Union[_job_pb2.Routing, str]] = ..., audio_duration_seconds: _Optional[float] = ...) -> None: ...
 
 class JobCompleted(_message.Message):
     __slots__ = ("transcript",)
