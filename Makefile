@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# buf (proto lint) comes from npm, pinned with its lockfile in tools/, installed into tools/node_modules.
+BUF := tools/node_modules/.bin/buf
+NPM ?= npm
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
@@ -21,6 +24,11 @@ $(STAMP): pyproject.toml
 .PHONY: install
 install: $(STAMP) ## Create .venv and install SayIt with dev tools (quick when done)
 
+$(BUF): tools/package.json tools/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "make lint needs buf, installed with npm, but npm is missing: install Node.js 18+ with npm (https://nodejs.org/en/download, or apt-get install nodejs npm), then run make again" >&2; exit 1; }
+	$(NPM) ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $(BUF)
+
 .PHONY: proto
 proto: $(STAMP) ## Regenerate gen/ from protos/
 	$(PY) scripts/gen_proto.py gen
@@ -32,10 +40,11 @@ proto-check: $(STAMP) ## Fail when gen/ is stale against protos/
 	else diff -r -x __pycache__ $$tmp/gen gen | head -20; rm -rf $$tmp; echo "gen/ is stale: run make proto"; exit 1; fi
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check + format check + mypy
+lint: $(STAMP) $(BUF) ## ruff check + format check + mypy + buf lint (protos)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(BUF) lint
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix with ruff

@@ -10,7 +10,7 @@ import time
 import grpc
 
 from bench import evalset
-from sayit.common.v1 import audio_pb2, transcription_pb2
+from sayit.common.v1 import audio_pb2, job_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 
@@ -47,11 +47,9 @@ def main() -> int:
             kind = event.WhichOneof("kind")
             elapsed = time.monotonic() - started
             if kind == "accepted":
-                routing = "queued" if event.accepted.queue else "direct"
-                print(
-                    f"  {elapsed:5.1f} s  accepted ({routing} {event.accepted.queue}) "
-                    f"jobs/{event.job_id}"
-                )
+                queued = event.accepted.routing == job_pb2.ROUTING_QUEUED
+                routing = "queued" if queued else "direct"
+                print(f"  {elapsed:5.1f} s  accepted ({routing}) {event.name}")
             elif kind == "progress" and int(event.progress.fraction * 10) > shown:
                 p = event.progress
                 shown = int(p.fraction * 10)  # one line per tenth of the audio

@@ -63,10 +63,7 @@ def get_job(client: SayItClient, name: str, fmt: str | None, target: str, out: C
     if fmt:
         return _write(job, fmt, target, out)
     p = job.progress
-    out.print(
-        f"{job.name}  {state_name(job.state)}  ({routing_name(job.routing)}"
-        f"{' on ' + job.queue if job.queue else ''})"
-    )
+    out.print(f"{job.name}  {state_name(job.state)}  ({routing_name(job.routing)})")
     out.print(f"  file      {job.filename or '-'}")
     out.print(f"  audio     {job.audio_duration_seconds:.1f} s")
     out.print(

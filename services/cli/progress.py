@@ -86,12 +86,12 @@ class JobProgress:
     def apply(self, row: Tracked, event: event_pb2.JobEvent) -> None:
         kind = event.WhichOneof("kind")
         if kind == "accepted":
-            row.job_name = f"jobs/{event.job_id}"
+            row.job_name = event.name
             accepted = event.accepted
             total = accepted.audio_duration_seconds
             queued = accepted.routing == job_pb2.ROUTING_QUEUED
             self._set(row, "queued" if queued else "running", total=total, audio=_audio(0, total))
-            where = f"queued on {accepted.queue}" if queued else "transcribing now"
+            where = "queued" if queued else "transcribing now"
             self.console.print(f"{row.label}: {row.job_name} ({total:.1f} s of audio, {where})")
         elif kind == "progress":
             p = event.progress

@@ -260,7 +260,7 @@ class SayItClient:
         if last is None:
             return
         # The stream ended early: follow the job from where it stopped.
-        yield from self.watch(f"jobs/{last.job_id}", last.sequence, request_id=request_id)
+        yield from self.watch(last.name, last.sequence, request_id=request_id)
 
     # --- following jobs -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from sayit.transcriber.v1 import transcriber_service_pb2 as transcriber_pb2
+from services.common.names import job_name
 from services.jobs.schema import (
     ACTIVE,
     CANCELLED,
@@ -96,7 +97,12 @@ def timestamp(ms: int | None = None) -> Timestamp:
 
 def event(job_id: str, **kind: object) -> event_pb2.JobEvent:
     """A JobEvent stamped now; its sequence is set when read back from the stream."""
-    return event_pb2.JobEvent(job_id=job_id, time=timestamp(), **kind)  # type: ignore[arg-type]
+    return event_pb2.JobEvent(
+        name=job_name(job_id),
+        job_id=job_id,
+        time=timestamp(),
+        **kind,  # type: ignore[arg-type]
+    )
 
 
 def progress_message(

@@ -96,7 +96,6 @@ def job_message(job_id: str, record: RawRecord) -> job_pb2.TranscriptionJob:
         ),
         audio_duration_seconds=total,
         filename=text(record, "filename"),
-        queue=text(record, "queue"),
     )
     for key, target in (
         ("created_ms", job.create_time),
@@ -134,6 +133,8 @@ def parse_event(job_id: str, stream_id: bytes | str, fields: RawRecord) -> event
         )
     raw = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     message.sequence = int(raw.split("-", 1)[1])
+    # Set here too: `p` entries carry no name, nor do events appended before JobEvent had one.
+    message.name = job_name(job_id)
     return message
 
 

@@ -326,7 +326,7 @@ def test_ctrl_c_asks_to_cancel_or_leave_the_job(
         env=cli_env(),
     )
     assert process.stderr is not None and process.stdin is not None
-    first = process.stderr.readline()  # "<file>: jobs/<id> (231.0 s of audio, queued on ...)"
+    first = process.stderr.readline()  # "<file>: jobs/<id> (231.0 s of audio, queued)"
     name = job_names(first)[long.path.name]
     process.send_signal(signal.SIGINT)
     process.stdin.write(answer + "\n")

@@ -91,6 +91,7 @@ async def test_sequences_progress_and_one_terminal_event(store: JobStore) -> Non
 
     history = await events(store, job_id)
     assert [e.sequence for e in history] == [1, 2, 3, 4, 5]
+    assert {(e.name, e.job_id) for e in history} == {(f"jobs/{job_id}", job_id)}
     assert [e.WhichOneof("kind") for e in history] == [
         "accepted",
         "progress",
@@ -225,7 +226,10 @@ async def test_chunk_progress_sums_over_chunks_and_never_goes_back(store: JobSto
     )
     assert not rerun.applied and rerun.complete
 
-    progress = [e.progress for e in await events_until(store, job_id, 7) if e.HasField("progress")]
+    history = await events_until(store, job_id, 7)
+    # The script's compact progress entries read back with the job's name too.
+    assert {e.name for e in history} == {f"jobs/{job_id}"}
+    progress = [e.progress for e in history if e.HasField("progress")]
     assert [round(p.audio_seconds_done, 3) for p in progress] == [
         0.0,
         10.0,

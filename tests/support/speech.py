@@ -79,4 +79,4 @@ def start_with_progress(
     )
     first = next(call).event
     assert first.HasField("accepted")
-    return f"jobs/{first.job_id}", itertools.chain([first], (r.event for r in call))
+    return first.name, itertools.chain([first], (r.event for r in call))

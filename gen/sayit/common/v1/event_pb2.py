@@ -27,7 +27,7 @@ from sayit.common.v1 import job_pb2 as sayit_dot_common_dot_v1_dot_job__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsayit/common/v1/event.proto\x12\x0fsayit.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"\x85\x03\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\x0b\x32\x1c.sayit.common.v1.JobAcceptedH\x00\x12\x30\n\x08progress\x18\x05 \x01(\x0b\x32\x1c.sayit.common.v1.JobProgressH\x00\x12+\n\x07segment\x18\x06 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12\x32\n\tcompleted\x18\x07 \x01(\x0b\x32\x1d.sayit.common.v1.JobCompletedH\x00\x12,\n\x06\x66\x61iled\x18\x08 \x01(\x0b\x32\x1a.sayit.common.v1.JobFailedH\x00\x12\x32\n\tcancelled\x18\t \x01(\x0b\x32\x1d.sayit.common.v1.JobCancelledH\x00\x42\x06\n\x04kind\"g\n\x0bJobAccepted\x12)\n\x07routing\x18\x01 \x01(\x0e\x32\x18.sayit.common.v1.Routing\x12\x1e\n\x16\x61udio_duration_seconds\x18\x02 \x01(\x01\x12\r\n\x05queue\x18\x03 \x01(\t\"?\n\x0cJobCompleted\x12/\n\ntranscript\x18\x01 \x01(\x0b\x32\x1b.sayit.common.v1.Transcript\"5\n\tJobFailed\x12(\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobError\"\x1e\n\x0cJobCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsayit/common/v1/event.proto\x12\x0fsayit.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"\x93\x03\n\x08JobEvent\x12\x0c\n\x04name\x18\n \x01(\t\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\x0b\x32\x1c.sayit.common.v1.JobAcceptedH\x00\x12\x30\n\x08progress\x18\x05 \x01(\x0b\x32\x1c.sayit.common.v1.JobProgressH\x00\x12+\n\x07segment\x18\x06 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12\x32\n\tcompleted\x18\x07 \x01(\x0b\x32\x1d.sayit.common.v1.JobCompletedH\x00\x12,\n\x06\x66\x61iled\x18\x08 \x01(\x0b\x32\x1a.sayit.common.v1.JobFailedH\x00\x12\x32\n\tcancelled\x18\t \x01(\x0b\x32\x1d.sayit.common.v1.JobCancelledH\x00\x42\x06\n\x04kind\"e\n\x0bJobAccepted\x12)\n\x07routing\x18\x01 \x01(\x0e\x32\x18.sayit.common.v1.Routing\x12\x1e\n\x16\x61udio_duration_seconds\x18\x02 \x01(\x01J\x04\x08\x03\x10\x04R\x05queue\"?\n\x0cJobCompleted\x12/\n\ntranscript\x18\x01 \x01(\x0b\x32\x1b.sayit.common.v1.Transcript\"5\n\tJobFailed\x12(\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobError\"\x1e\n\x0cJobCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.common.v1.event_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBEVENT']._serialized_start=146
-  _globals['_JOBEVENT']._serialized_end=535
-  _globals['_JOBACCEPTED']._serialized_start=537
-  _globals['_JOBACCEPTED']._serialized_end=640
-  _globals['_JOBCOMPLETED']._serialized_start=642
-  _globals['_JOBCOMPLETED']._serialized_end=705
-  _globals['_JOBFAILED']._serialized_start=707
-  _globals['_JOBFAILED']._serialized_end=760
-  _globals['_JOBCANCELLED']._serialized_start=762
-  _globals['_JOBCANCELLED']._serialized_end=792
+  _globals['_JOBEVENT']._serialized_end=549
+  _globals['_JOBACCEPTED']._serialized_start=551
+  _globals['_JOBACCEPTED']._serialized_end=652
+  _globals['_JOBCOMPLETED']._serialized_start=654
+  _globals['_JOBCOMPLETED']._serialized_end=717
+  _globals['_JOBFAILED']._serialized_start=719
+  _globals['_JOBFAILED']._serialized_end=772
+  _globals['_JOBCANCELLED']._serialized_start=774
+  _globals['_JOBCANCELLED']._serialized_end=804
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,8 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "sequence", "time", "accepted", "progress", "segment", "completed", "failed", "cancelled")
+    __slots__ = ("name", "job_id", "sequence", "time", "accepted", "progress", "segment", "completed", "failed", "cancelled")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +22,7 @@ class JobEvent(_message.Message):
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    name: str
     job_id: str
     sequence: int
     time: _timestamp_pb2.Timestamp
@@ -30,17 +32,15 @@ class JobEvent(_message.Message):
     completed: JobCompleted
     failed: JobFailed
     cancelled: JobCancelled
-    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., progress: _Optional[_Union[_job_pb2.JobProgress, _Mapping]] = ..., segment: _Optional[_Union[_transcription_pb2.Segment, _Mapping]] = ..., completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., progress: _Optional[_Union[_job_pb2.JobProgress, _Mapping]] = ..., segment: _Optional[_Union[_transcription_pb2.Segment, _Mapping]] = ..., completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ...) -> None: ...
 
 class JobAccepted(_message.Message):
-    __slots__ = ("routing", "audio_duration_seconds", "queue")
+    __slots__ = ("routing", "audio_duration_seconds")
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    QUEUE_FIELD_NUMBER: _ClassVar[int]
     routing: _job_pb2.Routing
     audio_duration_seconds: float
-    queue: str
-    def __init__(self, routing: _Optional[_Union[_job_pb2.Routing, str]] = ..., audio_duration_seconds: _Optional[float] = ..., queue: _Optional[str] = ...) -> None: ...
+    def __init__(self, routing: _Optional[_Union[_job_pb2.Routing, str]] = ..., audio_duration_seconds: _Optional[float] = ...) -> None: ...
 
 class JobCompleted(_message.Message):
     __slots__ = ("transcript",)

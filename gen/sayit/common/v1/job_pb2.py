@@ -26,21 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sayit/common/v1/job.proto\x12\x0fsayit.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#sayit/common/v1/transcription.proto\"\x83\x01\n\x0bJobProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x02\x12\x1a\n\x12\x61udio_seconds_done\x18\x02 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x03 \x01(\x01\x12\x13\n\x0b\x63hunks_done\x18\x04 \x01(\x05\x12\x14\n\x0c\x63hunks_total\x18\x05 \x01(\x05\")\n\x08JobError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x94\x04\n\x10TranscriptionJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.sayit.common.v1.JobState\x12)\n\x07routing\x18\x03 \x01(\x0e\x32\x18.sayit.common.v1.Routing\x12.\n\x08progress\x18\x04 \x01(\x0b\x32\x1c.sayit.common.v1.JobProgress\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x06\x63onfig\x18\x08 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x1e\n\x16\x61udio_duration_seconds\x18\t \x01(\x01\x12\x10\n\x08\x66ilename\x18\n \x01(\t\x12\r\n\x05queue\x18\x0b \x01(\t\x12\x31\n\ntranscript\x18\x0c \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x12*\n\x05\x65rror\x18\r \x01(\x0b\x32\x19.sayit.common.v1.JobErrorH\x00\x42\x08\n\x06result*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*J\n\x07Routing\x12\x17\n\x13ROUTING_UNSPECIFIED\x10\x00\x12\x12\n\x0eROUTING_DIRECT\x10\x01\x12\x12\n\x0eROUTING_QUEUED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sayit/common/v1/job.proto\x12\x0fsayit.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#sayit/common/v1/transcription.proto\"\x83\x01\n\x0bJobProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x02\x12\x1a\n\x12\x61udio_seconds_done\x18\x02 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x03 \x01(\x01\x12\x13\n\x0b\x63hunks_done\x18\x04 \x01(\x05\x12\x14\n\x0c\x63hunks_total\x18\x05 \x01(\x05\")\n\x08JobError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x92\x04\n\x10TranscriptionJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.sayit.common.v1.JobState\x12)\n\x07routing\x18\x03 \x01(\x0e\x32\x18.sayit.common.v1.Routing\x12.\n\x08progress\x18\x04 \x01(\x0b\x32\x1c.sayit.common.v1.JobProgress\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x06\x63onfig\x18\x08 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x1e\n\x16\x61udio_duration_seconds\x18\t \x01(\x01\x12\x10\n\x08\x66ilename\x18\n \x01(\t\x12\x31\n\ntranscript\x18\x0c \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x12*\n\x05\x65rror\x18\r \x01(\x0b\x32\x19.sayit.common.v1.JobErrorH\x00\x42\x08\n\x06resultJ\x04\x08\x0b\x10\x0cR\x05queue*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*J\n\x07Routing\x12\x17\n\x13ROUTING_UNSPECIFIED\x10\x00\x12\x12\n\x0eROUTING_DIRECT\x10\x01\x12\x12\n\x0eROUTING_QUEUED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.common.v1.job_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=829
-  _globals['_JOBSTATE']._serialized_end=983
-  _globals['_ROUTING']._serialized_start=985
-  _globals['_ROUTING']._serialized_end=1059
+  _globals['_JOBSTATE']._serialized_start=827
+  _globals['_JOBSTATE']._serialized_end=981
+  _globals['_ROUTING']._serialized_start=983
+  _globals['_ROUTING']._serialized_end=1057
   _globals['_JOBPROGRESS']._serialized_start=117
   _globals['_JOBPROGRESS']._serialized_end=248
   _globals['_JOBERROR']._serialized_start=250
   _globals['_JOBERROR']._serialized_end=291
   _globals['_TRANSCRIPTIONJOB']._serialized_start=294
-  _globals['_TRANSCRIPTIONJOB']._serialized_end=826
+  _globals['_TRANSCRIPTIONJOB']._serialized_end=824
 # @@protoc_insertion_point(module_scope)

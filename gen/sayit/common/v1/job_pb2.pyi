@@ -57,7 +57,7 @@ class JobError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TranscriptionJob(_message.Message):
-    __slots__ = ("name", "state", "routing", "progress", "create_time", "start_time", "end_time", "config", "audio_duration_seconds", "filename", "queue", "transcript", "error")
+    __slots__ = ("name", "state", "routing", "progress", "create_time", "start_time", "end_time", "config", "audio_duration_seconds", "filename", "transcript", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
@@ -68,7 +68,6 @@ class TranscriptionJob(_message.Message):
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
-    QUEUE_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
@@ -81,7 +80,6 @@ class TranscriptionJob(_message.Message):
     config: _transcription_pb2.TranscriptionConfig
     audio_duration_seconds: float
     filename: str
-    queue: str
     transcript: _transcription_pb2.Transcript
     error: JobError
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., routing: _Optional[_Union[Routing, str]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., audio_duration_seconds: _Optional[float] = ..., filename: _Optional[str] = ..., queue: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.Transcript, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., routing: _Optional[_Union[Routing, str]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., audio_duration_seconds: _Optional[float] = ..., filename: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.Transcript, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ...) -> None: ...
