@@ -5,7 +5,7 @@
 Each candidate is faster-whisper's defaults (the baseline every preset must beat) with one or a
 few settings changed. For each language it prints the pooled error rate (plain and normalised,
 see bench.normalize) and the pooled real-time factor relative to the baseline measured in the
-same run. The evidence and the choices drawn from it are in bench/PRESETS.md.
+same run. The evidence and the choices drawn from it are in docs/presets.md.
 """
 
 from __future__ import annotations
