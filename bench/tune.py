@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
     return 0
 
