@@ -47,3 +47,41 @@ def test_make_help_lists_the_documented_targets() -> None:
     ):
         assert re.search(rf"\b{re.escape(target)}\b", output), target
         assert f"make {target}" in README or f"`{target}`" in README, target
+
+
+def test_the_readme_stays_short() -> None:
+    # The README is for users; reference material and measurements live in docs/.
+    lines = len(README.splitlines())
+    assert lines <= 350, f"README.md has {lines} lines; move reference material to docs/"
+
+
+# [text](target) outside code; the target ends at whitespace or the closing parenthesis.
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def _relative_links(text: str) -> list[str]:
+    """The link targets of a markdown text that are paths, not URLs or in-page anchors."""
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)  # code blocks are not links
+    text = re.sub(r"`[^`\n]*`", "", text)
+    targets = [t.split("#", 1)[0] for t in _LINK.findall(text)]
+    return [t for t in targets if t and not re.match(r"[a-z][a-z0-9+.-]*:", t)]
+
+
+def test_relative_links_in_the_docs_point_at_files_that_exist() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) > 1, "no docs/*.md found"
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in pages
+        for target in _relative_links(page.read_text())
+        if not (page.parent / target).exists()
+    ]
+    assert not broken, f"links to files that do not exist: {broken}"
+
+
+def test_the_link_finder_sees_relative_links_only() -> None:
+    text = (
+        "[a](docs/api.md#errors) [b](https://example.com) [c](#layout) "
+        "`[d](not/a/link.md)`\n```\n[e](in/code.md)\n```\n[f](../README.md)"
+    )
+    assert _relative_links(text) == ["docs/api.md", "../README.md"]
