@@ -23,6 +23,7 @@ from bench import machine, raw_engine, report
 from bench.figures import Figure
 from services.common import hugepages
 
+# Outputs, not sources: git-ignored, and created by report.write on the first run.
 RESULTS = Path(__file__).resolve().parent / "results"
 # Section name -> module; in the order they run (cheap first).
 SECTIONS = {

@@ -5,7 +5,7 @@
 Each candidate is faster-whisper's defaults (the baseline every preset must beat) with one or a
 few settings changed. For each language it prints the pooled error rate (plain and normalised,
 see bench.normalize) and the pooled real-time factor relative to the baseline measured in the
-same run. The evidence and the choices drawn from it are in bench/PRESETS.md.
+same run. The evidence and the choices drawn from it are in docs/presets.md.
 """
 
 from __future__ import annotations
@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
     return 0
 

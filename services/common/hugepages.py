@@ -3,7 +3,7 @@
 glibc's malloc backs its large allocations with transparent huge pages when GLIBC_TUNABLES holds
 `glibc.malloc.hugetlb=1` (glibc 2.35+), on kernels whose THP mode is `madvise` (the common
 default) or `always`. With the ~400 MB of int8 weights on huge pages, decoding took 6% less
-time in every one of six pairs of fresh processes (bench/PRESETS.md, "Huge pages"). glibc reads
+time in every one of six pairs of fresh processes (docs/presets.md, "Huge pages"). glibc reads
 its tunables only when a process starts, so a process that should have them and does not
 re-executes itself once, before doing anything else.
 """

@@ -13,7 +13,7 @@ from services.common.languages import LANGUAGES
 
 DEFAULT_ADDR = "127.0.0.1:50053"
 # Off: batched decoding was 1.4-1.7x faster on long English within 0.5 WER points, but on long
-# Korean it lost 5-13 CER points (bench/PRESETS.md); SAYIT_BATCH_LANGUAGES keeps it to English.
+# Korean it lost 5-13 CER points (docs/presets.md); SAYIT_BATCH_LANGUAGES keeps it to English.
 DEFAULT_BATCH_SIZE = 0
 # Audio shorter than this is never queued (SAYIT_SYNC_MAX_SECONDS), so by default only queued
 # long audio is batched; short audio has a single window and nothing to batch.

@@ -5,7 +5,7 @@ decodes in parallel, each on `cpu_threads` threads). Long audio can be decoded b
 (faster-whisper's BatchedInferencePipeline: the VAD's speech regions, up to 30 s each, go
 through the model `batch_size` at a time, with no timestamps inside a region), which trades
 segment granularity, conditioning on earlier text and accuracy for throughput; see
-bench/batched.py and bench/PRESETS.md for what it gains and costs (off by default).
+bench/batched.py and docs/presets.md for what it gains and costs (off by default).
 `transcribe` is a blocking generator meant to run in a worker thread; the caller stops it by
 simply not asking for the next item and closing it, which ends decoding at the current window.
 """

@@ -84,7 +84,7 @@ class DecodePreset:
         }
 
 
-# Chosen by measurement on the shared clips and a 3-minute Korean file (bench/PRESETS.md):
+# Chosen by measurement on the shared clips and a 3-minute Korean file (docs/presets.md):
 # every row decodes each pause-bounded speech region on its own (regions of up to 25 s), which
 # took Korean long-form CER from 21% (faster-whisper's defaults) to under 9%; each region's
 # window starts 400 ms before the VAD's onset, which keeps a soft first syllable (round 5); speech

@@ -3,7 +3,7 @@
 faster-whisper's own VAD mode glues all speech together and decodes it in 30 s windows. On
 joined or long Korean speech the base model then often writes the first sentence of a window,
 ends it with a timestamp at the window's end and skips everything else in it (44% CER on a
-3-minute Korean file, 8.8% with regions; bench/PRESETS.md). Decoding each pause-bounded region,
+3-minute Korean file, 8.8% with regions; docs/presets.md). Decoding each pause-bounded region,
 merged with its neighbours up to a length below 30 s, as its own window avoids that: a window
 never holds more than one region's worth of speech, and timestamps stay in the file's time.
 """
@@ -30,7 +30,7 @@ def merge(spans: Iterable[tuple[float, float]], max_seconds: float) -> list[tupl
 def lead_in(regions: list[tuple[float, float]], seconds: float) -> list[tuple[float, float]]:
     """Each region started up to `seconds` earlier, never before 0 or the previous region's end:
     the VAD's onset can cut a soft first syllable after a pause, and widening the VAD's own
-    padding instead changes how regions merge (bench/PRESETS.md, round 5)."""
+    padding instead changes how regions merge (docs/presets.md, round 5)."""
     widened: list[tuple[float, float]] = []
     for start, end in regions:
         floor = widened[-1][1] if widened else 0.0

@@ -3,7 +3,7 @@ claims, so the engine can decode that speech again on its own.
 
 Whisper base sometimes writes the first sentence of a window and stamps its end seconds later,
 over a pause and a whole further sentence, which it never writes: 14.9 s of joined Korean lost
-its middle sentence this way (CER 0.38; bench/PRESETS.md, round 7). The sign is a segment
+its middle sentence this way (CER 0.38; docs/presets.md, round 7). The sign is a segment
 that spans several of the VAD's speech spans with far fewer letters than that much speech
 holds. Pure logic; `engine.Engine` does the decoding.
 """

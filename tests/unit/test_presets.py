@@ -56,7 +56,7 @@ def test_lookup_unknown_preset(preset: str) -> None:
 
 
 def test_row_values() -> None:
-    # The measured choices of bench/PRESETS.md.
+    # The measured choices of docs/presets.md.
     for language in ("ko", "en", ""):
         accurate, fast = lookup(language, ACCURATE), lookup(language, FAST)
         assert accurate.condition_on_previous_text is False
