@@ -50,7 +50,7 @@ class Scheduler:
     reconciler: Reconciler
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self) -> None:
+    async def start(self, *, reconcile: bool = True) -> None:
         """Wait for Redis (it may be starting too), then reconcile in the background."""
         deadline = asyncio.get_running_loop().time() + REDIS_START_WAIT_SECONDS
         while True:
@@ -64,7 +64,8 @@ class Scheduler:
                     ) from error
                 log.warning("redis_unavailable", error=str(error))
                 await asyncio.sleep(1.0)
-        self._background.append(asyncio.create_task(self.reconciler.run_forever()))
+        if reconcile:
+            self._background.append(asyncio.create_task(self.reconciler.run_forever()))
 
     async def drain(self) -> None:
         await self.direct.drain(self.config.server.shutdown_grace_seconds)
