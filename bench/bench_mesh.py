@@ -1,5 +1,5 @@
 """A private mesh for bench sections: Redis, scheduler, one direct transcriber laid out like
-the raw-engine baseline, queue transcribers, gateway (tests.support.mesh, result cache off)."""
+the raw-engine baseline, queue transcribers, gateway (devsupport.mesh, result cache off)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 
+from devsupport import mesh
+from devsupport.mesh import Mesh
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from tests.support import mesh
-from tests.support.mesh import Mesh
 
 MAX_MESSAGE = 256 << 20
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from devsupport import processes
 from services.worker.transcriber_watch import SERVING, TranscriberMonitor
-from tests.support import processes
 
 
 def test_a_serving_transcriber_is_seen_serving(transcriber: processes.ServiceProcess) -> None:

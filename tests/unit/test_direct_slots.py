@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from services.jobs.schema import DIRECT, QUEUED_ROUTE
 from services.scheduler import routing
 from services.scheduler.direct_slots import DirectSlots
-from services.jobs.schema import DIRECT, QUEUED_ROUTE
 
 
 def slots(total: int = 1, wait: float = 5.0, rtf: float = 0.5) -> DirectSlots:

@@ -7,11 +7,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+from devsupport.processes import ROOT
 from sayit.common.v1 import event_pb2
 from services.common import metrics
 from services.jobs import metrics as job_metrics
 from services.worker import metrics as worker_metrics
-from tests.support.processes import ROOT
 
 
 def test_split_method() -> None:

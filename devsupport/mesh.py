@@ -1,5 +1,5 @@
-"""The whole SayIt mesh for end-to-end tests: a private Redis, the scheduler, a direct
-transcriber, queue transcribers each with a worker beside it, and the gateway."""
+"""The whole SayIt mesh on free ports, for end-to-end tests and bench: a private Redis, the
+scheduler, a direct transcriber, queue transcribers each with a worker beside it, the gateway."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import redis
 
+from devsupport.processes import ServiceProcess, free_port
 from services.common.tls import ClientTLS
-from tests.support.processes import ServiceProcess, free_port
 
 METRICS_VARS = {
     "services.gateway": "SAYIT_GATEWAY_METRICS_ADDR",
