@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.machine import thp_mode
+from devsupport.kernel import thp_mode
 from services.common import hugepages
 
 TUNABLE = "glibc.malloc.hugetlb=1"
