@@ -28,18 +28,14 @@ def running(
     env: dict[str, str] | None = None,
 ) -> Iterator[Mesh]:
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-"))
-    layout = {"SAYIT_CPU_THREADS": str(direct_threads)}
-    queued = {"SAYIT_CPU_THREADS": str(queue_threads)}
     try:
         with mesh.running(
             directory,
             queue_transcribers=queue_transcribers,
             direct_slots=direct_slots,
+            direct_threads=direct_threads,
+            queue_threads=queue_threads,
             extra_env=env or {},
-            service_env={
-                "transcriber-direct": layout,
-                **{f"transcriber-q{n}": queued for n in range(1, queue_transcribers + 1)},
-            },
         ) as started:
             yield started
     finally:
