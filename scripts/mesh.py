@@ -129,8 +129,8 @@ def choose_redis() -> RedisChoice:
 
 
 def processes(choice: RedisChoice | None = None) -> list[Proc]:
-    """The whole mesh on one machine: (Redis,) scheduler, a direct transcriber, queue
-    transcribers each with a worker beside it, and the gateway."""
+    """The whole mesh on one machine (devsupport.topology) on make up's fixed ports: (Redis,) a
+    direct transcriber, queue transcribers each with a worker beside it, scheduler, gateway."""
     choice = choice or choose_redis()
     procs = []
     if choice.own:
