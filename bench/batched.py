@@ -19,14 +19,13 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench import evalset, scoring
 from bench.figures import Figure, median
+from devsupport import audio, evalset, scoring
 from services.common import audio as audio_io
 from services.transcriber import presets
 from services.transcriber.config import load_model_config
 from services.transcriber.engine import DecodedSegment, Engine, EngineRequest
 from services.transcriber.models import resolve_model
-from tests.support import audio
 
 SECTION = "batched"
 THREADS = 2

@@ -1,5 +1,5 @@
 """A private mesh for bench sections: Redis, scheduler, one direct transcriber laid out like
-the raw-engine baseline, queue transcribers, gateway (tests.support.mesh, result cache off)."""
+the raw-engine baseline, queue transcribers, gateway (devsupport.mesh, result cache off)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 
+from devsupport import mesh
+from devsupport.mesh import Mesh
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from tests.support import mesh
-from tests.support.mesh import Mesh
 
 MAX_MESSAGE = 256 << 20
 
@@ -28,18 +28,14 @@ def running(
     env: dict[str, str] | None = None,
 ) -> Iterator[Mesh]:
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-"))
-    layout = {"SAYIT_CPU_THREADS": str(direct_threads)}
-    queued = {"SAYIT_CPU_THREADS": str(queue_threads)}
     try:
         with mesh.running(
             directory,
             queue_transcribers=queue_transcribers,
             direct_slots=direct_slots,
+            direct_threads=direct_threads,
+            queue_threads=queue_threads,
             extra_env=env or {},
-            service_env={
-                "transcriber-direct": layout,
-                **{f"transcriber-q{n}": queued for n in range(1, queue_transcribers + 1)},
-            },
         ) as started:
             yield started
     finally:

@@ -3,8 +3,9 @@ short clips, the reference every other section divides by. Cheap; also a smoke t
 
 from __future__ import annotations
 
-from bench import evalset, raw_engine
+from bench import raw_engine
 from bench.figures import Figure, median
+from devsupport import evalset
 
 SECTION = "engine_baseline"
 CLIPS = ("en_jfk", "ko_deeply_sub100111a00054")

@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from bench import evalset, procmem, raw_engine
+from bench import procmem, raw_engine
+from devsupport import evalset
 
 
 def main(argv: list[str] | None = None) -> int:

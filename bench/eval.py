@@ -2,8 +2,8 @@
 
 Transcribes every clip of ../shared/eval/manifest.tsv (each with its own language) and prints,
 per language, the pooled error rate (Korean CER, English WER; scoring as in that folder's
-README, `bench.scoring`) and the real-time factor (processing s / audio s, pooled), then one row
-per clip: error rate, RTF, reference and hypothesis.
+README, `devsupport.scoring`) and the real-time factor (processing s / audio s, pooled), then
+one row per clip: error rate, RTF, reference and hypothesis.
 
 What is measured (default: through the service):
 - a transcriber process of its own (`python -m services.transcriber`, 1 slot, --threads CPU
@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import evalset, normalize, scoring
+from bench import normalize
 from bench.eval_backends import (
     DEFAULT_THREADS,
     GatewayTranscriber,
@@ -44,6 +44,7 @@ from bench.eval_backends import (
     default_model,
 )
 from bench.figures import Figure
+from devsupport import evalset, scoring
 from services.transcriber import presets
 
 METRICS = {"ko": "CER", "ja": "CER", "zh": "CER"}

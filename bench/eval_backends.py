@@ -24,7 +24,8 @@ from types import TracebackType
 import grpc
 import numpy as np
 
-from bench.evalset import Clip
+from devsupport import processes
+from devsupport.evalset import Clip
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as spb
@@ -40,7 +41,6 @@ from services.transcriber.config import load_model_config
 from services.transcriber.engine import DecodedSegment, Engine, EngineRequest
 from services.transcriber.models import resolve_model
 from services.transcriber.presets import DecodePreset
-from tests.support import processes
 
 DEFAULT_THREADS = 2
 # Generous: a 231 s clip on a busy 2-core machine.

@@ -13,13 +13,13 @@ import math
 import time
 from dataclasses import dataclass
 
-from bench import bench_mesh, evalset, raw_engine
+from bench import bench_mesh, raw_engine
 from bench.figures import Figure, largest_gap, median
 from bench.report import ratio
+from devsupport import audio, evalset
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from tests.support import audio
 
 SECTION = "latency"
 SHORT = "en_jfk"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 
-from bench import evalset
+from devsupport import evalset
 from sayit.common.v1 import audio_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb

@@ -34,10 +34,12 @@ from pathlib import Path
 
 import grpc
 
-from bench import evalset, raw_engine, scoring
+from bench import raw_engine
 from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
 from bench.report import paired_ratios
+from devsupport import audio, evalset, scoring
+from devsupport.mesh import Mesh, RedisServer
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -46,8 +48,6 @@ from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import audio as audio_io
 from services.common.audio import SAMPLE_RATE
 from services.transcriber.engine import Engine
-from tests.support import audio
-from tests.support.mesh import Mesh, RedisServer
 
 SECTION = "long_audio"
 LONG_CLIP = "en_long_ljspeech_LJ001"

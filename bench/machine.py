@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from devsupport.kernel import thp_mode
 from services.common import hugepages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,9 +85,3 @@ def describe(*, model: str, model_path: str, threads: int, preset: str) -> dict[
         "huge_pages": hugepages.active(os.environ),
         "thp_mode": thp_mode(_read("/sys/kernel/mm/transparent_hugepage/enabled")),
     }
-
-
-def thp_mode(text: str) -> str:
-    """The kernel's transparent huge page mode: the bracketed word of "always [madvise] never"."""
-    start, end = text.find("["), text.find("]")
-    return text[start + 1 : end] if 0 <= start < end else ""

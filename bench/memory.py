@@ -23,13 +23,13 @@ from pathlib import Path
 
 import grpc
 
-from bench import evalset, procmem, raw_engine
+from bench import procmem, raw_engine
 from bench.figures import Figure, median
 from bench.report import ratio
+from devsupport import audio, evalset, processes
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
-from tests.support import audio, processes
 
 SECTION = "memory"
 WORK = (

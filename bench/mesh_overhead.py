@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import time
 
-from bench import bench_mesh, evalset, raw_engine
+from bench import bench_mesh, raw_engine
 from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
 from bench.report import paired_ratios, ratio
+from devsupport import evalset
+from devsupport.mesh import Mesh
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.transcriber.engine import Engine
-from tests.support.mesh import Mesh
 
 SECTION = "mesh_overhead"
 CLIPS = ("en_jfk", "ko_deeply_sub100111a00054")  # 11.0 s and 8.4 s

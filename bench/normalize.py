@@ -4,7 +4,7 @@ Whisper writes "Today, only platforms 1 and 3 are used." where the reference say
 three"; LJ Speech references say "fourteen fifty-five" where Whisper writes "1455". The scoring
 rules in ../shared/eval/README.md count those as errors. `normalize(text, language)` rewrites
 a text into one canonical form; `bench.eval --normalise` applies it to BOTH the reference and
-the hypothesis (never to one side: that would be cheating) before `bench.scoring` scores them.
+the hypothesis (never to one side: that would be cheating) before `devsupport.scoring` scores them.
 
 Canonical choices:
 - English: digits are spelled out as words ("15th" -> "fifteenth", "1,000" -> "one thousand",

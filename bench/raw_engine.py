@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-from bench import evalset
 from bench.figures import largest_gap
+from devsupport import evalset
 from sayit.common.v1 import transcription_pb2 as tpb
 from services.common import audio
 from services.common.config import Env

@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from bench import bench_mesh, evalset, raw_engine
+from bench import bench_mesh, raw_engine
 from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
 from bench.report import paired_ratios, ratio
+from devsupport import evalset
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import evalset
 from bench.eval import evaluate, rescore
 from bench.eval_backends import RawEngine
 from bench.figures import median
+from devsupport import audio, evalset
 from services.transcriber import presets
 from services.transcriber.presets import DecodePreset
-from tests.support import audio
 
 # faster-whisper 1.2.1's own defaults for WhisperModel.transcribe (vad_filter=False; its VAD
 # defaults when VAD is on: threshold 0.5, min silence 2000 ms, pad 400 ms).

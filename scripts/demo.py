@@ -9,7 +9,7 @@ import time
 
 import grpc
 
-from bench import evalset
+from devsupport import evalset
 from sayit.common.v1 import audio_pb2, job_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc

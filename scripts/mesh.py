@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 import redis
 
+from devsupport import topology
 from services.common.config import Env
 from services.common.healthcheck import check
 from services.common.tls import load_client_tls
@@ -31,6 +32,12 @@ from services.common.tls import load_client_tls
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 START_TIMEOUT = 180.0
+# gRPC addresses of `make up`. Queue transcriber n serves on the transcriber port + n.
+ADDR_DEFAULTS = {
+    topology.GATEWAY: ("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051"),
+    topology.SCHEDULER: ("SAYIT_SCHEDULER_ADDR", "127.0.0.1:50052"),
+    topology.TRANSCRIBER: ("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
+}
 # Prometheus endpoints of `make up` (set a variable to "" to turn that endpoint off). Queue
 # transcriber n serves on the transcriber port + n, queue worker n on the worker port + n - 1.
 METRICS_DEFAULTS = {
@@ -59,13 +66,24 @@ def _addr(var: str, default: str) -> str:
     return os.environ.get(var, default)
 
 
-def _metrics(var: str, offset: int = 0) -> dict[str, str]:
-    """The env that gives a process its metrics endpoint: the variable's address + offset."""
+def _port_plus(addr: str, offset: int) -> str:
+    host, port = addr.rsplit(":", 1)
+    return f"{host}:{int(port) + offset}"
+
+
+def _grpc_addr(module: str, pair: int) -> str:
+    """A service's fixed address from its SAYIT_* variable (queue pair n: the port + n)."""
+    addr = _addr(*ADDR_DEFAULTS[module])
+    return _port_plus(addr, pair) if pair else addr
+
+
+def _metrics_addr(module: str, pair: int) -> str:
+    """A process's metrics endpoint: its variable's address + the queue pair's offset ("" = off)."""
+    var = topology.METRICS_VARS[module]
     addr = os.environ.get(var, METRICS_DEFAULTS[var])
     if not addr:
-        return {var: ""}
-    host, port = addr.rsplit(":", 1)
-    return {var: f"{host}:{int(port) + offset}"}
+        return ""
+    return _port_plus(addr, pair - 1 if module == topology.WORKER else pair)
 
 
 REDIS_URL_FILE = RUN / "redis.url"
@@ -111,91 +129,22 @@ def choose_redis() -> RedisChoice:
 
 
 def processes(choice: RedisChoice | None = None) -> list[Proc]:
-    """The whole mesh on one machine: (Redis,) scheduler, a direct transcriber, queue
-    transcribers each with a worker beside it, and the gateway."""
+    """The whole mesh on one machine (devsupport.topology) on make up's fixed ports: (Redis,) a
+    direct transcriber, queue transcribers each with a worker beside it, scheduler, gateway."""
     choice = choice or choose_redis()
     procs = []
     if choice.own:
+        port = urlparse(choice.url).port or 6379
         procs.append(
-            Proc(
-                "redis",
-                "",
-                command=(
-                    "redis-server",
-                    "--port",
-                    str(urlparse(choice.url).port or 6379),
-                    "--bind",
-                    "127.0.0.1",
-                    "--dir",
-                    str(RUN / "redis"),
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--save",
-                    "",
-                ),
-            )
+            Proc("redis", "", command=("redis-server", *topology.redis_args(port, RUN / "redis")))
         )
-    direct = _addr("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053")
-    procs.append(
-        Proc(
-            "transcriber-direct",
-            "services.transcriber",
-            direct,
-            {
-                "SAYIT_TRANSCRIBER_SLOTS": "2",
-                "SAYIT_CPU_THREADS": "1",
-                **_metrics("SAYIT_TRANSCRIBER_METRICS_ADDR"),
-            },
-        )
+    services = topology.services(
+        _grpc_addr,
+        _metrics_addr,
+        queue_pairs=int(os.environ.get("SAYIT_MESH_QUEUE_TRANSCRIBERS", "2")),
+        direct_slots=2,
     )
-    host, port = direct.rsplit(":", 1)
-    for n in range(1, int(os.environ.get("SAYIT_MESH_QUEUE_TRANSCRIBERS", "2")) + 1):
-        addr = f"{host}:{int(port) + n}"
-        procs.append(
-            Proc(
-                f"transcriber-q{n}",
-                "services.transcriber",
-                addr,
-                {
-                    "SAYIT_TRANSCRIBER_ADDR": addr,
-                    "SAYIT_TRANSCRIBER_SLOTS": "1",
-                    "SAYIT_CPU_THREADS": "1",
-                    **_metrics("SAYIT_TRANSCRIBER_METRICS_ADDR", n),
-                },
-            )
-        )
-        procs.append(
-            Proc(
-                f"worker-q{n}",
-                "services.worker",
-                env={
-                    "SAYIT_TRANSCRIBER_ADDR": addr,
-                    **_metrics("SAYIT_WORKER_METRICS_ADDR", n - 1),
-                },
-            )
-        )
-    procs.append(
-        Proc(
-            "scheduler",
-            "services.scheduler",
-            _addr("SAYIT_SCHEDULER_ADDR", "127.0.0.1:50052"),
-            {
-                "SAYIT_TRANSCRIBER_ADDR": direct,
-                "SAYIT_DIRECT_SLOTS": "2",
-                **_metrics("SAYIT_SCHEDULER_METRICS_ADDR"),
-            },
-        )
-    )
-    procs.append(
-        Proc(
-            "gateway",
-            "services.gateway",
-            _addr("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051"),
-            _metrics("SAYIT_GATEWAY_METRICS_ADDR"),
-        )
-    )
+    procs += [Proc(s.name, s.module, s.addr, s.env) for s in services]
     return procs
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import processes
+from devsupport import processes
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from devsupport.mesh import Mesh, running
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from tests.support.edge import EdgeMesh, start_edge_mesh
-from tests.support.mesh import Mesh, running
 
 
 @pytest.fixture(scope="session")

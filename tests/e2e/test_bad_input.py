@@ -28,15 +28,14 @@ from grpc_status import rpc_status
 from rq import Worker
 from rq.registry import StartedJobRegistry
 
-from bench import evalset
+from devsupport import evalset, processes
+from devsupport.mesh import Mesh
 from sayit.common.v1 import audio_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.common.audio import SAMPLE_RATE, decode
-from tests.support import processes
 from tests.support.encode import av_bytes, resample, sf_bytes, silent_flac, video_only
-from tests.support.mesh import Mesh
 
 pytestmark = pytest.mark.model
 

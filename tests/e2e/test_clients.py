@@ -26,14 +26,13 @@ import pytest
 import srt
 import webvtt
 
-from bench import evalset, scoring
+from devsupport import audio, evalset, scoring
+from devsupport.mesh import Mesh
+from devsupport.processes import free_port
 from sayit.common.v1 import job_pb2
 from services.client import ClientError, SayItClient
 from services.client.formats import cues
 from services.client.polling import poll_interval
-from tests.support import audio
-from tests.support.mesh import Mesh
-from tests.support.processes import free_port
 from tests.support.prometheus import scrape, value
 
 pytestmark = pytest.mark.model

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from bench import evalset, scoring
+from devsupport import audio, evalset, scoring
+from devsupport.mesh import Mesh, running
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
-from tests.support import audio
-from tests.support.mesh import Mesh, running
 from tests.support.speech import get, kinds, start_with_progress
 
 pytestmark = pytest.mark.model

@@ -19,15 +19,14 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from grpc_status import rpc_status
 
-from bench import evalset
+from devsupport import audio, evalset
+from devsupport.processes import ROOT, ServiceProcess, channel, free_port, health_status
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
-from tests.support import audio
 from tests.support.edge import AUDIO_SECONDS_PER_DAY, MAX_QUEUE_WAIT_SECONDS, EdgeMesh
-from tests.support.processes import ROOT, ServiceProcess, channel, free_port, health_status
 from tests.support.speech import audio_request, rpc_error
 from tests.support.tls import Authority
 

@@ -18,7 +18,8 @@ from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import evalset
+from devsupport import evalset
+from devsupport.processes import health_status
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
@@ -26,7 +27,6 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.common.audio import decode
 from tests.support.edge import EdgeMesh
 from tests.support.encode import av_bytes, sf_bytes
-from tests.support.processes import health_status
 
 pytestmark = pytest.mark.model
 

@@ -22,7 +22,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from bench import evalset, scoring
+from devsupport import audio, evalset, scoring
+from devsupport.mesh import Mesh, RedisServer
 from sayit.common.v1 import audio_pb2, event_pb2, job_pb2, transcription_pb2
 from sayit.scheduler.v1 import scheduler_service_pb2 as spb
 from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
@@ -31,8 +32,6 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common.audio import SAMPLE_RATE, decode, probe
-from tests.support import audio
-from tests.support.mesh import Mesh, RedisServer
 from tests.support.speech import audio_request, create_job, get, kinds, rpc_error, wait_state, watch
 
 pytestmark = [pytest.mark.model, pytest.mark.redis]
@@ -244,7 +243,7 @@ def test_long_file_is_cut_at_pauses_spread_over_workers_and_merged(
     assert final.state == job_pb2.JOB_STATE_SUCCEEDED and not transcript.from_cache
 
     # Cut into chunks near the target length, each cut in a pause: the 100 ms around it is
-    # background noise, far below the speech level (tests.support.audio.TARGET_RMS).
+    # background noise, far below the speech level (devsupport.audio.TARGET_RMS).
     pieces = plan(mesh, job.name)
     assert len(pieces) >= 3 and final.progress.chunks_total == len(pieces)
     assert final.progress.chunks_done == len(pieces)

@@ -16,14 +16,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from bench import evalset, scoring
+from devsupport import audio, evalset, processes, scoring
+from devsupport.mesh import Mesh
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
-from tests.support import audio, processes
-from tests.support.mesh import Mesh
 from tests.support.prometheus import scrape, value
 from tests.support.speech import (
     audio_request,

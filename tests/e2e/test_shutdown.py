@@ -14,7 +14,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from bench import evalset
+from devsupport import audio, evalset, processes
+from devsupport.mesh import Mesh, running
 from sayit.common.v1 import job_pb2
 from sayit.scheduler.v1 import scheduler_service_pb2 as spb
 from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
@@ -22,8 +23,6 @@ from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
-from tests.support import audio, processes
-from tests.support.mesh import Mesh, running
 from tests.support.speech import audio_request, create_job, get, rpc_error, wait_state
 
 pytestmark = pytest.mark.model

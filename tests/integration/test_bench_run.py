@@ -15,7 +15,7 @@ import pytest
 
 from bench import engine_baseline, mesh_overhead
 from bench.throughput import layouts
-from tests.support.processes import ROOT
+from devsupport.processes import ROOT
 
 pytestmark = [pytest.mark.model, pytest.mark.redis]
 

@@ -17,6 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from devsupport.processes import free_port
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -24,7 +25,6 @@ from services.client import ClientError, RetryPolicy, SayItClient
 from services.client.polling import poll_interval
 from services.client.retry import service_config
 from services.common.channels import aio_channel, channel_options
-from tests.support.processes import free_port
 
 JOB = "jobs/" + "a" * 32
 

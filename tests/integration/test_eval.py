@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bench import evalset
+from devsupport import evalset
 
 pytestmark = pytest.mark.model
 

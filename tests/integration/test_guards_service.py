@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from bench import evalset
+from devsupport import evalset, processes
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
-from tests.support import nonspeech, processes
+from tests.support import nonspeech
 
 pytestmark = pytest.mark.model
 

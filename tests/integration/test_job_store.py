@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
+from devsupport.mesh import RedisServer
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.names import new_job_id
 from services.jobs import changes, records, schema
 from services.jobs.schema import Keys
 from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
-from tests.support.mesh import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
+from devsupport.mesh import RedisServer
 from services.common.errors import ResourceExhausted
 from services.common.names import new_job_id
 from services.gateway.keys import TenantLimits
@@ -20,7 +21,6 @@ from services.gateway.quotas import Limiter, Limits, connect
 from services.jobs.queue import DEFAULT, HIGH
 from services.jobs.schema import Keys
 from services.scheduler.admission.backpressure import Backpressure
-from tests.support.mesh import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rq import Worker
 
-from tests.support.mesh import RedisServer
-from tests.support.processes import ServiceProcess, free_port
+from devsupport.mesh import RedisServer
+from devsupport.processes import ServiceProcess, free_port
 
 pytestmark = pytest.mark.model
 

@@ -17,13 +17,12 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from bench import evalset, scoring
-from bench.machine import thp_mode
+from devsupport import audio, evalset, processes, scoring
+from devsupport.kernel import thp_mode
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
-from tests.support import audio, processes
 
 pytestmark = pytest.mark.model
 

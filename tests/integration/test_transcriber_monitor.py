@@ -11,8 +11,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from devsupport import processes
 from services.worker.transcriber_monitor import SERVING, TranscriberMonitor
-from tests.support import processes
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import grpc
 
+from devsupport.mesh import Mesh, RedisServer
+from devsupport.processes import channel
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.gateway.keys import hash_key, new_key
-from tests.support.mesh import Mesh, RedisServer
-from tests.support.processes import channel
 from tests.support.tls import MeshCertificates
 
 MAX_QUEUE_WAIT_SECONDS = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import evalset
+from devsupport import evalset
 from services.common.audio import SAMPLE_RATE, decode, encode_wav
 
 _NOTES = (261.6, 329.6, 392.0, 523.3, 440.0, 349.2)

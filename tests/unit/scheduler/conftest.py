@@ -12,6 +12,7 @@ import grpc
 import pytest
 import redis
 
+from devsupport.mesh import RedisServer
 from sayit.common.v1 import audio_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.scheduler.v1 import scheduler_service_pb2 as pb
@@ -22,7 +23,6 @@ from services.jobs.schema import Keys
 from services.scheduler import app
 from services.scheduler.config import load_config
 from tests.support.fake_transcriber import FakeTranscriber, Script, serve
-from tests.support.mesh import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -27,6 +27,7 @@ async def test_long_audio_is_cut_into_chunks_that_are_stored_and_queued(harness:
     job = await harness.submit(noise(SECONDS), SECONDS)
     job_id = job.name.removeprefix("jobs/")
     await until(lambda: harness.record(job_id).get(b"planned") == b"1", within=10.0)
+    await until(lambda: not harness.scheduler.planner.running(job_id))
     record = harness.record(job_id)
     assert record[b"chunks_total"] == b"4" and record[b"state"] == b"QUEUED"
     plan = harness.redis.hgetall(harness.keys.chunks(job_id))

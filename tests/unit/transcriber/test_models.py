@@ -20,7 +20,7 @@ from services.transcriber.models import ModelChecksumError, resolve_model
 
 BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 BASE_DIR_NAME = f"base-{BASE_SHA256[:12]}"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def sha256_of(path: Path) -> str:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from bench import eval as bench_eval
-from bench import scoring
 from bench.eval_backends import Transcription
-from bench.evalset import Clip
 from bench.normalize import cardinal, native_korean, normalize, ordinal, sino_korean, year
+from devsupport import scoring
+from devsupport.evalset import Clip
 
 
 def same(a: str, b: str, language: str) -> bool:

@@ -1,10 +1,10 @@
-"""Test audio made from the shared evaluation clips (the files themselves stay unmodified)."""
+"""Audio for tests and bench made from the shared evaluation clips (the files stay unmodified)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench import evalset
+from devsupport import evalset
 from services.common.audio import SAMPLE_RATE, decode, encode_wav
 
 # The shared clips were recorded 40 dB apart (some FLEURS clips peak at 0.005). Whisper skips

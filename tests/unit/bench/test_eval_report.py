@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from bench import eval as bench_eval
-from bench import evalset
 from bench.eval_backends import Transcription, to_speech_level
-from bench.evalset import Clip
+from devsupport import evalset
+from devsupport.evalset import Clip
 
 CLIPS = [
     Clip("en_a", "en", Path("a.flac"), 4.0, "the cat sat on the mat"),  # 6 words

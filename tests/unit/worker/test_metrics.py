@@ -1,4 +1,5 @@
-"""Metric helpers, and the queue worker's multiprocess mode with real forked processes."""
+"""The queue worker's metrics (services.worker.metrics) and its multiprocess mode with real
+forked processes."""
 
 from __future__ import annotations
 
@@ -7,37 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sayit.common.v1 import event_pb2
-from services.common import metrics
+from devsupport.processes import ROOT
 from services.jobs import metrics as job_metrics
 from services.worker import metrics as worker_metrics
-from tests.support.processes import ROOT
-
-
-def test_split_method() -> None:
-    assert metrics.split_method("/sayit.speech.v1.SpeechService/Transcribe") == (
-        "sayit.speech.v1.SpeechService",
-        "Transcribe",
-    )
-    assert metrics.split_method("garbage") == ("unknown", "garbage")
-
-
-def test_job_outcomes_count_appended_terminal_events_only() -> None:
-    counter = job_metrics.JOBS_FINISHED
-
-    def count(outcome: str) -> float:
-        return counter.labels(outcome)._value.get()
-
-    before = {o: count(o) for o in ("succeeded", "failed", "cancelled")}
-    completed = event_pb2.JobEvent(completed=event_pb2.JobCompleted())
-    job_metrics.event_recorded(completed, 7)
-    job_metrics.event_recorded(completed, 0)  # the job had already ended: not appended
-    job_metrics.event_recorded(event_pb2.JobEvent(progress={}), 3)
-    job_metrics.event_recorded(event_pb2.JobEvent(cancelled={}), 4)
-    job_metrics.event_recorded(None, 5)
-    assert count("succeeded") - before["succeeded"] == 1
-    assert count("cancelled") - before["cancelled"] == 1
-    assert count("failed") - before["failed"] == 0
 
 
 def test_metrics_touched_in_work_horses_have_labels() -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import evalset
+from devsupport import audio, evalset
 from services.common.audio import SAMPLE_RATE, decode_pcm16
 from services.scheduler import chunking
 from services.scheduler.chunking import ChunkPolicy, plan_cuts
-from tests.support import audio
 
 
 def pauses_every(period: float, length: float = 0.5):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Real SayIt services as subprocesses on free loopback ports, for integration and e2e tests."""
+"""Real SayIt services as subprocesses on free loopback ports, for tests and bench."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.tls import ClientTLS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # Below Linux's ephemeral range (32768-60999): a port the kernel handed out with bind(0) is

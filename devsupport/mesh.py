@@ -1,5 +1,5 @@
-"""The whole SayIt mesh for end-to-end tests: a private Redis, the scheduler, a direct
-transcriber, queue transcribers each with a worker beside it, and the gateway."""
+"""The whole SayIt mesh on free ports, for end-to-end tests and bench: a private Redis, the
+scheduler, a direct transcriber, queue transcribers each with a worker beside it, the gateway."""
 
 from __future__ import annotations
 
@@ -17,15 +17,9 @@ from typing import Any
 
 import redis
 
+from devsupport import topology
+from devsupport.processes import ServiceProcess, free_port
 from services.common.tls import ClientTLS
-from tests.support.processes import ServiceProcess, free_port
-
-METRICS_VARS = {
-    "services.gateway": "SAYIT_GATEWAY_METRICS_ADDR",
-    "services.scheduler": "SAYIT_SCHEDULER_METRICS_ADDR",
-    "services.transcriber": "SAYIT_TRANSCRIBER_METRICS_ADDR",
-    "services.worker": "SAYIT_WORKER_METRICS_ADDR",
-}
 
 
 @dataclass
@@ -47,18 +41,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--appendfsync",
-                "everysec",
+                *topology.redis_args(self.port, self.directory, appendonly=self.appendonly),
                 "--logfile",
                 str(self.directory / "redis.log"),
             ],
@@ -100,6 +83,9 @@ class Mesh:
     redis: RedisServer
     queue_transcribers: int = 2
     direct_slots: int = 2
+    # SAYIT_CPU_THREADS of the direct transcriber and of each queue transcriber.
+    direct_threads: int = 1
+    queue_threads: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
     # Give every process a Prometheus endpoint on a free port (see `metrics_addrs`).
     metrics: bool = False
@@ -118,14 +104,25 @@ class Mesh:
     def scheduler_addr(self) -> str:
         return self.processes["scheduler"].addr or ""
 
-    def _service(self, name: str, module: str, addr: str | None, **env: str) -> ServiceProcess:
-        # Metrics endpoints are off unless asked for (never inherited from the shell).
-        metrics_env = dict.fromkeys(METRICS_VARS.values(), "")
-        if self.metrics:
-            self.metrics_addrs[name] = f"127.0.0.1:{free_port()}"
-            metrics_env[METRICS_VARS[module]] = self.metrics_addrs[name]
+    def build(self) -> Mesh:
+        """The processes of the local mesh (devsupport.topology) on free ports, not started."""
+
+        def free_addr(module: str, pair: int) -> str:
+            return f"127.0.0.1:{free_port()}"
+
+        specs = topology.services(
+            free_addr,
+            free_addr if self.metrics else None,
+            queue_pairs=self.queue_transcribers,
+            direct_slots=self.direct_slots,
+            direct_threads=self.direct_threads,
+            queue_threads=self.queue_threads,
+            name_workers=True,
+            env=self.service_env,
+        )
         base = {
-            **metrics_env,
+            # Metrics endpoints are off unless asked for (never inherited from the shell).
+            **dict.fromkeys(topology.METRICS_VARS.values(), ""),
             "SAYIT_REDIS_URL": self.redis.url,
             "SAYIT_WORKER_HEARTBEAT_SECONDS": "2",
             "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",
@@ -136,58 +133,16 @@ class Mesh:
             "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
             **self.extra_env,
         }
-        return ServiceProcess(
-            module,
-            {**base, **env, **self.service_env.get(name, {})},
-            self.directory / f"{name}.log",
-            addr=addr,
-            tls=self.tls,
-        )
-
-    def build(self) -> Mesh:
-        direct = f"127.0.0.1:{free_port()}"
-        self.processes["transcriber-direct"] = self._service(
-            "transcriber-direct",
-            "services.transcriber",
-            direct,
-            SAYIT_TRANSCRIBER_ADDR=direct,
-            SAYIT_TRANSCRIBER_SLOTS=str(self.direct_slots),
-            SAYIT_CPU_THREADS="1",
-        )
-        for n in range(1, self.queue_transcribers + 1):
-            addr = f"127.0.0.1:{free_port()}"
-            self.processes[f"transcriber-q{n}"] = self._service(
-                f"transcriber-q{n}",
-                "services.transcriber",
-                addr,
-                SAYIT_TRANSCRIBER_ADDR=addr,
-                SAYIT_TRANSCRIBER_SLOTS="1",
-                SAYIT_CPU_THREADS="1",
+        for spec in specs:
+            if spec.metrics_addr:
+                self.metrics_addrs[spec.name] = spec.metrics_addr
+            self.processes[spec.name] = ServiceProcess(
+                spec.module,
+                {**base, **spec.env},
+                self.directory / f"{spec.name}.log",
+                addr=spec.addr,
+                tls=self.tls,
             )
-            self.processes[f"worker-q{n}"] = self._service(
-                f"worker-q{n}",
-                "services.worker",
-                None,
-                SAYIT_TRANSCRIBER_ADDR=addr,
-                SAYIT_WORKER_NAME=f"worker-q{n}",
-            )
-        scheduler = f"127.0.0.1:{free_port()}"
-        self.processes["scheduler"] = self._service(
-            "scheduler",
-            "services.scheduler",
-            scheduler,
-            SAYIT_SCHEDULER_ADDR=scheduler,
-            SAYIT_TRANSCRIBER_ADDR=direct,
-            SAYIT_DIRECT_SLOTS=str(self.direct_slots),
-        )
-        gateway = f"127.0.0.1:{free_port()}"
-        self.processes["gateway"] = self._service(
-            "gateway",
-            "services.gateway",
-            gateway,
-            SAYIT_GATEWAY_ADDR=gateway,
-            SAYIT_SCHEDULER_ADDR=scheduler,
-        )
         return self
 
     def start(self) -> Mesh:

@@ -1,4 +1,4 @@
-"""bench.scoring: normalisation and error rates as ../shared/eval/README.md defines them.
+"""devsupport.scoring: normalisation and error rates as ../shared/eval/README.md defines them.
 
 Expected values are worked out by hand in the comments.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.scoring import Score, edit_distance, normalize, pooled, score, units
+from devsupport.scoring import Score, edit_distance, normalize, pooled, score, units
 
 # --- normalisation -------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bench.machine import thp_mode
 from services.common import hugepages
 
 TUNABLE = "glibc.malloc.hugetlb=1"
@@ -38,9 +37,3 @@ def test_active_reads_whole_tunables_only() -> None:
     assert hugepages.active({"GLIBC_TUNABLES": TUNABLE})
     assert not hugepages.active({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
     assert not hugepages.active({})
-
-
-def test_thp_mode_is_the_bracketed_word() -> None:
-    assert thp_mode("always [madvise] never\n") == "madvise"
-    assert thp_mode("[always] madvise never") == "always"
-    assert thp_mode("") == ""

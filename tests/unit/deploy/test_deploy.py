@@ -20,6 +20,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from devsupport.processes import ROOT
 from services.common.channels import channel_options
 from services.gateway.config import DEFAULT_ADDR as GATEWAY_DEFAULT
 from services.gateway.config import load_config as gateway_config
@@ -29,7 +30,6 @@ from services.scheduler.config import load_config as scheduler_config
 from services.transcriber.config import DEFAULT_ADDR as TRANSCRIBER_DEFAULT
 from services.transcriber.config import load_config as transcriber_config
 from services.worker.config import load_config as worker_config
-from tests.support.processes import ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"

@@ -1,0 +1,140 @@
+"""The local SayIt mesh, described once for `make up` (fixed ports, scripts/mesh.py) and for tests
+and bench (free ports, devsupport/mesh.py): a private Redis; a direct transcriber with N slots;
+queue transcribers of one slot, each with a queue worker beside it; the scheduler pointing at the
+direct transcriber; the gateway pointing at the scheduler.
+
+Where the processes listen is the caller's: it hands in how to allocate an address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+GATEWAY = "services.gateway"
+SCHEDULER = "services.scheduler"
+TRANSCRIBER = "services.transcriber"
+WORKER = "services.worker"  # the RQ queue worker beside each queue transcriber
+
+# The variable each service reads its Prometheus endpoint from ("" turns the endpoint off).
+METRICS_VARS = {
+    GATEWAY: "SAYIT_GATEWAY_METRICS_ADDR",
+    SCHEDULER: "SAYIT_SCHEDULER_METRICS_ADDR",
+    TRANSCRIBER: "SAYIT_TRANSCRIBER_METRICS_ADDR",
+    WORKER: "SAYIT_WORKER_METRICS_ADDR",
+}
+
+# An address for the process of a module (GATEWAY ...) in queue pair `pair`: 1..queue_pairs for
+# the queue transcribers and their workers, 0 for the direct transcriber, scheduler and gateway.
+Allocate = Callable[[str, int], str]
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One process of the mesh: `python -m <module>` with `env` on top of what it inherits."""
+
+    name: str  # "transcriber-direct", "transcriber-q1", "worker-q1", "scheduler", "gateway"
+    module: str
+    addr: str | None  # its gRPC address (to health-check); None for the queue workers
+    env: dict[str, str]
+    metrics_addr: str = ""  # its Prometheus endpoint; "" when off or not allocated
+
+
+def services(
+    address: Allocate,
+    metrics: Allocate | None = None,
+    *,
+    queue_pairs: int = 2,
+    direct_slots: int = 2,
+    direct_threads: int = 1,
+    queue_threads: int = 1,
+    name_workers: bool = False,
+    env: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[ProcessSpec]:
+    """The mesh's service processes in start order (Redis is `redis_args`).
+
+    `metrics` gives each process its Prometheus endpoint ("" = off); None says nothing about
+    endpoints (the process inherits its setting). `name_workers` names each queue worker after
+    its process (tests find them in RQ by name; otherwise RQ picks the name). `env` adds
+    environment by process name, over the topology's own.
+    """
+    extra = env or {}
+    specs: list[ProcessSpec] = []
+
+    def add(name: str, module: str, pair: int, addr: str | None, own: dict[str, str]) -> None:
+        metrics_addr = ""
+        if metrics is not None:
+            metrics_addr = metrics(module, pair)
+            own[METRICS_VARS[module]] = metrics_addr
+        specs.append(ProcessSpec(name, module, addr, {**own, **extra.get(name, {})}, metrics_addr))
+
+    direct = address(TRANSCRIBER, 0)
+    add(
+        "transcriber-direct",
+        TRANSCRIBER,
+        0,
+        direct,
+        {
+            "SAYIT_TRANSCRIBER_ADDR": direct,
+            "SAYIT_TRANSCRIBER_SLOTS": str(direct_slots),
+            "SAYIT_CPU_THREADS": str(direct_threads),
+        },
+    )
+    for n in range(1, queue_pairs + 1):
+        queued = address(TRANSCRIBER, n)
+        add(
+            f"transcriber-q{n}",
+            TRANSCRIBER,
+            n,
+            queued,
+            {
+                "SAYIT_TRANSCRIBER_ADDR": queued,
+                "SAYIT_TRANSCRIBER_SLOTS": "1",
+                "SAYIT_CPU_THREADS": str(queue_threads),
+            },
+        )
+        worker = {"SAYIT_TRANSCRIBER_ADDR": queued}
+        if name_workers:
+            worker["SAYIT_WORKER_NAME"] = f"worker-q{n}"
+        add(f"worker-q{n}", WORKER, n, None, worker)
+    scheduler = address(SCHEDULER, 0)
+    add(
+        "scheduler",
+        SCHEDULER,
+        0,
+        scheduler,
+        {
+            "SAYIT_SCHEDULER_ADDR": scheduler,
+            "SAYIT_TRANSCRIBER_ADDR": direct,
+            "SAYIT_DIRECT_SLOTS": str(direct_slots),
+        },
+    )
+    gateway = address(GATEWAY, 0)
+    add(
+        "gateway",
+        GATEWAY,
+        0,
+        gateway,
+        {"SAYIT_GATEWAY_ADDR": gateway, "SAYIT_SCHEDULER_ADDR": scheduler},
+    )
+    return specs
+
+
+def redis_args(port: int, directory: Path, *, appendonly: bool = True) -> list[str]:
+    """The arguments of a private redis-server on loopback with its data in `directory`: no RDB
+    snapshots, and an append-only file written every second when `appendonly`."""
+    return [
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+    ]

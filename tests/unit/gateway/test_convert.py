@@ -1,0 +1,31 @@
+"""The gateway's request checks (services.gateway.convert)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sayit.common.v1 import audio_pb2
+from sayit.common.v1 import transcription_pb2 as tpb
+from services.common.errors import InvalidArgument, ResourceExhausted
+from services.gateway import convert
+
+
+def test_gateway_request_checks() -> None:
+    config = tpb.TranscriptionConfig()
+    with pytest.raises(
+        ResourceExhausted, match=r"1\.0 MiB \(1048577 bytes\); the limit is 1\.0 MiB"
+    ):
+        convert.validate_submission(
+            audio_pb2.Audio(content=b"x" * (1 << 20 | 1)), config, "base", 1 << 20
+        )
+    with pytest.raises(InvalidArgument, match=r"audio\.filename is 256 characters"):
+        convert.validate_submission(
+            audio_pb2.Audio(content=b"x", filename="f" * 256), config, "base", 10
+        )
+    with pytest.raises(InvalidArgument, match="page_size must be between 0 and 100"):
+        convert.validate_page(-1, "")
+    with pytest.raises(InvalidArgument, match="page_token is not a token"):
+        convert.validate_page(10, "x" * 513)
+    with pytest.raises(InvalidArgument, match="after_sequence must be 0"):
+        convert.validate_after_sequence(-5)
+    convert.validate_page(100, "x" * 512)
