@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ from rq.worker.base import StopRequested
 from services.common import logs, metrics
 from services.common.errors import ConfigError
 from services.common.redis_client import BACKGROUND, sync_client
-from services.worker.chunk_worker import ChunkWorker
+from services.worker.chunk_worker import SHUTDOWN_SIGNALS, ChunkWorker
 from services.worker.config import WorkerConfig, load_config
 from services.worker.transcriber_monitor import TranscriberMonitor
 
@@ -53,6 +54,9 @@ def main() -> int:
         print(f"worker: bad configuration: {error}", file=sys.stderr)
         return 2
     logs.configure("worker", config.log)
+    # Stopped before RQ's loop runs, there is nothing to wind down.
+    for signum in SHUTDOWN_SIGNALS:
+        signal.signal(signum, _exit_at_once)
     metrics_dir = None
     if config.metrics_addr:
         try:
@@ -79,11 +83,18 @@ def main() -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)  # our own temporary directory
 
 
+def _exit_at_once(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _run_until_stopped(
     config: WorkerConfig, connection: redis.Redis, transcriber: TranscriberMonitor
 ) -> None:
     """RQ's work loop, started again after anything but a shutdown ends it."""
     while True:
+        # Until RQ's loop has installed its handlers, a SIGTERM would kill the process between
+        # registering the worker and unregistering it: hold it back (ChunkWorker lets it in).
+        signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
         # A name of its own each time: a worker restarted after a crash must not wait for its
         # predecessor's registration to expire (RQ refuses a name that looks alive).
         name = f"{config.name}.{secrets.token_hex(3)}" if config.name else None

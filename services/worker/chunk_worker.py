@@ -8,11 +8,13 @@ this process may hold gRPC channels: it follows its transcriber's health), with 
   the worker pauses before dequeueing, and gives back, at the front of its queue, a chunk it
   took in the moment its transcriber died;
 - it remembers that a shutdown was asked for, so its caller knows whether RQ's loop ended for
-  that or for an error (a Redis outage longer than the client's patience).
+  that or for an error (a Redis outage longer than the client's patience);
+- stopping its command thread is bounded (see `unsubscribe`).
 """
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from rq.worker import SpawnWorker
@@ -21,6 +23,7 @@ from services.common import logs
 from services.worker.transcriber_monitor import TranscriberMonitor
 
 log = logs.get_logger("sayit.worker")
+SHUTDOWN_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class ChunkWorker(SpawnWorker):
@@ -47,6 +50,9 @@ class ChunkWorker(SpawnWorker):
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> Any:
+        # RQ's signal handlers are in place by now (see services.worker.__main__): a SIGTERM
+        # held back while RQ registered this worker is delivered here, where RQ stops cleanly.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
         self._wait_for_transcriber()
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
@@ -62,6 +68,16 @@ class ChunkWorker(SpawnWorker):
             super().execute_job(job, queue)
         finally:
             logs.unbind("job_id", "request_id")
+
+    def unsubscribe(self) -> None:
+        # RQ stops its command thread with redis-py's PubSubWorkerThread.stop(), which (in
+        # redis-py 8) waits for the thread without a bound; after the unsubscribe the thread can
+        # sit up to a minute waiting for a subscription, so a stopping worker hung that long.
+        # The same steps, with the one-second bound RQ means to give it.
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1.0)
+            self.pubsub.close()
 
     def _wait_for_transcriber(self) -> None:
         assert self.transcriber is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import grpc
@@ -30,6 +31,7 @@ from services.jobs.chunks import ChunkInfo
 from services.jobs.schema import Keys
 from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
 from services.worker import horse, metrics
+from services.worker.config import WorkerConfig
 from services.worker.failures import TRANSIENT, TransientError, describe
 
 log = logs.get_logger("sayit.worker")
@@ -39,14 +41,22 @@ log = logs.get_logger("sayit.worker")
 BUSY_WAIT_SECONDS = 30.0
 
 
-async def transcribe_chunk(job_id: str, index: int) -> str:
-    """Transcribe chunk `index` of a queued job on the local transcriber; returns the outcome."""
+def transcribe_chunk(job_id: str, index: int) -> Coroutine[Any, Any, str]:
+    """Transcribe chunk `index` of a queued job on the local transcriber; RQ runs the coroutine
+    this returns, and its result is the outcome.
+
+    The job's ids are bound here, before RQ runs the coroutine (in a copy of this context), so
+    RQ's own lines about the job in this work horse carry them too."""
     horse.die_with_parent()
     settings = horse.settings()
     job = get_current_job()
     assert job is not None
     meta = job.meta or {}
     logs.bind(job_id=job_id, chunk=index, request_id=meta.get("request_id") or job_id[:16])
+    return _transcribe_chunk(settings, job, job_id, index)
+
+
+async def _transcribe_chunk(settings: WorkerConfig, job: Any, job_id: str, index: int) -> str:
     client = async_client(
         settings.redis_url, patience=BACKGROUND, socket_timeout=SOCKET_TIMEOUT_SECONDS
     )

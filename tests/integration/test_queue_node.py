@@ -36,7 +36,10 @@ def test_queue_node_runs_and_stops_both_children(tmp_path: Path) -> None:
     try:
         node.wait_serving()
         deadline = time.monotonic() + 60
-        while "node-worker" not in {w.name for w in Worker.all(connection=redis.client())}:
+        # Registered under its name plus a suffix of its own (a new one each start).
+        while not any(
+            w.name.startswith("node-worker.") for w in Worker.all(connection=redis.client())
+        ):
             assert time.monotonic() < deadline, node.log_tail()
             time.sleep(0.2)
         node.signal(signal.SIGTERM)

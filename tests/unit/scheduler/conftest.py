@@ -131,4 +131,6 @@ async def harness(redis_server: RedisServer, settings: dict[str, str]) -> AsyncI
         await channel.close()
         await server.stop(0)
         await scheduler.close()
+        # Work handed to threads (RQ, planning) ends before the next test empties Redis.
+        await asyncio.to_thread(scheduler.executor.shutdown, True)
         await fake_server.stop(0)

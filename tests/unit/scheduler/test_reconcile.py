@@ -61,8 +61,8 @@ async def test_a_queued_job_nobody_plans_is_planned_here(harness: Harness) -> No
     )
     await harness.scheduler.reconciler.once()
     assert harness.record(job_id)[b"owner"] == harness.scheduler.instance.encode()
-    await until(lambda: harness.record(job_id).get(b"planned") == b"1", within=10.0)
-    await until(lambda: not harness.scheduler.planner.running(job_id))
+    await until(lambda: harness.record(job_id).get(b"planned") == b"1", within=60.0)
+    await until(lambda: not harness.scheduler.planner.running(job_id), within=60.0)
     assert harness.redis.llen("rq:queue:sayit-default") == 4
 
 
