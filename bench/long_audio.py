@@ -16,8 +16,8 @@ result cache off so repeats are transcribed again) and prints a table and JSON:
 - boundary error (not in --quick): error rate of the merged transcript minus that of the same
   file transcribed whole, in points, per language (goal <= 1).
 
---quick (the test suite's run) keeps every figure but shrinks the work: the clip's first 120 s
-in 2 chunks of 60 s, the tests' faster heartbeat and reconcile settings, one trial each.
+--quick (the test suite's run) keeps every figure but shrinks the work: the clip's first 60 s
+in 2 chunks of 30 s, the tests' faster heartbeat and reconcile settings, one trial each.
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ QUICK_ENV = {
     "SAYIT_WORKER_HEARTBEAT_SECONDS": "2",
     "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",
     "SAYIT_RECONCILE_SECONDS": "2",
-    "SAYIT_CHUNK_TARGET_SECONDS": "60",
+    "SAYIT_CHUNK_TARGET_SECONDS": "30",
     "SAYIT_CHUNK_MIN_SECONDS": "30",
 }
-QUICK_RATIO_SECONDS = 120.0
+QUICK_RATIO_SECONDS = 60.0
 # One chunk, yet queued: longer than the 30 s direct limit, shorter than a chunk.
 RECOVERY_SECONDS, QUICK_RECOVERY_SECONDS = 90.0, 32.0
 
