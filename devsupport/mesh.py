@@ -196,6 +196,11 @@ class Mesh:
                 return str(worker.name)
         return None
 
+    def queue_of(self, job_name: str) -> str:
+        """The RQ queue a job went to, from its record (the public API does not name queues)."""
+        value = self.redis.client().hget(f"sayit:job:{job_name.removeprefix('jobs/')}", "queue")
+        return bytes(value).decode() if value else ""
+
     @staticmethod
     def process_of(rq_worker_name: str) -> str:
         """The worker process an RQ worker name belongs to ("worker-q1.3fa2c1" -> "worker-q1")."""

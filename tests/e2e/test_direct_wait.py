@@ -73,6 +73,7 @@ def test_one_job_waits_at_the_transcriber_and_a_wait_that_runs_out_goes_to_the_h
     assert kinds(events)[0] == "accepted" and kinds(events)[-1] == "completed"
     done = get(speech, waiter)
     assert done.routing == job_pb2.ROUTING_QUEUED  # overflowed to the high-priority queue
+    assert one_slot.queue_of(waiter) == "sayit-high"
     assert scoring.score(clip.reference, done.transcript.text, "en").rate < 0.15
     # It left the line when its wait ran out, while the jobs ahead still held the transcriber.
     assert done.start_time.ToMilliseconds() - done.create_time.ToMilliseconds() >= (

@@ -63,7 +63,7 @@ def test_short_clip_is_answered_inline_on_the_direct_path(
 
 
 def test_long_clip_returns_a_queued_job_that_completes(
-    speech: pb_grpc.SpeechServiceStub, long_korean: tuple[bytes, str, float]
+    speech: pb_grpc.SpeechServiceStub, mesh: Mesh, long_korean: tuple[bytes, str, float]
 ) -> None:
     content, reference, seconds = long_korean
     assert seconds >= 45
@@ -73,6 +73,7 @@ def test_long_clip_returns_a_queued_job_that_completes(
     )
     assert reply.WhichOneof("result") == "job"
     assert reply.job.routing == job_pb2.ROUTING_QUEUED
+    assert mesh.queue_of(reply.job_name) == "sayit-default"
     assert reply.job.state in (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RUNNING)
     assert reply.job.audio_duration_seconds == pytest.approx(seconds, abs=0.5)
     events = watch(speech, reply.job_name)
@@ -153,9 +154,10 @@ def test_direct_path_survives_saturation(speech: pb_grpc.SpeechServiceStub, mesh
     for clip, reply in zip(clips, replies, strict=True):
         assert reply.WhichOneof("result") == "transcript", clip.id
         assert scoring.score(clip.reference, reply.transcript.text, clip.language).rate < 0.3
-        routes.append(get(speech, reply.job_name).routing)
-    direct = routes.count(job_pb2.ROUTING_DIRECT)
-    overflow = routes.count(job_pb2.ROUTING_QUEUED)  # to the high-priority queue
+        job = get(speech, reply.job_name)
+        routes.append((job.routing, mesh.queue_of(job.name)))
+    direct = routes.count((job_pb2.ROUTING_DIRECT, ""))
+    overflow = routes.count((job_pb2.ROUTING_QUEUED, "sayit-high"))
     assert direct + overflow == len(clips), routes
     # More than the slots ran direct: jobs waited for a slot rather than all going to the queue
     # (the expected wait for ~10 s clips stays far under the mesh's SAYIT_DIRECT_WAIT_SECONDS).
@@ -207,7 +209,7 @@ def test_short_jobs_wait_in_line_for_a_direct_slot(
     events = kinds(list(waiter_events))
     assert events[0] == "accepted" and events[1] == "progress" and events[-1] == "completed"
     done = get(speech, waiter)
-    assert done.routing == job_pb2.ROUTING_DIRECT
+    assert done.routing == job_pb2.ROUTING_DIRECT and mesh.queue_of(waiter) == ""
     assert scoring.score(clip.reference, done.transcript.text, "en").rate < 0.15
     # It started when a busy job's slot came free, not before.
     for _, rest in busy:
