@@ -199,7 +199,7 @@ class Mesh:
     def queue_of(self, job_name: str) -> str:
         """The RQ queue a job went to, from its record (the public API does not name queues)."""
         value = self.redis.client().hget(f"sayit:job:{job_name.removeprefix('jobs/')}", "queue")
-        return bytes(value).decode() if value else ""
+        return value.decode() if isinstance(value, bytes) else str(value or "")
 
     @staticmethod
     def process_of(rq_worker_name: str) -> str:
