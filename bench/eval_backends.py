@@ -37,7 +37,7 @@ from services.common.audio import SAMPLE_RATE
 from services.common.config import Env
 from services.common.tls import load_client_tls
 from services.transcriber import presets
-from services.transcriber.config import load_model_config
+from services.transcriber.config import ModelSettings
 from services.transcriber.engine import DecodedSegment, Engine, EngineRequest
 from services.transcriber.models import resolve_model
 from services.transcriber.presets import DecodePreset
@@ -60,14 +60,14 @@ TranscribeFn = Callable[[Clip], Transcription]
 
 
 def default_model() -> str:
-    return load_model_config(Env(os.environ)).name
+    return ModelSettings.from_env(os.environ).model
 
 
 class RawEngine:
     """The in-process engine: one model, `cpu_threads` threads, one call at a time."""
 
     def __init__(self, model: str | None = None, *, cpu_threads: int = DEFAULT_THREADS) -> None:
-        config = load_model_config(Env(os.environ))
+        config = ModelSettings.from_env(os.environ).model_files
         resolved = resolve_model(
             model or config.name, cache_dir=config.cache_dir, models_dir=config.models_dir
         )

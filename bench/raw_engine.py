@@ -17,9 +17,8 @@ from bench.figures import largest_gap
 from devsupport import evalset
 from sayit.common.v1 import transcription_pb2 as tpb
 from services.common import audio
-from services.common.config import Env
 from services.transcriber import convert
-from services.transcriber.config import load_model_config
+from services.transcriber.config import ModelSettings
 from services.transcriber.engine import DecodedSegment, Engine
 from services.transcriber.models import ResolvedModel, resolve_model
 
@@ -36,7 +35,7 @@ def threads() -> int:
 @cache
 def model() -> ResolvedModel:
     """The model the services would load from this environment (SAYIT_MODEL, default base)."""
-    config = load_model_config(Env(os.environ))
+    config = ModelSettings.from_env(os.environ).model_files
     return resolve_model(config.name, cache_dir=config.cache_dir, models_dir=config.models_dir)
 
 

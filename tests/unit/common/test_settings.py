@@ -5,13 +5,17 @@ Every environment is a plain dict: nothing here reads or writes os.environ.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import Field
 
+from devsupport.processes import ROOT
 from services.common.config import MIB, LogConfig
 from services.common.errors import ConfigError
 from services.common.settings import (
@@ -382,3 +386,36 @@ def test_server_settings_reject(environ: dict[str, str], message: str) -> None:
 
 def test_log_settings_defaults() -> None:
     assert LogSettings.from_env({}).log == LogConfig(level="info", format="auto")
+
+
+# --- every program -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable", "message"),
+    [
+        (["-m", "services.gateway"], "SAYIT_GATEWAY_ADDR", "gateway: bad configuration: "),
+        (["-m", "services.scheduler"], "SAYIT_SCHEDULER_ADDR", "scheduler: bad configuration: "),
+        (
+            ["-m", "services.transcriber"],
+            "SAYIT_TRANSCRIBER_ADDR",
+            "transcriber: bad configuration: ",
+        ),
+        (["-m", "services.worker"], "SAYIT_TRANSCRIBER_ADDR", "worker: bad configuration: "),
+        (
+            ["-m", "services.common.healthcheck", "127.0.0.1:1"],
+            "SAYIT_TLS_CA_FILE",
+            "healthcheck: bad configuration: ",
+        ),
+    ],
+)
+def test_a_bad_value_stops_the_program_with_exit_2(
+    argv: list[str], variable: str, message: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYIT_")}
+    env[variable] = "/nonexistent" if variable.endswith("_FILE") else "no-port"
+    result = subprocess.run(
+        [sys.executable, *argv], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message + variable), result.stderr
