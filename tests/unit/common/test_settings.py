@@ -407,6 +407,11 @@ def test_log_settings_defaults() -> None:
             "SAYIT_TLS_CA_FILE",
             "healthcheck: bad configuration: ",
         ),
+        (
+            ["-m", "scripts.mesh", "status"],
+            "SAYIT_GATEWAY_ADDR",
+            "make status: bad configuration: ",
+        ),
     ],
 )
 def test_a_bad_value_stops_the_program_with_exit_2(
