@@ -16,6 +16,7 @@ import pytest
 from pydantic import Field
 
 from devsupport.processes import ROOT
+from scripts import settings_doc
 from services.common.config import MIB, LogConfig
 from services.common.errors import ConfigError
 from services.common.settings import (
@@ -389,6 +390,12 @@ def test_log_settings_defaults() -> None:
 
 
 # --- every program -------------------------------------------------------------------------------
+
+
+def test_every_settings_class_starts_from_an_empty_environment() -> None:
+    # Defaults are validated too: a bad one would stop every start.
+    for settings in settings_doc.SETTINGS:
+        assert settings.from_env({}) is not None, settings.__name__
 
 
 @pytest.mark.parametrize(
