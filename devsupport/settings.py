@@ -33,7 +33,8 @@ from services.worker.config import WorkerSettings
 
 def same_as(settings: type[Settings], name: str, default: Any) -> Any:
     """A field with the meaning (description) of a service's field, and its own default."""
-    return Field(default, description=settings.model_fields[name].description)
+    info = settings.model_fields[name]
+    return Field(default, description=info.description, repr=info.repr)
 
 
 # An endpoint `make up` turns on by default: unset = its default, empty = off.

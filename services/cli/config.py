@@ -33,6 +33,7 @@ class CliSettings(Settings):
     )
     api_key: str | None = Field(
         None,
+        repr=False,  # never in a log line or traceback
         description="API key sent as `authorization: Bearer <key>` (the CLI's `--api-key`)",
     )
     ca_file: ExpandedPath | None = Field(
