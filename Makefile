@@ -40,11 +40,16 @@ proto-check: $(STAMP) ## Fail when gen/ is stale against protos/
 	else diff -r -x __pycache__ $$tmp/gen gen | head -20; rm -rf $$tmp; echo "gen/ is stale: run make proto"; exit 1; fi
 
 .PHONY: lint
-lint: $(STAMP) $(BUF) ## ruff check + format check + mypy + buf lint (protos)
+lint: $(STAMP) $(BUF) ## ruff check + format check + mypy + buf lint (protos) + settings table fresh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
+	$(PY) -m scripts.settings_doc --check
+
+.PHONY: docs
+docs: $(STAMP) ## Write docs/configuration.md's settings table from the settings classes
+	$(PY) -m scripts.settings_doc
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix with ruff

@@ -91,5 +91,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # The raw engine lives in this process: give it the transcriber's huge pages too.
-    hugepages.reexec_with_huge_pages("bench")
+    hugepages.reexec_with_huge_pages("bench", os.environ)
     sys.exit(main())

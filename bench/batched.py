@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from bench.figures import Figure, median
 from devsupport import audio, evalset, scoring
+from devsupport.settings import BenchSettings
 from services.common import audio as audio_io
 from services.transcriber import presets
-from services.transcriber.config import load_model_config
 from services.transcriber.engine import DecodedSegment, Engine, EngineRequest
 from services.transcriber.models import resolve_model
 
@@ -58,9 +58,7 @@ def long_files(quick: bool) -> list[LongFile]:
 def _engine(batch_size: int) -> Engine:
     import os
 
-    from services.common.config import Env
-
-    config = load_model_config(Env(os.environ))
+    config = BenchSettings.from_env(os.environ).model_files
     model = resolve_model(config.name, cache_dir=config.cache_dir, models_dir=config.models_dir)
     return Engine(model.path, cpu_threads=THREADS, slots=1, batch_size=batch_size)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from devsupport import processes
 from devsupport.evalset import Clip
+from devsupport.settings import BenchSettings, EvalGatewaySettings
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as spb
@@ -34,10 +35,7 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
 from services.common import audio
 from services.common.audio import SAMPLE_RATE
-from services.common.config import Env
-from services.common.tls import load_client_tls
 from services.transcriber import presets
-from services.transcriber.config import load_model_config
 from services.transcriber.engine import DecodedSegment, Engine, EngineRequest
 from services.transcriber.models import resolve_model
 from services.transcriber.presets import DecodePreset
@@ -60,14 +58,14 @@ TranscribeFn = Callable[[Clip], Transcription]
 
 
 def default_model() -> str:
-    return load_model_config(Env(os.environ)).name
+    return BenchSettings.from_env(os.environ).model
 
 
 class RawEngine:
     """The in-process engine: one model, `cpu_threads` threads, one call at a time."""
 
     def __init__(self, model: str | None = None, *, cpu_threads: int = DEFAULT_THREADS) -> None:
-        config = load_model_config(Env(os.environ))
+        config = BenchSettings.from_env(os.environ).model_files
         resolved = resolve_model(
             model or config.name, cache_dir=config.cache_dir, models_dir=config.models_dir
         )
@@ -240,9 +238,8 @@ class GatewayTranscriber:
     def __init__(
         self, addr: str, *, preset_name: str = presets.ACCURATE, detect: bool = False
     ) -> None:
-        env = Env(os.environ)
-        tls = load_client_tls(env)
-        key = env.get_str("SAYIT_API_KEY", "")
+        settings = EvalGatewaySettings.from_env(os.environ)
+        tls, key = settings.client_tls, settings.api_key
         self.addr = addr
         self.preset_name = preset_name
         self.detect = detect

@@ -24,12 +24,11 @@ from pathlib import Path
 import grpc
 
 from devsupport import evalset
+from devsupport.settings import LoadSettings
 from sayit.common.v1 import audio_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from services.common.config import Env
-from services.common.tls import load_client_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -184,10 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-share", type=float, default=0.1, help="share of long requests")
     args = parser.parse_args(argv)
 
-    env = Env(os.environ)
-    addr = env.get_addr("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051")
-    tls = load_client_tls(env)
-    key = env.get_str("SAYIT_API_KEY", "")
+    settings = LoadSettings.from_env(os.environ)
+    addr, tls, key = settings.gateway_addr, settings.client_tls, settings.api_key
     metadata = [("authorization", f"Bearer {key}")] if key else []
     options = [("grpc.max_send_message_length", 64 << 20)]
     channel = (

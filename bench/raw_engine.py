@@ -15,11 +15,10 @@ from functools import cache
 
 from bench.figures import largest_gap
 from devsupport import evalset
+from devsupport.settings import BenchSettings
 from sayit.common.v1 import transcription_pb2 as tpb
 from services.common import audio
-from services.common.config import Env
 from services.transcriber import convert
-from services.transcriber.config import load_model_config
 from services.transcriber.engine import DecodedSegment, Engine
 from services.transcriber.models import ResolvedModel, resolve_model
 
@@ -30,13 +29,13 @@ THREADS_VAR = "SAYIT_BENCH_THREADS"
 def threads() -> int:
     """The CPU threads of one decode, baseline and mesh alike (SAYIT_BENCH_THREADS, else every
     core)."""
-    return int(os.environ.get(THREADS_VAR) or os.cpu_count() or 1)
+    return BenchSettings.from_env(os.environ).bench_threads or os.cpu_count() or 1
 
 
 @cache
 def model() -> ResolvedModel:
     """The model the services would load from this environment (SAYIT_MODEL, default base)."""
-    config = load_model_config(Env(os.environ))
+    config = BenchSettings.from_env(os.environ).model_files
     return resolve_model(config.name, cache_dir=config.cache_dir, models_dir=config.models_dir)
 
 

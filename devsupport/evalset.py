@@ -7,13 +7,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from devsupport.settings import EvalClipsSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def eval_dir() -> Path:
     """SAYIT_EVAL_DIR, else ../shared/eval beside the checkout, else /work/shared/eval."""
+    setting = EvalClipsSettings.from_env(os.environ).eval_dir
     candidates = [
-        os.environ.get("SAYIT_EVAL_DIR"),
+        str(setting) if setting else None,
         str(ROOT.parent / "shared" / "eval"),
         "/work/shared/eval",
     ]

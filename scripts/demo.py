@@ -10,6 +10,7 @@ import time
 import grpc
 
 from devsupport import evalset
+from devsupport.settings import DemoSettings
 from sayit.common.v1 import audio_pb2, job_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -25,7 +26,7 @@ def _request(clip: evalset.Clip) -> dict[str, object]:
 
 
 def main() -> int:
-    addr = os.environ.get("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051")
+    addr = DemoSettings.from_env(os.environ).gateway_addr
     stub = pb_grpc.SpeechServiceStub(grpc.insecure_channel(addr))
     try:
         short = evalset.clip(SHORT)

@@ -25,29 +25,17 @@ from urllib.parse import urlparse
 import redis
 
 from devsupport import topology
-from services.common.config import Env
+from devsupport.settings import MeshSettings
+from services.common.errors import ConfigError
 from services.common.healthcheck import check
-from services.common.tls import load_client_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 START_TIMEOUT = 180.0
-# gRPC addresses of `make up`. Queue transcriber n serves on the transcriber port + n.
-ADDR_DEFAULTS = {
-    topology.GATEWAY: ("SAYIT_GATEWAY_ADDR", "127.0.0.1:50051"),
-    topology.SCHEDULER: ("SAYIT_SCHEDULER_ADDR", "127.0.0.1:50052"),
-    topology.TRANSCRIBER: ("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
-}
-# Prometheus endpoints of `make up` (set a variable to "" to turn that endpoint off). Queue
-# transcriber n serves on the transcriber port + n, queue worker n on the worker port + n - 1.
-METRICS_DEFAULTS = {
-    "SAYIT_GATEWAY_METRICS_ADDR": "127.0.0.1:9150",
-    "SAYIT_SCHEDULER_METRICS_ADDR": "127.0.0.1:9151",
-    "SAYIT_TRANSCRIBER_METRICS_ADDR": "127.0.0.1:9152",
-    "SAYIT_WORKER_METRICS_ADDR": "127.0.0.1:9170",
-}
-# Health checks speak TLS when the services do (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
-TLS = load_client_tls(Env(os.environ))
+# Addresses and Prometheus endpoints come from MeshSettings (devsupport/settings.py): queue
+# transcriber n serves on the transcriber ports + n, queue worker n on the worker's + n - 1; an
+# empty SAYIT_*_METRICS_ADDR turns that endpoint off. Health checks speak TLS when the services
+# do (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
 
 
 @dataclass(frozen=True)
@@ -62,8 +50,9 @@ class Proc:
         return list(self.command) if self.command else [sys.executable, "-m", self.module]
 
 
-def _addr(var: str, default: str) -> str:
-    return os.environ.get(var, default)
+def settings() -> MeshSettings:
+    """The settings in this process's environment (ConfigError names a bad variable)."""
+    return MeshSettings.from_env(os.environ)
 
 
 def _port_plus(addr: str, offset: int) -> str:
@@ -71,23 +60,21 @@ def _port_plus(addr: str, offset: int) -> str:
     return f"{host}:{int(port) + offset}"
 
 
-def _grpc_addr(module: str, pair: int) -> str:
+def _grpc_addr(mesh: MeshSettings, module: str, pair: int) -> str:
     """A service's fixed address from its SAYIT_* variable (queue pair n: the port + n)."""
-    addr = _addr(*ADDR_DEFAULTS[module])
+    addr = mesh.listen_addr(module)
     return _port_plus(addr, pair) if pair else addr
 
 
-def _metrics_addr(module: str, pair: int) -> str:
+def _metrics_addr(mesh: MeshSettings, module: str, pair: int) -> str:
     """A process's metrics endpoint: its variable's address + the queue pair's offset ("" = off)."""
-    var = topology.METRICS_VARS[module]
-    addr = os.environ.get(var, METRICS_DEFAULTS[var])
+    addr = mesh.metrics_addr(module)
     if not addr:
         return ""
     return _port_plus(addr, pair - 1 if module == topology.WORKER else pair)
 
 
 REDIS_URL_FILE = RUN / "redis.url"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -111,10 +98,10 @@ def _redis_aof(url: str) -> bool | None:
         return True  # CONFIG is disabled (a managed Redis): its operator decides persistence
 
 
-def choose_redis() -> RedisChoice:
+def choose_redis(mesh: MeshSettings) -> RedisChoice:
     if REDIS_URL_FILE.exists() and (RUN / "redis.pid").exists():
         return RedisChoice(REDIS_URL_FILE.read_text().strip(), own=True)
-    url = _addr("SAYIT_REDIS_URL", DEFAULT_REDIS_URL)
+    url = mesh.redis_url
     aof = _redis_aof(url)
     if aof:
         return RedisChoice(url, own=False)
@@ -123,15 +110,15 @@ def choose_redis() -> RedisChoice:
         if parsed.hostname not in LOCAL_HOSTS:
             raise SystemExit(f"Redis at {url} does not answer, and it is not on this machine")
         return RedisChoice(url, own=True)
-    port = int(os.environ.get("SAYIT_MESH_REDIS_PORT", "6390"))
-    own = f"redis://127.0.0.1:{port}{parsed.path or '/0'}"
+    own = f"redis://127.0.0.1:{mesh.mesh_redis_port}{parsed.path or '/0'}"
     return RedisChoice(own, own=True, note=f"Redis at {url} runs without AOF; using {own}")
 
 
-def processes(choice: RedisChoice | None = None) -> list[Proc]:
+def processes(choice: RedisChoice | None = None, mesh: MeshSettings | None = None) -> list[Proc]:
     """The whole mesh on one machine (devsupport.topology) on make up's fixed ports: (Redis,) a
     direct transcriber, queue transcribers each with a worker beside it, scheduler, gateway."""
-    choice = choice or choose_redis()
+    mesh = mesh or settings()
+    choice = choice or choose_redis(mesh)
     procs = []
     if choice.own:
         port = urlparse(choice.url).port or 6379
@@ -139,9 +126,9 @@ def processes(choice: RedisChoice | None = None) -> list[Proc]:
             Proc("redis", "", command=("redis-server", *topology.redis_args(port, RUN / "redis")))
         )
     services = topology.services(
-        _grpc_addr,
-        _metrics_addr,
-        queue_pairs=int(os.environ.get("SAYIT_MESH_QUEUE_TRANSCRIBERS", "2")),
+        lambda module, pair: _grpc_addr(mesh, module, pair),
+        lambda module, pair: _metrics_addr(mesh, module, pair),
+        queue_pairs=mesh.mesh_queue_transcribers,
         direct_slots=2,
     )
     procs += [Proc(s.name, s.module, s.addr, s.env) for s in services]
@@ -160,14 +147,14 @@ def _pid(proc: Proc) -> int | None:
     return pid
 
 
-def up() -> int:
+def up(mesh: MeshSettings) -> int:
     (RUN / "redis").mkdir(parents=True, exist_ok=True)
-    choice = choose_redis()
+    choice = choose_redis(mesh)
     if choice.note:
         print(choice.note)
     REDIS_URL_FILE.write_text(choice.url)
     started = []
-    procs = processes(choice)
+    procs = processes(choice, mesh)
     for proc in procs:
         if _pid(proc):
             continue
@@ -192,7 +179,7 @@ def up() -> int:
                 print(_tail(RUN / "redis.log"), file=sys.stderr)
                 return 1
             time.sleep(0.1)
-        while proc.addr and check(proc.addr, timeout=1.0, tls=TLS) != "SERVING":
+        while proc.addr and check(proc.addr, timeout=1.0, tls=mesh.client_tls) != "SERVING":
             if not _pid(proc):
                 print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
                 print(_tail(RUN / f"{proc.name}.log"), file=sys.stderr)
@@ -201,19 +188,18 @@ def up() -> int:
                 print(f"{proc.name} not SERVING after {START_TIMEOUT:.0f}s", file=sys.stderr)
                 return 1
             time.sleep(0.2)
-    return status()
+    return status(mesh)
 
 
-def down() -> int:
+def down(mesh: MeshSettings) -> int:
     """SIGTERM each service (its main process only, as an orchestrator does: a queue worker
     then finishes its current job before exiting), SIGKILL what outlives the grace period."""
-    procs = [p for p in reversed(processes()) if _pid(p)]
+    procs = [p for p in reversed(processes(mesh=mesh)) if _pid(p)]
     for proc in procs:
         pid = _pid(proc)
         if pid:
             os.kill(pid, signal.SIGTERM)
-    grace = float(os.environ.get("SAYIT_SHUTDOWN_GRACE_SECONDS", "30"))
-    deadline = time.monotonic() + grace + 15
+    deadline = time.monotonic() + mesh.shutdown_grace_seconds + 15
     for proc in procs:
         while _pid(proc) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -226,15 +212,15 @@ def down() -> int:
     return 0
 
 
-def status() -> int:
+def status(mesh: MeshSettings) -> int:
     worst = 0
-    choice = choose_redis()
+    choice = choose_redis(mesh)
     print(f"  redis: {choice.url} ({'run by make up' if choice.own else 'external'}, AOF)")
-    for proc in processes(choice):
+    for proc in processes(choice, mesh):
         pid = _pid(proc)
         state = "stopped"
         if pid:
-            state = check(proc.addr, timeout=1.0, tls=TLS) if proc.addr else "running"
+            state = check(proc.addr, timeout=1.0, tls=mesh.client_tls) if proc.addr else "running"
         where = f" on {proc.addr}" if proc.addr else ""
         scrape = next((v for k, v in proc.env.items() if k.endswith("_METRICS_ADDR") and v), "")
         where += f", metrics http://{scrape}/metrics" if scrape else ""
@@ -255,4 +241,9 @@ if __name__ == "__main__":
     actions = {"up": up, "down": down, "status": status}
     if command not in actions:
         sys.exit(f"usage: python -m scripts.mesh {{{'|'.join(actions)}}}")
-    sys.exit(actions[command]())
+    try:
+        mesh = settings()
+    except ConfigError as error:
+        print(f"make {command}: bad configuration: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(actions[command](mesh))

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field
+
 from services.client.client import DEFAULT_ADDR
-from services.common.config import Env
+from services.common.settings import ExpandedPath, Settings, doc
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,33 @@ class CliConfig:
     ca_file: Path | None
 
 
-def load_config(environ: Mapping[str, str]) -> CliConfig:
-    env = Env(environ)
-    return CliConfig(
-        addr=env.get_str("SAYIT_ADDR", env.get_str("SAYIT_GATEWAY_ADDR", DEFAULT_ADDR)),
-        api_key=env.get_str("SAYIT_API_KEY", "") or None,
-        ca_file=env.get_path("SAYIT_CA_FILE", None),
+class CliSettings(Settings):
+    used_by = "`sayit` CLI"
+
+    addr: str | None = Field(
+        None,
+        description="the gateway to call (`--addr`)",
+        json_schema_extra=doc("`SAYIT_GATEWAY_ADDR`"),
     )
+    gateway_addr: str = Field(
+        DEFAULT_ADDR, description="for the `sayit` CLI, the gateway when `SAYIT_ADDR` is unset"
+    )
+    api_key: str | None = Field(
+        None,
+        repr=False,  # never in a log line or traceback
+        description="API key sent as `authorization: Bearer <key>` (the CLI's `--api-key`)",
+    )
+    ca_file: ExpandedPath | None = Field(
+        None,
+        description="CA certificate (PEM) to verify the gateway's TLS certificate; implies TLS "
+        "(`--ca-file`)",
+    )
+
+    def config(self) -> CliConfig:
+        return CliConfig(
+            addr=self.addr or self.gateway_addr, api_key=self.api_key, ca_file=self.ca_file
+        )
+
+
+def load_config(environ: Mapping[str, str]) -> CliConfig:
+    return CliSettings.from_env(environ).config()

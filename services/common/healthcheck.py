@@ -16,9 +16,13 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.config import Env
 from services.common.errors import ConfigError
-from services.common.tls import ClientTLS, load_client_tls
+from services.common.settings import ClientTLSSettings
+from services.common.tls import ClientTLS
+
+
+class HealthcheckSettings(ClientTLSSettings):
+    used_by = "healthcheck"
 
 
 def _channel(addr: str, tls: ClientTLS | None) -> grpc.Channel:
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=0.0, help="keep trying this many seconds")
     args = parser.parse_args(argv)
     try:
-        tls = load_client_tls(Env(os.environ))
+        tls = HealthcheckSettings.from_env(os.environ).client_tls
     except ConfigError as error:
         print(f"healthcheck: bad configuration: {error}", file=sys.stderr)
         return 2

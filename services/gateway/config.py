@@ -1,4 +1,5 @@
-"""Gateway settings (SAYIT_* variables), read once in __main__."""
+"""Gateway settings (SAYIT_* variables), read once in __main__, and the config derived from
+them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import Env, ServerConfig, load_server_config
+from pydantic import Field
+
+from services.common.config import ServerConfig
+from services.common.settings import (
+    ExpandedPath,
+    HostPort,
+    Int,
+    MaxAudioSettings,
+    ModelNameSettings,
+    OptionalHostPort,
+    RedisSettings,
+    ServerSettings,
+)
 from services.gateway.quotas import Limits
 
 DEFAULT_ADDR = "127.0.0.1:50051"
@@ -35,25 +48,64 @@ class GatewayConfig:
     metrics_addr: str = ""
 
 
-def load_config(environ: Mapping[str, str]) -> GatewayConfig:
-    env = Env(environ)
-    return GatewayConfig(
-        server=load_server_config(env, "SAYIT_GATEWAY_ADDR", DEFAULT_ADDR),
-        scheduler_addr=env.get_str("SAYIT_SCHEDULER_ADDR", "127.0.0.1:50052"),
-        model=env.get_str("SAYIT_MODEL", "base"),
-        unary_timeout_seconds=env.get_float("SAYIT_GATEWAY_UNARY_TIMEOUT_SECONDS", 60.0, min=1),
-        wait_timeout_seconds=env.get_float("SAYIT_GATEWAY_WAIT_TIMEOUT_SECONDS", 600.0, min=1),
-        stream_timeout_seconds=env.get_float(
-            "SAYIT_GATEWAY_STREAM_TIMEOUT_SECONDS", 6 * 3600.0, min=1
-        ),
-        metrics_addr=env.get_optional_addr("SAYIT_GATEWAY_METRICS_ADDR"),
-        max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
-        api_keys_file=env.get_path("SAYIT_API_KEYS_FILE", None),
-        limits=Limits(
-            requests_per_second=env.get_float("SAYIT_TENANT_REQUESTS_PER_SECOND", 50.0, min=0.0),
-            request_burst=env.get_int("SAYIT_TENANT_REQUEST_BURST", 100, min=1),
-            audio_seconds_per_day=env.get_float("SAYIT_TENANT_AUDIO_SECONDS_PER_DAY", 0.0, min=0.0),
-        ),
-        redis_url=env.get_str("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        key_prefix=env.get_str("SAYIT_REDIS_PREFIX", "sayit"),
+class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
+    used_by = "gateway"
+
+    gateway_addr: HostPort = Field(DEFAULT_ADDR, description="for the gateway, its listen address")
+    gateway_metrics_addr: OptionalHostPort = Field(
+        "", description="Prometheus `/metrics` listen address of the gateway; empty = off"
     )
+    scheduler_addr: str = Field(
+        "127.0.0.1:50052", description="for the gateway, the scheduler it calls"
+    )
+    gateway_unary_timeout_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="deadline of unary calls to the scheduler when the caller set none",
+    )
+    gateway_wait_timeout_seconds: float = Field(
+        600.0, ge=1, description="same, for `Transcribe` of short audio"
+    )
+    gateway_stream_timeout_seconds: float = Field(
+        6 * 3600.0, ge=1, description="same, for event streams"
+    )
+    api_keys_file: ExpandedPath | None = Field(
+        None,
+        description="the API keys file (TOML, sha256 of each key, tenant, roles, per-tenant "
+        "limits); unset = authentication off",
+    )
+    tenant_requests_per_second: float = Field(
+        50.0,
+        ge=0.0,
+        description="default request rate per tenant (token bucket refill); 0 = unlimited",
+    )
+    tenant_request_burst: Int = Field(100, ge=1, description="default bucket size per tenant")
+    tenant_audio_seconds_per_day: float = Field(
+        0.0,
+        ge=0.0,
+        description="default audio seconds per tenant per UTC day; 0 = unlimited",
+    )
+
+    def config(self) -> GatewayConfig:
+        return GatewayConfig(
+            server=self.server_config(self.gateway_addr),
+            scheduler_addr=self.scheduler_addr,
+            model=self.model,
+            unary_timeout_seconds=self.gateway_unary_timeout_seconds,
+            wait_timeout_seconds=self.gateway_wait_timeout_seconds,
+            stream_timeout_seconds=self.gateway_stream_timeout_seconds,
+            metrics_addr=self.gateway_metrics_addr,
+            max_audio_seconds=self.max_audio_seconds,
+            api_keys_file=self.api_keys_file,
+            limits=Limits(
+                requests_per_second=self.tenant_requests_per_second,
+                request_burst=self.tenant_request_burst,
+                audio_seconds_per_day=self.tenant_audio_seconds_per_day,
+            ),
+            redis_url=self.redis_url,
+            key_prefix=self.redis_prefix,
+        )
+
+
+def load_config(environ: Mapping[str, str]) -> GatewayConfig:
+    return GatewaySettings.from_env(environ).config()

@@ -1,11 +1,25 @@
-"""Scheduler settings (SAYIT_* variables), read once in __main__."""
+"""Scheduler settings (SAYIT_* variables), read once in __main__, and the config derived from
+them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import Env, ServerConfig, load_server_config
+from pydantic import Field
+
+from services.common.config import ServerConfig
+from services.common.settings import (
+    HostPort,
+    Int,
+    JobTTLSettings,
+    MaxAudioSettings,
+    ModelNameSettings,
+    OptionalHostPort,
+    RedisSettings,
+    ServerSettings,
+    doc,
+)
 from services.jobs.queue import QueuePolicy
 from services.scheduler.chunking import ChunkPolicy
 
@@ -48,36 +62,135 @@ class SchedulerConfig:
     default_rtf: float = 0.3
 
 
-def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
-    env = Env(environ)
-    direct_slots = env.get_int("SAYIT_DIRECT_SLOTS", 2, min=0, max=1024)
-    job_ttl = env.get_int("SAYIT_JOB_TTL_SECONDS", 7 * DAY, min=60)
-    return SchedulerConfig(
-        server=load_server_config(env, "SAYIT_SCHEDULER_ADDR", DEFAULT_ADDR),
-        redis_url=env.get_str("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        key_prefix=env.get_str("SAYIT_REDIS_PREFIX", "sayit"),
-        sync_max_seconds=env.get_float("SAYIT_SYNC_MAX_SECONDS", 30.0, min=0.0),
-        transcriber_addr=env.get_str("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
-        direct_slots=direct_slots,
-        direct_ahead=env.get_int("SAYIT_DIRECT_AHEAD", direct_slots, min=0, max=1024),
-        direct_wait_seconds=env.get_float("SAYIT_DIRECT_WAIT_SECONDS", 10.0, min=0.0),
-        job_ttl_seconds=job_ttl,
-        audio_ttl_seconds=env.get_int("SAYIT_AUDIO_TTL_SECONDS", DAY, min=60),
-        max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
-        reconcile_seconds=env.get_float("SAYIT_RECONCILE_SECONDS", 5.0, min=0.5),
-        queue=QueuePolicy(
-            timeout_factor=env.get_float("SAYIT_JOB_TIMEOUT_FACTOR", 3.0, min=0.1),
-            timeout_minimum_seconds=env.get_int("SAYIT_JOB_TIMEOUT_MIN_SECONDS", 120, min=10),
-            retries=env.get_int("SAYIT_JOB_RETRIES", 2, min=0, max=10),
-            result_ttl_seconds=job_ttl,
-        ),
-        chunking=ChunkPolicy(
-            target_seconds=env.get_float("SAYIT_CHUNK_TARGET_SECONDS", 180.0, min=10.0),
-            min_seconds=env.get_float("SAYIT_CHUNK_MIN_SECONDS", 120.0, min=0.0),
-        ),
-        result_cache_ttl_seconds=env.get_int("SAYIT_RESULT_CACHE_TTL_SECONDS", DAY, min=0),
-        model=env.get_str("SAYIT_MODEL", "base"),
-        metrics_addr=env.get_optional_addr("SAYIT_SCHEDULER_METRICS_ADDR"),
-        max_queue_wait_seconds=env.get_float("SAYIT_MAX_QUEUE_WAIT_SECONDS", 3600.0, min=0.0),
-        default_rtf=env.get_float("SAYIT_QUEUE_DEFAULT_RTF", 0.3, min=0.001, max=100.0),
+class SchedulerSettings(
+    ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings, ModelNameSettings
+):
+    used_by = "scheduler"
+
+    scheduler_addr: HostPort = Field(
+        DEFAULT_ADDR, description="for the scheduler, its listen address"
     )
+    scheduler_metrics_addr: OptionalHostPort = Field(
+        "", description="Prometheus `/metrics` listen address of the scheduler; empty = off"
+    )
+    transcriber_addr: str = Field(
+        "127.0.0.1:50053",
+        description="for the scheduler, the direct transcribers (a `dns:///` name balances "
+        "round-robin)",
+    )
+    sync_max_seconds: float = Field(30.0, ge=0.0, description="audio shorter than this runs direct")
+    direct_slots: Int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="direct transcription slots (the direct transcribers' total); beyond, short "
+        "audio waits for a slot (below) or on the high-priority queue",
+    )
+    direct_ahead: Int | None = Field(
+        None,
+        ge=0,
+        le=1024,
+        description="short jobs sent to the direct transcribers beyond their slots, to wait "
+        "there with their audio decoded so that a freed slot starts its next job at once "
+        "(without it a slot idled ~3% of a busy round between jobs); the transcribers' "
+        "`SAYIT_TRANSCRIBER_WAITING` must allow as many, or those jobs are queued; `0` = off",
+        json_schema_extra=doc("`SAYIT_DIRECT_SLOTS`"),
+    )
+    direct_wait_seconds: float = Field(
+        10.0,
+        ge=0.0,
+        description="how long a short job may wait in the scheduler for a direct slot (first "
+        "come, first served; state QUEUED, routing DIRECT) before it goes to the high-priority "
+        "queue; a job whose expected wait (audio ahead × the slots' measured real-time factor) "
+        "is longer goes there at once; `0` = never wait",
+    )
+    audio_ttl_seconds: Int = Field(
+        DAY,
+        ge=60,
+        description="how long queued audio (and each chunk's) waits to be transcribed",
+    )
+    chunk_target_seconds: float = Field(
+        180.0,
+        ge=10.0,
+        description="queued audio is cut at pauses into chunks of about this length, one RQ "
+        "job each",
+    )
+    chunk_min_seconds: float = Field(
+        120.0, ge=0.0, description="audio shorter than this stays one chunk"
+    )
+    result_cache_ttl_seconds: Int = Field(
+        DAY,
+        ge=0,
+        description="how long a tenant's finished transcript is served again for the same "
+        "audio and effective config (`from_cache`); `0` turns the cache and in-flight sharing "
+        "off",
+    )
+    job_timeout_factor: float = Field(
+        3.0,
+        ge=0.1,
+        description="RQ `job_timeout` of a chunk = its audio seconds × factor + "
+        "`SAYIT_JOB_TIMEOUT_MIN_SECONDS`",
+    )
+    job_timeout_min_seconds: Int = Field(
+        120, ge=10, description="the minimum of `SAYIT_JOB_TIMEOUT_FACTOR`'s timeout"
+    )
+    job_retries: Int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="extra attempts of a chunk after a transient failure (its transcriber or "
+        "worker died), at once, at the front of the queue; never for bad audio. A chunk that "
+        "fails every attempt fails its job",
+    )
+    reconcile_seconds: float = Field(
+        5.0,
+        ge=0.5,
+        description="how often dead workers' chunks are retried or failed, lost chunks "
+        "re-queued and unplanned jobs planned",
+    )
+    max_queue_wait_seconds: float = Field(
+        3600.0,
+        ge=0.0,
+        description="refuse new queued work while the queue's estimated wait is longer; 0 = never",
+    )
+    queue_default_rtf: float = Field(
+        0.3,
+        ge=0.001,
+        le=100.0,
+        description="real-time factor of a queue worker assumed until finished jobs measure it",
+    )
+
+    def config(self) -> SchedulerConfig:
+        return SchedulerConfig(
+            server=self.server_config(self.scheduler_addr),
+            redis_url=self.redis_url,
+            key_prefix=self.redis_prefix,
+            sync_max_seconds=self.sync_max_seconds,
+            transcriber_addr=self.transcriber_addr,
+            direct_slots=self.direct_slots,
+            direct_ahead=self.direct_slots if self.direct_ahead is None else self.direct_ahead,
+            direct_wait_seconds=self.direct_wait_seconds,
+            job_ttl_seconds=self.job_ttl_seconds,
+            audio_ttl_seconds=self.audio_ttl_seconds,
+            max_audio_seconds=self.max_audio_seconds,
+            reconcile_seconds=self.reconcile_seconds,
+            queue=QueuePolicy(
+                timeout_factor=self.job_timeout_factor,
+                timeout_minimum_seconds=self.job_timeout_min_seconds,
+                retries=self.job_retries,
+                result_ttl_seconds=self.job_ttl_seconds,
+            ),
+            chunking=ChunkPolicy(
+                target_seconds=self.chunk_target_seconds,
+                min_seconds=self.chunk_min_seconds,
+            ),
+            result_cache_ttl_seconds=self.result_cache_ttl_seconds,
+            model=self.model,
+            metrics_addr=self.scheduler_metrics_addr,
+            max_queue_wait_seconds=self.max_queue_wait_seconds,
+            default_rtf=self.queue_default_rtf,
+        )
+
+
+def load_config(environ: Mapping[str, str]) -> SchedulerConfig:
+    return SchedulerSettings.from_env(environ).config()

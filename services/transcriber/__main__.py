@@ -51,5 +51,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    hugepages.reexec_with_huge_pages("services.transcriber")
+    hugepages.reexec_with_huge_pages("services.transcriber", os.environ)
     sys.exit(asyncio.run(main()))

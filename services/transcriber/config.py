@@ -1,4 +1,5 @@
-"""Transcriber settings (SAYIT_* variables), read once in __main__."""
+"""Transcriber settings (SAYIT_* variables), read once in __main__, and the config derived from
+them."""
 
 from __future__ import annotations
 
@@ -6,10 +7,25 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
-from services.common import hugepages
-from services.common.config import ConfigError, Env, ServerConfig, load_server_config
+from pydantic import BeforeValidator, Field
+from pydantic_settings import NoDecode
+
+from services.common.config import ServerConfig
+from services.common.hugepages import HugePagesSettings
 from services.common.languages import LANGUAGES
+from services.common.settings import (
+    ExpandedPath,
+    HostPort,
+    Int,
+    MaxAudioSettings,
+    ModelNameSettings,
+    OptionalHostPort,
+    ServerSettings,
+    doc,
+    invalid,
+)
 
 DEFAULT_ADDR = "127.0.0.1:50053"
 # Off: batched decoding was 1.4-1.7x faster on long English within 0.5 WER points, but on long
@@ -60,41 +76,118 @@ def batches(config: TranscriberConfig, audio_seconds: float, language: str) -> b
     )
 
 
-def _languages(env: Env, name: str, default: frozenset[str]) -> frozenset[str]:
-    raw = env.get_str(name, ",".join(sorted(default)))
-    codes = frozenset(code.strip().lower() for code in raw.split(",") if code.strip())
+def _languages(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    codes = frozenset(code.strip().lower() for code in value.split(",") if code.strip())
     unknown = sorted(codes - LANGUAGES)
     if unknown:
-        raise ConfigError(f"{name}: unknown language code(s) {', '.join(unknown)}; got {raw!r}")
+        raise invalid(f": unknown language code(s) {', '.join(unknown)}")
     return codes
 
 
-def load_model_config(env: Env) -> ModelConfig:
-    xdg_cache = env.get_path("XDG_CACHE_HOME", None) or Path.home() / ".cache"
-    return ModelConfig(
-        name=env.get_str("SAYIT_MODEL", "base"),
-        cache_dir=env.get_path("SAYIT_MODEL_CACHE_DIR", None) or xdg_cache / "sayit" / "models",
-        models_dir=env.get_path("SAYIT_MODELS_DIR", None),
+Languages = Annotated[frozenset[str], NoDecode, BeforeValidator(_languages)]
+
+
+class ModelSettings(ModelNameSettings):
+    """Which model to load and where its files are (the transcriber, and bench's raw engine)."""
+
+    model_cache_dir: ExpandedPath | None = Field(
+        None,
+        description="where the bundled model is assembled",
+        json_schema_extra=doc("`$XDG_CACHE_HOME/sayit/models` (`~/.cache/sayit/models`)"),
     )
+    models_dir: ExpandedPath | None = Field(
+        None,
+        description="directory of other models (`<name>/` or `faster-whisper-<name>/`); the "
+        "Hugging Face cache is also searched",
+    )
+    # Not a SayIt setting: the XDG base directory the default cache lives under.
+    xdg_cache_home: ExpandedPath | None = Field(None, validation_alias="XDG_CACHE_HOME")
+
+    @property
+    def model_files(self) -> ModelConfig:
+        xdg_cache = self.xdg_cache_home or Path.home() / ".cache"
+        return ModelConfig(
+            name=self.model,
+            cache_dir=self.model_cache_dir or xdg_cache / "sayit" / "models",
+            models_dir=self.models_dir,
+        )
+
+
+class TranscriberSettings(ServerSettings, MaxAudioSettings, ModelSettings, HugePagesSettings):
+    used_by = "transcriber"
+
+    transcriber_addr: HostPort = Field(
+        DEFAULT_ADDR, description="for the transcriber, its listen address"
+    )
+    transcriber_metrics_addr: OptionalHostPort = Field(
+        "", description="Prometheus `/metrics` listen address of a transcriber; empty = off"
+    )
+    transcriber_slots: Int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="concurrent transcriptions; more wait for a slot (below) or are refused "
+        "with RESOURCE_EXHAUSTED",
+    )
+    transcriber_waiting: Int | None = Field(
+        None,
+        ge=0,
+        le=1024,
+        description="calls that may wait, audio decoded, first come first served, for a busy "
+        "slot (the scheduler's jobs sent ahead); more are refused; `0` = refuse at once",
+        json_schema_extra=doc("`SAYIT_TRANSCRIBER_SLOTS`"),
+    )
+    cpu_threads: Int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="CTranslate2 threads per slot",
+        json_schema_extra=doc("cores ÷ slots"),
+    )
+    batch_size: Int = Field(
+        DEFAULT_BATCH_SIZE,
+        ge=0,
+        le=64,
+        description="batched decoding (faster-whisper's `BatchedInferencePipeline`) of long "
+        "audio, this many speech regions of up to 30 s at a time; `0` or `1` = sequential. Off "
+        "by default: faster on long English at the same accuracy (1.5–1.7× at batch 4–16, "
+        "−0.5 WER points), but a batched Korean file loses 5–13 CER points, and a batched "
+        "segment is a whole region of up to 30 s (coarse subtitles and progress) "
+        '(`docs/presets.md`, "Batched decoding")',
+        json_schema_extra=doc("`0` (off)"),
+    )
+    batch_min_seconds: float = Field(
+        DEFAULT_BATCH_MIN_SECONDS,
+        ge=0.0,
+        description="audio at least this long is decoded batched (by default: queued audio "
+        "only; short audio has one window)",
+    )
+    batch_languages: Languages = Field(
+        DEFAULT_BATCH_LANGUAGES,
+        description="the languages decoded batched when `SAYIT_BATCH_SIZE` is on "
+        "(comma-separated codes); a request with no language given is never batched",
+    )
+
+    def config(self) -> TranscriberConfig:
+        slots = self.transcriber_slots
+        # By default the slots share the machine's cores.
+        default_threads = max(1, (os.cpu_count() or 1) // slots)
+        return TranscriberConfig(
+            server=self.server_config(self.transcriber_addr),
+            model=self.model_files,
+            slots=slots,
+            cpu_threads=self.cpu_threads or default_threads,
+            waiting=slots if self.transcriber_waiting is None else self.transcriber_waiting,
+            max_audio_seconds=self.max_audio_seconds,
+            batch_size=self.batch_size,
+            batch_min_seconds=self.batch_min_seconds,
+            batch_languages=self.batch_languages,
+            metrics_addr=self.transcriber_metrics_addr,
+            huge_pages=self.huge_pages,
+        )
 
 
 def load_config(environ: Mapping[str, str]) -> TranscriberConfig:
-    env = Env(environ)
-    slots = env.get_int("SAYIT_TRANSCRIBER_SLOTS", 1, min=1, max=64)
-    # By default the slots share the machine's cores.
-    default_threads = max(1, (os.cpu_count() or 1) // slots)
-    return TranscriberConfig(
-        server=load_server_config(env, "SAYIT_TRANSCRIBER_ADDR", DEFAULT_ADDR),
-        model=load_model_config(env),
-        slots=slots,
-        cpu_threads=env.get_int("SAYIT_CPU_THREADS", default_threads, min=1, max=256),
-        waiting=env.get_int("SAYIT_TRANSCRIBER_WAITING", slots, min=0, max=1024),
-        max_audio_seconds=env.get_float("SAYIT_MAX_AUDIO_SECONDS", 4 * 3600.0, min=1.0),
-        batch_size=env.get_int("SAYIT_BATCH_SIZE", DEFAULT_BATCH_SIZE, min=0, max=64),
-        batch_min_seconds=env.get_float(
-            "SAYIT_BATCH_MIN_SECONDS", DEFAULT_BATCH_MIN_SECONDS, min=0.0
-        ),
-        batch_languages=_languages(env, "SAYIT_BATCH_LANGUAGES", DEFAULT_BATCH_LANGUAGES),
-        metrics_addr=env.get_optional_addr("SAYIT_TRANSCRIBER_METRICS_ADDR"),
-        huge_pages=hugepages.enabled(environ),
-    )
+    return TranscriberSettings.from_env(environ).config()

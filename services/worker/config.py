@@ -1,4 +1,5 @@
-"""Queue worker settings (SAYIT_* variables), read once in __main__."""
+"""Queue worker settings (SAYIT_* variables), read once in __main__, and the config derived from
+them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import Env, LogConfig, load_log_config
-from services.common.errors import ConfigError
-from services.common.tls import ClientTLS, load_client_tls
+from pydantic import Field, field_validator
+
+from services.common.config import LogConfig
+from services.common.settings import (
+    ClientTLSSettings,
+    CommaList,
+    ExpandedPath,
+    HostPort,
+    Int,
+    JobTTLSettings,
+    LogSettings,
+    OptionalHostPort,
+    RedisSettings,
+    RequestSizeSettings,
+    doc,
+    invalid,
+)
+from services.common.tls import ClientTLS
 from services.jobs import queue
 
 
@@ -32,29 +48,68 @@ class WorkerConfig:
     tls: ClientTLS | None = None
 
 
-def load_config(environ: Mapping[str, str]) -> WorkerConfig:
-    env = Env(environ)
-    queues = tuple(
-        q.strip() for q in env.get_str("SAYIT_WORKER_QUEUES", ",".join(queue.QUEUES)).split(",")
+class WorkerSettings(
+    LogSettings, ClientTLSSettings, RedisSettings, RequestSizeSettings, JobTTLSettings
+):
+    used_by = "worker"
+
+    transcriber_addr: HostPort = Field(
+        "127.0.0.1:50053", description="for a worker, the transcriber beside it"
     )
-    unknown = [q for q in queues if q not in queue.QUEUES]
-    if unknown or not queues:
-        raise ConfigError(
-            f"SAYIT_WORKER_QUEUES must list queues among {', '.join(queue.QUEUES)}; got {unknown}"
+    worker_queues: CommaList = Field(
+        queue.QUEUES, description="queues, highest priority first (comma-separated)"
+    )
+    worker_name: str | None = Field(
+        None, description="RQ worker name", json_schema_extra=doc("random")
+    )
+    worker_heartbeat_seconds: Int = Field(
+        5,
+        ge=1,
+        le=300,
+        description="heartbeat interval; a job is abandoned after interval + 10 s of silence",
+    )
+    worker_maintenance_seconds: Int = Field(
+        10, ge=1, description="RQ registry maintenance interval"
+    )
+    worker_transcriber_wait_seconds: float = Field(
+        300.0, description="how long a worker waits at start for its transcriber"
+    )
+    worker_metrics_addr: OptionalHostPort = Field(
+        "",
+        description="Prometheus `/metrics` listen address of a queue worker (sums its work "
+        "horses); empty = off",
+    )
+    worker_metrics_dir: ExpandedPath | None = Field(
+        None,
+        description="where work horses keep metric values (wiped at start)",
+        json_schema_extra=doc("`$TMPDIR/sayit-worker-<pid>`"),
+    )
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _known_queues(cls, queues: tuple[str, ...]) -> tuple[str, ...]:
+        if not queues or any(q not in queue.QUEUES for q in queues):
+            raise invalid(f"must list queues among {', '.join(queue.QUEUES)}")
+        return queues
+
+    def config(self) -> WorkerConfig:
+        return WorkerConfig(
+            redis_url=self.redis_url,
+            transcriber_addr=self.transcriber_addr,
+            queues=self.worker_queues,
+            name=self.worker_name,
+            heartbeat_seconds=self.worker_heartbeat_seconds,
+            maintenance_seconds=self.worker_maintenance_seconds,
+            max_message_bytes=self.max_request_bytes,
+            key_prefix=self.redis_prefix,
+            job_ttl_seconds=self.job_ttl_seconds,
+            transcriber_wait_seconds=self.worker_transcriber_wait_seconds,
+            log=self.log,
+            metrics_addr=self.worker_metrics_addr,
+            metrics_dir=self.worker_metrics_dir,
+            tls=self.client_tls,
         )
-    return WorkerConfig(
-        redis_url=env.get_str("SAYIT_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        transcriber_addr=env.get_addr("SAYIT_TRANSCRIBER_ADDR", "127.0.0.1:50053"),
-        queues=queues,
-        name=env.get_str("SAYIT_WORKER_NAME", "") or None,
-        heartbeat_seconds=env.get_int("SAYIT_WORKER_HEARTBEAT_SECONDS", 5, min=1, max=300),
-        maintenance_seconds=env.get_int("SAYIT_WORKER_MAINTENANCE_SECONDS", 10, min=1),
-        max_message_bytes=env.get_int("SAYIT_MAX_REQUEST_BYTES", 100 * 1024 * 1024, min=1024),
-        key_prefix=env.get_str("SAYIT_REDIS_PREFIX", "sayit"),
-        job_ttl_seconds=env.get_int("SAYIT_JOB_TTL_SECONDS", 7 * 86400, min=60),
-        transcriber_wait_seconds=env.get_float("SAYIT_WORKER_TRANSCRIBER_WAIT_SECONDS", 300.0),
-        log=load_log_config(env),
-        metrics_addr=env.get_optional_addr("SAYIT_WORKER_METRICS_ADDR"),
-        metrics_dir=env.get_path("SAYIT_WORKER_METRICS_DIR", None),
-        tls=load_client_tls(env),
-    )
+
+
+def load_config(environ: Mapping[str, str]) -> WorkerConfig:
+    return WorkerSettings.from_env(environ).config()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from devsupport import evalset
 from devsupport.processes import health_status
+from devsupport.settings import FuzzSettings
 from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
@@ -30,7 +31,7 @@ from tests.support.encode import av_bytes, sf_bytes
 
 pytestmark = pytest.mark.model
 
-EXAMPLES = int(os.environ.get("SAYIT_FUZZ_EXAMPLES", "40"))
+EXAMPLES = FuzzSettings.from_env(os.environ).fuzz_examples
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 SERVICE = "/sayit.speech.v1.SpeechService/"
 INT32 = st.integers(-(2**31), 2**31 - 1)

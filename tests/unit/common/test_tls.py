@@ -1,4 +1,4 @@
-"""TLS settings (services.common.tls)."""
+"""TLS settings (services.common.settings) and what they make (services.common.tls)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import Env
 from services.common.errors import ConfigError
-from services.common.tls import load_client_tls, load_server_tls
+from services.common.settings import ClientTLSSettings, ServerTLSSettings
+from services.common.tls import ClientTLS, ServerTLS
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -25,40 +25,46 @@ def pems(tmp_path: Path) -> dict[str, str]:
     return paths
 
 
+def load_server_tls(environ: dict[str, str]) -> ServerTLS | None:
+    return ServerTLSSettings.from_env(environ).server_tls
+
+
+def load_client_tls(environ: dict[str, str]) -> ClientTLS | None:
+    return ClientTLSSettings.from_env(environ).client_tls
+
+
 def test_tls_is_off_unless_configured() -> None:
-    assert load_server_tls(Env({})) is None
-    assert load_client_tls(Env({})) is None
+    assert load_server_tls({}) is None
+    assert load_client_tls({}) is None
 
 
 def test_server_tls_and_mutual_tls(pems: dict[str, str]) -> None:
-    tls = load_server_tls(
-        Env({"SAYIT_TLS_CERT_FILE": pems["cert"], "SAYIT_TLS_KEY_FILE": pems["key"]})
-    )
+    tls = load_server_tls({"SAYIT_TLS_CERT_FILE": pems["cert"], "SAYIT_TLS_KEY_FILE": pems["key"]})
     assert tls is not None and not tls.mutual and tls.certificate_chain == PEM
     mutual = load_server_tls(
-        Env(
-            {
-                "SAYIT_TLS_CERT_FILE": pems["cert"],
-                "SAYIT_TLS_KEY_FILE": pems["key"],
-                "SAYIT_TLS_CLIENT_CA_FILE": pems["ca"],
-            }
-        )
+        {
+            "SAYIT_TLS_CERT_FILE": pems["cert"],
+            "SAYIT_TLS_KEY_FILE": pems["key"],
+            "SAYIT_TLS_CLIENT_CA_FILE": pems["ca"],
+        }
     )
     assert mutual is not None and mutual.mutual
     assert "PEM" not in repr(mutual) and "BEGIN" not in repr(mutual)  # keys never logged
+    settings = ServerTLSSettings.from_env(
+        {"SAYIT_TLS_CERT_FILE": pems["cert"], "SAYIT_TLS_KEY_FILE": pems["key"]}
+    )
+    assert "BEGIN" not in repr(settings) and "BEGIN" not in str(settings.model_dump())
 
 
 def test_client_tls(pems: dict[str, str]) -> None:
-    tls = load_client_tls(Env({"SAYIT_TLS_CA_FILE": pems["ca"]}))
+    tls = load_client_tls({"SAYIT_TLS_CA_FILE": pems["ca"]})
     assert tls is not None and tls.certificate_chain is None
     both = load_client_tls(
-        Env(
-            {
-                "SAYIT_TLS_CA_FILE": pems["ca"],
-                "SAYIT_TLS_CLIENT_CERT_FILE": pems["cert"],
-                "SAYIT_TLS_CLIENT_KEY_FILE": pems["key"],
-            }
-        )
+        {
+            "SAYIT_TLS_CA_FILE": pems["ca"],
+            "SAYIT_TLS_CLIENT_CERT_FILE": pems["cert"],
+            "SAYIT_TLS_CLIENT_KEY_FILE": pems["key"],
+        }
     )
     assert both is not None and both.private_key == PEM
 
@@ -83,5 +89,5 @@ def test_client_tls(pems: dict[str, str]) -> None:
 def test_bad_tls_settings(pems: dict[str, str], env: dict[str, str], message: str) -> None:
     environ = {k: pems.get(v, v) for k, v in env.items()}
     with pytest.raises(ConfigError, match=message):
-        load_server_tls(Env(environ))
-        load_client_tls(Env(environ))
+        load_server_tls(environ)
+        load_client_tls(environ)

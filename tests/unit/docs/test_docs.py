@@ -6,26 +6,49 @@ import re
 import subprocess
 from pathlib import Path
 
+from scripts import settings_doc
+
 # The repository root, wherever under tests/ this file lives.
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 README = (ROOT / "README.md").read_text()
 CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 
 
-def _settings_table() -> str:
-    """The rows of docs/configuration.md's "## Settings" section."""
+# A variable named in code: SAYIT_ and capitals, not a pattern such as SAYIT_TLS_* or SAYIT_*.
+_VARIABLE = re.compile(r"(?<![A-Z0-9_])SAYIT_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_*])")
+
+
+def test_the_settings_table_is_what_make_docs_writes() -> None:
     section = CONFIGURATION.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
-    return "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    assert settings_doc.current(section) == settings_doc.table(), (
+        "docs/configuration.md's settings table is stale: run make docs"
+    )
 
 
-def test_every_setting_in_the_code_is_in_the_settings_table() -> None:
-    used = set()
-    for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("scripts/*.py")]:
-        used |= set(re.findall(r"SAYIT_[A-Z_]+[A-Z]", path.read_text()))
-    assert used, "no settings found"
-    table = _settings_table()
-    missing = sorted(v for v in used if f"`{v}`" not in table)
-    assert not missing, f"settings missing from docs/configuration.md's table: {missing}"
+def test_every_variable_the_code_names_is_a_setting() -> None:
+    """A SAYIT_* variable cannot be read, set or mentioned without a typed, documented field."""
+    named: dict[str, set[str]] = {}
+    for folder in ("services", "scripts", "devsupport", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for variable in _VARIABLE.findall(path.read_text()):
+                named.setdefault(variable, set()).add(str(path.relative_to(ROOT)))
+    assert len(named) > 20, "too few variables found: is the pattern right?"
+    settings = settings_doc.rows()
+    unknown = {v: sorted(paths) for v, paths in named.items() if v not in settings}
+    assert not unknown, f"SAYIT_* variables that are no field of a settings class: {unknown}"
+
+
+def test_the_variable_pattern() -> None:
+    text = (
+        "SAYIT_GATEWAY_ADDR, SAYIT_TLS_* and SAYIT_* or `SAYIT_<SERVICE>_METRICS_ADDR`, X_SAYIT_Y"
+    )
+    assert _VARIABLE.findall(text) == ["SAYIT_GATEWAY_ADDR"]
+
+
+def test_every_setting_has_a_description_and_a_reader() -> None:
+    for row in settings_doc.rows().values():
+        assert row.meanings and all(row.meanings), row.variable
+        assert row.used_by and all(row.used_by), row.variable
 
 
 def test_make_help_lists_the_documented_targets() -> None:
@@ -44,6 +67,7 @@ def test_make_help_lists_the_documented_targets() -> None:
         "fmt",
         "clean",
         "eval",
+        "docs",
     ):
         assert re.search(rf"\b{re.escape(target)}\b", output), target
         assert f"make {target}" in README or f"`{target}`" in README, target

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from services.common.config import MIB, Env
+from services.common.config import MIB
 from services.common.errors import ConfigError
 from services.transcriber import config as transcriber_config
-from services.transcriber.config import DEFAULT_ADDR, batches, load_config, load_model_config
+from services.transcriber.config import DEFAULT_ADDR, ModelSettings, batches, load_config
 
 
 def config_error(message: str) -> Any:
@@ -124,15 +124,15 @@ def test_transcriber_settings_from_environment(eight_cpus: None) -> None:
 
 
 def test_transcriber_cache_dir_under_xdg_cache_home() -> None:
-    model = load_model_config(Env({"XDG_CACHE_HOME": "/tmp/xdg"}))
+    model = ModelSettings.from_env({"XDG_CACHE_HOME": "/tmp/xdg"}).model_files
     assert model.cache_dir == Path("/tmp/xdg/sayit/models")
     # Blank XDG_CACHE_HOME is the same as unset.
-    model = load_model_config(Env({"XDG_CACHE_HOME": "  "}))
+    model = ModelSettings.from_env({"XDG_CACHE_HOME": "  "}).model_files
     assert model.cache_dir == Path.home() / ".cache" / "sayit" / "models"
 
 
 def test_transcriber_models_dir_expands_user() -> None:
-    model = load_model_config(Env({"SAYIT_MODELS_DIR": "~/whisper"}))
+    model = ModelSettings.from_env({"SAYIT_MODELS_DIR": "~/whisper"}).model_files
     assert model.models_dir == Path.home() / "whisper"
 
 
