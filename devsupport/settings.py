@@ -14,17 +14,15 @@ from pydantic import Field
 from services.cli.config import CliSettings
 from services.common.hugepages import HugePagesSettings
 from services.common.settings import (
-    ClientTLSSettings,
     ExpandedPath,
     HostPort,
     Int,
     KeepEmpty,
     OptionalHostPort,
-    RedisSettings,
     Settings,
-    ShutdownSettings,
     doc,
 )
+from services.common.shared_settings import ClientTLSSettings, RedisSettings, ShutdownSettings
 from services.gateway.config import GatewaySettings
 from services.scheduler.config import SchedulerSettings
 from services.transcriber.config import ModelSettings, TranscriberSettings

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.errors import ConfigError
-from services.common.settings import ClientTLSSettings
+from services.common.shared_settings import ClientTLSSettings
 from services.common.tls import ClientTLS
 
 

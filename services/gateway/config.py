@@ -10,13 +10,10 @@ from pathlib import Path
 from pydantic import Field
 
 from services.common.config import ServerConfig
-from services.common.settings import (
-    ExpandedPath,
-    HostPort,
-    Int,
+from services.common.settings import ExpandedPath, HostPort, Int, OptionalHostPort
+from services.common.shared_settings import (
     MaxAudioSettings,
     ModelNameSettings,
-    OptionalHostPort,
     RedisSettings,
     ServerSettings,
 )

@@ -9,16 +9,13 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from services.common.config import ServerConfig
-from services.common.settings import (
-    HostPort,
-    Int,
+from services.common.settings import HostPort, Int, OptionalHostPort, doc
+from services.common.shared_settings import (
     JobTTLSettings,
     MaxAudioSettings,
     ModelNameSettings,
-    OptionalHostPort,
     RedisSettings,
     ServerSettings,
-    doc,
 )
 from services.jobs.queue import QueuePolicy
 from services.scheduler.chunking import ChunkPolicy

@@ -15,17 +15,8 @@ from pydantic_settings import NoDecode
 from services.common.config import ServerConfig
 from services.common.hugepages import HugePagesSettings
 from services.common.languages import LANGUAGES
-from services.common.settings import (
-    ExpandedPath,
-    HostPort,
-    Int,
-    MaxAudioSettings,
-    ModelNameSettings,
-    OptionalHostPort,
-    ServerSettings,
-    doc,
-    invalid,
-)
+from services.common.settings import ExpandedPath, HostPort, Int, OptionalHostPort, doc, invalid
+from services.common.shared_settings import MaxAudioSettings, ModelNameSettings, ServerSettings
 
 DEFAULT_ADDR = "127.0.0.1:50053"
 # Off: batched decoding was 1.4-1.7x faster on long English within 0.5 WER points, but on long

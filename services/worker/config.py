@@ -11,18 +11,20 @@ from pydantic import Field, field_validator
 
 from services.common.config import LogConfig
 from services.common.settings import (
-    ClientTLSSettings,
     CommaList,
     ExpandedPath,
     HostPort,
     Int,
-    JobTTLSettings,
-    LogSettings,
     OptionalHostPort,
-    RedisSettings,
-    RequestSizeSettings,
     doc,
     invalid,
+)
+from services.common.shared_settings import (
+    ClientTLSSettings,
+    JobTTLSettings,
+    LogSettings,
+    RedisSettings,
+    RequestSizeSettings,
 )
 from services.common.tls import ClientTLS
 from services.jobs import queue

@@ -25,12 +25,11 @@ from services.common.settings import (
     HostPort,
     Int,
     KeepEmpty,
-    LogSettings,
     Lowercase,
     OptionalHostPort,
-    ServerSettings,
     Settings,
 )
+from services.common.shared_settings import LogSettings, ServerSettings
 
 
 class Probe(Settings):

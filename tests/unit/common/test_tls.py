@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.common.errors import ConfigError
-from services.common.settings import ClientTLSSettings, ServerTLSSettings
+from services.common.shared_settings import ClientTLSSettings, ServerTLSSettings
 from services.common.tls import ClientTLS, ServerTLS
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

@@ -1,0 +1,163 @@
+"""The settings groups several deployables share: logging, TLS, Redis, request and audio limits,
+the model's name, job lifetime, and what every gRPC server reads besides its address."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from services.common.config import MIB, LogConfig, ServerConfig
+from services.common.settings import (
+    Int,
+    LogFormat,
+    LogLevel,
+    Lowercase,
+    PemFile,
+    Settings,
+    invalid,
+)
+from services.common.tls import ClientTLS, ServerTLS
+
+
+class LogSettings(Settings):
+    log_level: Annotated[LogLevel, Lowercase] = Field(
+        "info", description="`debug`, `info`, `warning`, `error`"
+    )
+    log_format: Annotated[LogFormat, Lowercase] = Field(
+        "auto", description="`json`, `console`, or `auto` (JSON unless on a terminal)"
+    )
+
+    @property
+    def log(self) -> LogConfig:
+        return LogConfig(level=self.log_level, format=self.log_format)
+
+
+class ServerTLSSettings(Settings):
+    """Serve TLS with a certificate and key, and mutual TLS with a client CA."""
+
+    tls_cert_file: PemFile | None = Field(
+        None,
+        description="serve TLS with this certificate (PEM); needs `SAYIT_TLS_KEY_FILE`",
+    )
+    tls_key_file: PemFile | None = Field(
+        None, description="the private key (PEM) of `SAYIT_TLS_CERT_FILE`"
+    )
+    tls_client_ca_file: PemFile | None = Field(
+        None, description="require client certificates signed by this CA (mutual TLS)"
+    )
+
+    @model_validator(mode="after")
+    def _server_pairs(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise invalid("SAYIT_TLS_CERT_FILE and SAYIT_TLS_KEY_FILE must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise invalid(
+                "SAYIT_TLS_CLIENT_CA_FILE (mutual TLS) needs SAYIT_TLS_CERT_FILE and "
+                "SAYIT_TLS_KEY_FILE"
+            )
+        return self
+
+    @property
+    def server_tls(self) -> ServerTLS | None:
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        client_ca = self.tls_client_ca_file
+        return ServerTLS(
+            self.tls_cert_file.content,
+            self.tls_key_file.content,
+            None if client_ca is None else client_ca.content,
+        )
+
+
+class ClientTLSSettings(Settings):
+    """Call other services over TLS, presenting a certificate when they require one."""
+
+    tls_ca_file: PemFile | None = Field(
+        None, description="call other services over TLS, verifying them with this CA (PEM)"
+    )
+    tls_client_cert_file: PemFile | None = Field(
+        None,
+        description="the certificate (PEM) presented to services that require mutual TLS; "
+        "needs `SAYIT_TLS_CLIENT_KEY_FILE` and `SAYIT_TLS_CA_FILE`",
+    )
+    tls_client_key_file: PemFile | None = Field(
+        None, description="the private key (PEM) of `SAYIT_TLS_CLIENT_CERT_FILE`"
+    )
+
+    @model_validator(mode="after")
+    def _client_pairs(self) -> Self:
+        if (self.tls_client_cert_file is None) != (self.tls_client_key_file is None):
+            raise invalid(
+                "SAYIT_TLS_CLIENT_CERT_FILE and SAYIT_TLS_CLIENT_KEY_FILE must be set together"
+            )
+        if self.tls_ca_file is None and self.tls_client_cert_file is not None:
+            raise invalid(
+                "SAYIT_TLS_CLIENT_CERT_FILE needs SAYIT_TLS_CA_FILE (the CA that signed the "
+                "servers' certificates)"
+            )
+        return self
+
+    @property
+    def client_tls(self) -> ClientTLS | None:
+        if self.tls_ca_file is None:
+            return None
+        cert, key = self.tls_client_cert_file, self.tls_client_key_file
+        return ClientTLS(
+            self.tls_ca_file.content,
+            None if cert is None else cert.content,
+            None if key is None else key.content,
+        )
+
+
+class RedisSettings(Settings):
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis for jobs, events and RQ; for the gateway, the per-tenant limits",
+    )
+    redis_prefix: str = Field("sayit", description="prefix of SayIt's Redis keys")
+
+
+class RequestSizeSettings(Settings):
+    max_request_bytes: Int = Field(
+        100 * MIB,
+        ge=1024,
+        le=2**31 - 1,
+        description="largest audio a request may carry (gRPC messages may be 1 MiB larger)",
+    )
+
+
+class ShutdownSettings(Settings):
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0.0, description="drain time for in-flight calls after SIGTERM"
+    )
+
+
+class MaxAudioSettings(Settings):
+    max_audio_seconds: float = Field(4 * 3600.0, ge=1.0, description="longest audio accepted")
+
+
+class ModelNameSettings(Settings):
+    model: str = Field("base", description="model size (`base` is bundled) or a model directory")
+
+
+class JobTTLSettings(Settings):
+    job_ttl_seconds: Int = Field(
+        7 * 86400, ge=60, description="how long job records and event streams are kept"
+    )
+
+
+class ServerSettings(
+    LogSettings, ServerTLSSettings, ClientTLSSettings, RequestSizeSettings, ShutdownSettings
+):
+    """What every gRPC server reads besides its own address."""
+
+    def server_config(self, addr: str) -> ServerConfig:
+        return ServerConfig(
+            addr=addr,
+            max_message_bytes=self.max_request_bytes,
+            shutdown_grace_seconds=self.shutdown_grace_seconds,
+            log=self.log,
+            tls=self.server_tls,
+            client_tls=self.client_tls,
+        )
