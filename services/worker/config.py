@@ -62,7 +62,11 @@ class WorkerSettings(
         queue.QUEUES, description="queues, highest priority first (comma-separated)"
     )
     worker_name: str | None = Field(
-        None, description="RQ worker name", json_schema_extra=doc("random")
+        None,
+        description="prefix of the worker's RQ name: it registers as `<name>.<6 hex>`, a new "
+        "suffix at every start, so a restarted worker never waits for its dead predecessor's "
+        "registration to expire",
+        json_schema_extra=doc("random (RQ's)"),
     )
     worker_heartbeat_seconds: Int = Field(
         5,
