@@ -405,8 +405,10 @@ def defined_metrics() -> set[str]:
     from prometheus_client import REGISTRY
 
     import services.gateway.metrics
+    import services.jobs.metrics
     import services.scheduler.metrics as scheduler_metrics
-    import services.transcriber.metrics  # noqa: F401
+    import services.transcriber.metrics
+    import services.worker.metrics  # noqa: F401
 
     names = set()
     families = list(REGISTRY.collect())
