@@ -1,0 +1,1 @@
+"""Developer commands behind make: the local mesh (`make up`), the demo, generated code and docs."""

@@ -1,1 +1,1 @@
-"""Shared by every SayIt service: config, logging, errors, interceptors, server and channels."""
+"""Shared by every SayIt service: settings, logs, errors, interceptors, server, channels, audio."""

@@ -2,8 +2,9 @@
 
 Each deployable (gateway, scheduler, transcriber, worker, the `sayit` CLI, the dev tools in
 devsupport/settings.py) has one `Settings` class, built from the groups several of them share
-(services/common/shared_settings.py) and this module's field types. A field maps 1:1 to its variable (`scheduler_addr` <-> SAYIT_SCHEDULER_ADDR); its
-`description` is the meaning column of docs/configuration.md's table (`make docs` writes it).
+(services/common/shared_settings.py) and this module's field types. A field maps 1:1 to its
+variable (`scheduler_addr` <-> SAYIT_SCHEDULER_ADDR); its `description` is the meaning column of
+docs/configuration.md's table (`make docs` writes it).
 
 A process reads its settings once, in its __main__, with `Settings.from_env(os.environ)`, and
 passes them (or the plain config objects derived from them) down; nothing below __main__ reads

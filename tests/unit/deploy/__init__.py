@@ -1,0 +1,1 @@
+"""Tests of deploy/: manifests, Dockerfile and dashboard against the code."""

@@ -1,0 +1,1 @@
+"""Tests that the README and docs/ stay in step with the code."""

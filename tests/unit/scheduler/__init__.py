@@ -1,0 +1,1 @@
+"""Tests of services.scheduler: each rule in well under a second."""
