@@ -13,7 +13,6 @@ from services.common.settings import HostPort, Int, OptionalHostPort, doc
 from services.common.shared_settings import (
     JobTTLSettings,
     MaxAudioSettings,
-    ModelNameSettings,
     RedisSettings,
     ServerSettings,
 )
@@ -45,8 +44,6 @@ class SchedulerConfig:
     # How long finished transcripts are served again for the same audio and config (per
     # tenant); 0 turns the result cache and in-flight sharing off.
     result_cache_ttl_seconds: int
-    # Served models, for validation at the edge and in job records.
-    model: str
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
     # Short jobs sent to the direct transcribers beyond their slots, to wait there for one
@@ -59,9 +56,7 @@ class SchedulerConfig:
     default_rtf: float = 0.3
 
 
-class SchedulerSettings(
-    ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings, ModelNameSettings
-):
+class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
     used_by = "scheduler"
 
     scheduler_addr: HostPort = Field(
@@ -182,7 +177,6 @@ class SchedulerSettings(
                 min_seconds=self.chunk_min_seconds,
             ),
             result_cache_ttl_seconds=self.result_cache_ttl_seconds,
-            model=self.model,
             metrics_addr=self.scheduler_metrics_addr,
             max_queue_wait_seconds=self.max_queue_wait_seconds,
             default_rtf=self.queue_default_rtf,
