@@ -11,8 +11,8 @@ from sayit.common.v1 import job_pb2
 from services.cli.output import Output
 from services.cli.progress import JobProgress
 from services.client import ClientError, SayItClient
-from services.client.client import ENDED_STATES, transcript_of_job
 from services.client.errors import status_code
+from services.client.outcomes import ENDED_STATES, transcript_of_job
 
 EXIT_OK, EXIT_FAILED = 0, 1
 SPEECH_SERVICE = "sayit.speech.v1.SpeechService"

@@ -20,7 +20,7 @@ from sayit.common.v1 import transcription_pb2 as tpb
 from services.cli.output import Output
 from services.cli.progress import JobProgress, Tracked
 from services.client import ClientError, SayItClient
-from services.client.client import transcript_of
+from services.client.outcomes import transcript_of
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 _FINISHED = object()

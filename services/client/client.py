@@ -2,102 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sayit.common.v1 import audio_pb2, event_pb2, job_pb2
+from sayit.common.v1 import event_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from services.client.errors import ClientError, JobError, status_code, translated
+from services.client.errors import ClientError, translated
+from services.client.inputs import AudioInput, load_audio, make_config
+from services.client.outcomes import ENDED_STATES, is_terminal, transcript_of, transcript_of_job
 from services.client.polling import poll_interval
 from services.client.retry import RetryPolicy, service_config_json
 
 DEFAULT_ADDR = "127.0.0.1:50051"
 MIB = 1024 * 1024
-AudioInput = bytes | str | os.PathLike[str]
-TERMINAL_EVENTS = ("completed", "failed", "cancelled")
-ENDED_STATES = (
-    job_pb2.JOB_STATE_SUCCEEDED,
-    job_pb2.JOB_STATE_FAILED,
-    job_pb2.JOB_STATE_CANCELLED,
-)
-_PRESETS = {"": tpb.PRESET_UNSPECIFIED, "accurate": tpb.PRESET_ACCURATE, "fast": tpb.PRESET_FAST}
-_TASKS = {
-    "": tpb.TASK_UNSPECIFIED,
-    "transcribe": tpb.TASK_TRANSCRIBE,
-    "translate": tpb.TASK_TRANSLATE,
-}
-
-
-def make_config(
-    *,
-    language: str = "",
-    model: str = "",
-    word_timestamps: bool = False,
-    preset: str = "",
-    task: str = "",
-    initial_prompt: str = "",
-    hotwords: str = "",
-) -> tpb.TranscriptionConfig:
-    """A TranscriptionConfig from plain values. `language` "" or "auto" detects the language;
-    `preset` is "accurate" or "fast"; `task` "transcribe" or "translate"."""
-    if preset not in _PRESETS:
-        raise ValueError(f"preset must be one of accurate, fast; got {preset!r}")
-    if task not in _TASKS:
-        raise ValueError(f"task must be one of transcribe, translate; got {task!r}")
-    return tpb.TranscriptionConfig(
-        language_code="" if language == "auto" else language,
-        model=model,
-        word_timestamps=word_timestamps,
-        preset=_PRESETS[preset],
-        task=_TASKS[task],
-        initial_prompt=initial_prompt,
-        hotwords=hotwords,
-    )
-
-
-def load_audio(audio: AudioInput, filename: str = "") -> audio_pb2.Audio:
-    """An Audio message from bytes or a file path (whose name becomes the filename hint)."""
-    if isinstance(audio, bytes):
-        return audio_pb2.Audio(content=audio, filename=filename)
-    path = Path(audio)
-    return audio_pb2.Audio(content=path.read_bytes(), filename=filename or path.name)
-
-
-def is_terminal(event: event_pb2.JobEvent) -> bool:
-    return event.WhichOneof("kind") in TERMINAL_EVENTS
-
-
-def transcript_of(job_name: str, event: event_pb2.JobEvent) -> tpb.Transcript:
-    """The transcript of a terminal event; JobError if the job failed or was cancelled."""
-    kind = event.WhichOneof("kind")
-    if kind == "completed":
-        return event.completed.transcript
-    if kind == "failed":
-        error = event.failed.error
-        raise JobError(job_name, status_code(error.code), error.message or "the job failed")
-    if kind == "cancelled":
-        raise JobError(job_name, grpc.StatusCode.CANCELLED, event.cancelled.reason or "cancelled")
-    raise ValueError(f"not a terminal event: {kind}")
-
-
-def transcript_of_job(job: job_pb2.TranscriptionJob) -> tpb.Transcript:
-    """The transcript of an ended job; JobError if it failed or was cancelled."""
-    if job.state == job_pb2.JOB_STATE_SUCCEEDED:
-        return job.transcript
-    if job.state == job_pb2.JOB_STATE_CANCELLED:
-        raise JobError(job.name, grpc.StatusCode.CANCELLED, "cancelled")
-    if job.state == job_pb2.JOB_STATE_FAILED:
-        raise JobError(job.name, status_code(job.error.code), job.error.message or "failed")
-    raise ValueError(f"{job.name} has not ended")
 
 
 class SayItClient:

@@ -15,7 +15,7 @@ from tests.support.edge import EdgeMesh, start_edge_mesh
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     # These tests are about the mesh itself: every job is one chunk, and repeated audio is
-    # transcribed again (tests/e2e/test_long_audio.py covers chunking and the result cache).
+    # transcribed again (tests/e2e/long_audio/ covers chunking and the result cache).
     with running(
         tmp_path_factory.mktemp("mesh"),
         extra_env={

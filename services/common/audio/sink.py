@@ -1,0 +1,129 @@
+"""Where decoded blocks go: resampled to 16 kHz into one array, then held to the declared length
+and the caller's limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from services.common.audio.messages import damaged, secs
+from services.common.audio.types import SAMPLE_RATE, Samples
+from services.common.errors import BadAudio
+
+# Frames per block read from libsndfile and grouped from PyAV frames before resampling: big enough
+# that per-call overhead vanishes, small enough (~1.4 s at 48 kHz) that blocks cost little memory.
+BLOCK_FRAMES = 1 << 16
+# Decoded audio may differ from the declared length by codec priming/padding (tens of ms).
+_PADDING_SECONDS = 0.25
+# Truncated = more than this much shorter than declared and under _TRUNCATED_RATIO of it.
+_TRUNCATED_GAP_SECONDS = 0.5
+_TRUNCATED_RATIO = 0.9
+# Cap on the output buffer reserved up front from a declared length, so a lying header cannot
+# reserve gigabytes; longer audio still decodes, the buffer grows as needed.
+_PREALLOCATE_MAX_SECONDS = 3600.0
+_INITIAL_SECONDS = 60.0
+
+
+class Sink:
+    """Takes mono float32 blocks at any rate; keeps them resampled to 16 kHz in one array of
+    `dtype` (float32 in [-1, 1], or int16 PCM).
+
+    The array is reserved from the declared length so long audio is not copied while it grows;
+    reserved but unwritten pages are never touched, so over-reserving costs no memory.
+    """
+
+    def __init__(
+        self,
+        expected_seconds: float | None,
+        max_seconds: float | None,
+        dtype: type[np.generic] = np.float32,
+    ) -> None:
+        seconds = _INITIAL_SECONDS if expected_seconds is None else expected_seconds + 1.0
+        seconds = min(seconds, _PREALLOCATE_MAX_SECONDS)
+        if max_seconds is not None:
+            seconds = min(seconds, max_seconds + 2 * _PADDING_SECONDS)
+        self._dtype = dtype
+        self._data: np.ndarray = np.empty(max(int(seconds * SAMPLE_RATE), 1), dtype=dtype)
+        self._size = 0
+        self._rate = 0
+        self._resampler: soxr.ResampleStream | None = None
+        self._max_seconds = max_seconds
+        self.seconds = 0.0  # of input audio written
+
+    def write(self, mono: Samples, rate: int) -> None:
+        if rate != self._rate:
+            self._flush()
+            self._rate = rate
+            self._resampler = (
+                None
+                if rate == SAMPLE_RATE
+                else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            )
+        self.seconds += len(mono) / rate
+        if not mono.flags.writeable:
+            mono = mono.copy()
+        # NaN/inf (possible in float WAVs) would smear across the resampler's filter.
+        if not np.isfinite(mono).all():
+            np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(mono, -1.0, 1.0, out=mono)
+        self._append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
+        if self._max_seconds is not None and self.seconds > self._max_seconds + _PADDING_SECONDS:
+            raise BadAudio(f"audio is longer than the limit of {secs(self._max_seconds)} s")
+
+    def finish(self) -> np.ndarray:
+        self._flush()
+        return self._data[: self._size]
+
+    def _flush(self) -> None:
+        if self._resampler is not None:
+            self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._resampler = None
+
+    def _append(self, chunk: Samples) -> None:
+        end = self._size + len(chunk)
+        if end > len(self._data):
+            grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=self._dtype)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        # The resampler can overshoot full scale slightly; clip while copying in.
+        if self._dtype == np.int16:
+            # x 32768 as libsndfile reads 16-bit PCM (÷ 32768): 16-bit sources come back exact.
+            scaled = chunk * 32768.0
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, -32768.0, 32767.0, out=scaled)
+            self._data[self._size : end] = scaled.astype(np.int16)
+        else:
+            np.clip(chunk, -1.0, 1.0, out=self._data[self._size : end])
+        self._size = end
+
+
+def finish(sink: Sink, declared: float | None, failed: bool) -> np.ndarray:
+    samples = sink.finish()
+    check_complete(declared, sink.seconds, failed)
+    if failed and declared is None:
+        raise damaged(sink.seconds)
+    if len(samples) == 0:
+        raise BadAudio("audio contains no samples")
+    return samples
+
+
+def check_complete(declared: float | None, decoded: float, failed: bool) -> None:
+    """Raise when far less was decoded than declared, or an error stopped decoding part way."""
+    if declared is None:
+        return
+    gap = declared - decoded
+    if gap > _TRUNCATED_GAP_SECONDS and (failed or decoded < _TRUNCATED_RATIO * declared):
+        raise BadAudio(
+            f"audio is truncated: the header declares {secs(declared)} s but only "
+            f"{secs(decoded)} s could be decoded"
+        )
+
+
+def check_limit(declared: float | None, max_seconds: float | None) -> None:
+    # Codec priming/padding can add a little to a declared length that is really at the limit.
+    if (
+        max_seconds is not None
+        and declared is not None
+        and declared > max_seconds + _PADDING_SECONDS
+    ):
+        raise BadAudio(f"audio is {secs(declared)} s long; the limit is {secs(max_seconds)} s")
