@@ -1,0 +1,211 @@
+"""deploy/kubernetes/: the manifests validate against Kubernetes' schemas and agree with code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import yaml
+
+from services.common.channels import channel_options
+from services.jobs.queue import QUEUES
+from tests.support.deploy_files import (
+    CONFIG_LOADERS,
+    CONFIG_MAP,
+    DEFAULT_PORTS,
+    DEPLOY,
+    IMAGE,
+    K8S,
+    KUBERNETES_VERSION,
+    LISTEN_VARIABLES,
+    METRICS_VARIABLES,
+    SETTINGS,
+    container_env,
+    manifests,
+    module_exists,
+    module_of,
+    named,
+    of_kind,
+    port,
+    sayit_containers,
+    workloads,
+)
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+
+
+def test_every_manifest_parses_and_validates_against_the_kubernetes_schema() -> None:
+    docs = manifests()
+    assert {d["kind"] for d in docs} >= {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "Service",
+        "Deployment",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "ScaledObject",
+    }
+    for doc in docs:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            continue  # a CRD: checked field by field below
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest_and_sets_the_image() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert [i["name"] for i in kustomization["images"]] == [IMAGE]
+    assert kustomization["namespace"] == named("Namespace", "sayit")["metadata"]["name"]
+
+
+def test_containers_run_existing_modules_with_requests_limits_and_probes() -> None:
+    seen = set()
+    for workload, container in sayit_containers():
+        module = module_of(container["command"])
+        assert module_exists(module), module
+        seen.add(module)
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]), container["name"]
+        assert "memory" in resources["limits"], container["name"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        env = container_env(container)
+        if module in LISTEN_VARIABLES:
+            # gRPC services: readiness on their own service, liveness on the server, both gRPC,
+            # on the port they listen on, which is the code's default port.
+            listen = port(env[LISTEN_VARIABLES[module]])
+            assert listen == ports["grpc"] == DEFAULT_PORTS[module]
+            assert container["readinessProbe"]["grpc"]["port"] == listen
+            assert container["readinessProbe"]["grpc"]["service"].startswith("sayit.")
+            assert container["livenessProbe"]["grpc"]["port"] == listen
+        else:
+            assert "livenessProbe" in container, container["name"]
+        # Metrics on, on a declared port that the scrape annotation or the probe names.
+        metrics_port = port(env[METRICS_VARIABLES[module]])
+        assert metrics_port in ports.values()
+    assert seen == set(CONFIG_LOADERS)
+
+
+def test_the_code_accepts_the_environment_each_container_gets() -> None:
+    for _, container in sayit_containers():
+        module = module_of(container["command"])
+        config = CONFIG_LOADERS[module](container_env(container))
+        assert config is not None
+
+
+def test_termination_grace_outlasts_the_drain() -> None:
+    for workload in workloads():
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            if container["image"] != IMAGE:
+                continue
+            grace = float(container_env(container)["SAYIT_SHUTDOWN_GRACE_SECONDS"])
+            assert pod["terminationGracePeriodSeconds"] > grace, workload["metadata"]["name"]
+
+
+def test_transcribers_run_small_on_arm64_from_the_model_volume() -> None:
+    pods = [
+        (w, c) for w, c in sayit_containers() if module_of(c["command"]) == "services.transcriber"
+    ]
+    assert len(pods) == 2  # direct transcribers and queue nodes
+    for workload, container in pods:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
+        env = container_env(container)
+        assert env["SAYIT_MODEL"] == "small"
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[env["SAYIT_MODELS_DIR"]])
+        claim = volume["persistentVolumeClaim"]["claimName"]
+        assert named("PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadOnlyMany"]
+
+
+def test_scheduler_balances_over_the_headless_transcriber_service() -> None:
+    service = named("Service", "transcriber-direct")
+    assert service["spec"]["clusterIP"] == "None"
+    scheduler = next(c for _, c in sayit_containers() if c["name"] == "scheduler")
+    target = container_env(scheduler)["SAYIT_TRANSCRIBER_ADDR"]
+    match = re.fullmatch(r"dns:///([a-z0-9-]+):(\d+)", target)
+    assert match, target
+    assert match.group(1) == service["metadata"]["name"]
+    assert int(match.group(2)) in [p["port"] for p in service["spec"]["ports"]]
+    assert ("grpc.lb_policy_name", "round_robin") in channel_options(1024, target)
+
+
+def test_services_select_workloads_and_name_their_ports() -> None:
+    for service in of_kind("Service"):
+        selector = service["spec"]["selector"]
+        matches = [
+            w
+            for w in workloads()
+            if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(matches) == 1, service["metadata"]["name"]
+        names = {
+            p["name"]
+            for c in matches[0]["spec"]["template"]["spec"]["containers"]
+            for p in c.get("ports", [])
+        }
+        for item in service["spec"]["ports"]:
+            assert item["targetPort"] in names, (service["metadata"]["name"], item)
+
+
+def test_every_deployment_has_a_disruption_budget() -> None:
+    budgets = of_kind("PodDisruptionBudget")
+    for deployment in of_kind("Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert any(
+            b["spec"]["selector"]["matchLabels"].items() <= labels.items() for b in budgets
+        ), deployment["metadata"]["name"]
+
+
+def test_keda_scales_queue_nodes_on_the_rq_queues() -> None:
+    scaled = named("ScaledObject", "queue-node")
+    target = scaled["spec"]["scaleTargetRef"]["name"]
+    node = named("Deployment", target)
+    modules = {module_of(c["command"]) for c in node["spec"]["template"]["spec"]["containers"]}
+    assert modules == {"services.transcriber", "services.worker"}
+    triggers = scaled["spec"]["triggers"]
+    assert {t["metadata"]["listName"] for t in triggers} == {f"rq:queue:{q}" for q in QUEUES}
+    redis_url = CONFIG_MAP["SAYIT_REDIS_URL"]
+    match = re.fullmatch(r"redis://([^:/]+):(\d+)/(\d+)", redis_url)
+    assert match, redis_url
+    host, redis_port, db = match.groups()
+    for trigger in triggers:
+        assert trigger["type"] == "redis"
+        address = trigger["metadata"]["address"]
+        assert address.split(".")[0] == host and address.endswith(f":{redis_port}")
+        assert trigger["metadata"]["databaseIndex"] == db
+        assert int(trigger["metadata"]["listLength"]) >= 1
+    assert 1 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
+    redis = named("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
+    assert redis["args"][1:3] == ["--appendonly", "yes"]
+    assert "--appendfsync" in redis["args"] and "everysec" in redis["args"]
+
+
+def test_api_keys_come_from_the_secret() -> None:
+    gateway = named("Deployment", "gateway")["spec"]["template"]["spec"]
+    container = gateway["containers"][0]
+    path = Path(container_env(container)["SAYIT_API_KEYS_FILE"])
+    mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+    volume = next(v for v in gateway["volumes"] if v["name"] == mount["name"])
+    secret = named("Secret", volume["secret"]["secretName"])
+    assert path.name in secret["stringData"]
+
+
+def test_every_variable_in_deploy_is_one_the_code_reads() -> None:
+    # Settings ignore variables they do not know: a misspelt one would be silently unused.
+    code = {name for settings in SETTINGS for name in settings.env_names()}
+    for path in [*K8S.glob("*.yaml"), DEPLOY / "compose.yaml", DEPLOY / "Dockerfile"]:
+        # ${SAYIT_IMAGE...} in compose.yaml is Compose's own substitution, not a setting.
+        used = set(re.findall(r"(?<!\{)SAYIT_[A-Z_]+[A-Z]", path.read_text()))
+        unknown = used - code
+        assert not unknown, (path.name, unknown)
+
+
+# --- Compose ------------------------------------------------------------------------------------
