@@ -29,3 +29,19 @@ def test_gateway_request_checks() -> None:
     with pytest.raises(InvalidArgument, match="after_sequence must be 0"):
         convert.validate_after_sequence(-5)
     convert.validate_page(100, "x" * 512)
+
+
+def test_a_submission_goes_on_with_its_effective_config() -> None:
+    """What the scheduler gets (and keeps in the job): the language normalised, every default
+    the service applies written in, the served model named."""
+    raw = tpb.TranscriptionConfig(language_code="KO-kr", word_timestamps=True)
+    effective = convert.validate_submission(audio_pb2.Audio(content=b"x"), raw, "base", 10)
+    assert effective == tpb.TranscriptionConfig(
+        language_code="ko",
+        preset=tpb.PRESET_ACCURATE,
+        model="base",
+        task=tpb.TASK_TRANSCRIBE,
+        word_timestamps=True,
+        vad_filter=True,
+    )
+    assert effective.HasField("vad_filter")
