@@ -2,10 +2,10 @@
 
 A worker whose transcriber is dead must not take chunks off the queue: each would fail as
 "transcriber unavailable" and burn one of its retries, and a whole fleet's worth of retries
-goes that way in seconds. A thread follows the transcriber's gRPC health with a `Watch` stream,
-which the transcriber answers at once on every change and which breaks the moment its process
-dies; between two of its messages, a transcriber that died is also caught by a plain TCP
-connect to its port (refused at once).
+goes that way in seconds. Before it takes a chunk, the worker asks the transcriber's gRPC health
+afresh (`serving`): what a stream said a moment ago can be stale exactly when it matters, just
+after the transcriber died under the chunk before. While it waits for the transcriber, a thread
+following the health `Watch` stream wakes it on every change, instead of polling.
 
 The worker runs work horses with RQ's SpawnWorker (a fresh process each), never by forking
 itself, so this process may hold gRPC channels.
@@ -13,28 +13,31 @@ itself, so this process may hold gRPC channels.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.channels import channel_options
 from services.common.tls import ClientTLS
 
 SERVING = "SERVING"
 UNKNOWN = "UNKNOWN"
 RECONNECT_SECONDS = 0.5
+CHECK_TIMEOUT_SECONDS = 1.0
 
 
 class TranscriberMonitor:
     def __init__(self, addr: str, tls: ClientTLS | None = None) -> None:
-        self._addr = addr
+        # Reconnect within seconds of a restart, not after gRPC's default backoff of minutes.
+        options = channel_options(0, addr)
         self._channel = (
-            grpc.insecure_channel(addr)
+            grpc.insecure_channel(addr, options=options)
             if tls is None
-            else grpc.secure_channel(addr, tls.credentials())
+            else grpc.secure_channel(addr, tls.credentials(), options=options)
         )
+        self._health = health_pb2_grpc.HealthStub(self._channel)
         self._changed = threading.Condition()
         self._closed = threading.Event()
         self._call: grpc.Future | None = None
@@ -48,10 +51,9 @@ class TranscriberMonitor:
             self._changed.notify_all()
 
     def _follow(self) -> None:
-        stub = health_pb2_grpc.HealthStub(self._channel)
         while not self._closed.is_set():
             try:
-                self._call = stub.Watch(health_pb2.HealthCheckRequest())
+                self._call = self._health.Watch(health_pb2.HealthCheckRequest())
                 for reply in self._call:
                     self._set(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
                 self._set(UNKNOWN)
@@ -61,19 +63,17 @@ class TranscriberMonitor:
                 self._set(f"UNREACHABLE ({error.code().name})")
             self._closed.wait(RECONNECT_SECONDS)
 
-    def listening(self) -> bool:
-        """Whether anything accepts connections on the transcriber's port right now."""
-        host, _, port = self._addr.rpartition(":")
-        if not host or not port.isdigit():
-            return True  # not host:port (a DNS name...): rely on the health stream alone
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
     def serving(self) -> bool:
-        return self.status == SERVING and self.listening()
+        """Whether the transcriber serves right now, asked afresh (a health Check)."""
+        try:
+            reply = self._health.Check(
+                health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT_SECONDS
+            )
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.RpcError as error:
+            status = f"UNREACHABLE ({error.code().name})"
+        self._set(status)
+        return status == SERVING
 
     def wait_serving(self, timeout: float) -> bool:
         """True as soon as the transcriber is serving; False if it is not within `timeout`."""
@@ -82,11 +82,8 @@ class TranscriberMonitor:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            with self._changed:
-                if self.status == SERVING:  # serving, but its port not (yet, or any more)
-                    self._changed.wait(min(remaining, 0.1))
-                else:
-                    self._changed.wait(min(remaining, 1.0))
+            with self._changed:  # woken by the Watch stream's next news, or after a second
+                self._changed.wait(min(remaining, 1.0))
         return True
 
     def close(self) -> None:

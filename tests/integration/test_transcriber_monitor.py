@@ -1,8 +1,11 @@
-"""The worker's view of its transcriber (gRPC health Watch in a thread, and a TCP connect),
-against a real health server whose status the test sets, and a real transcriber process."""
+"""The worker's view of its transcriber (a health Check before each chunk, the health Watch
+stream to wake it while it waits), against a real health server whose status the test sets, a
+health server in a process the test SIGKILLs, and a real transcriber process."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -49,11 +52,11 @@ def test_status_changes_are_seen_at_once_and_a_dead_server_is_not_serving(
         started = time.monotonic()
         assert monitor.wait_serving(2.0)
         assert time.monotonic() - started < 1.0  # pushed by the Watch stream, not polled
-        assert monitor.status == SERVING and monitor.listening() and monitor.serving()
+        assert monitor.status == SERVING and monitor.serving()
         server.stop(0)
-        # The stream breaks with the server, and nothing accepts connections any more.
+        # The stream breaks with the server, and a fresh check finds nobody.
         assert eventually(lambda: monitor.status.startswith("UNREACHABLE"))
-        assert not monitor.listening() and not monitor.serving()
+        assert not monitor.serving()
     finally:
         monitor.close()
 
@@ -62,7 +65,7 @@ def test_a_serving_transcriber_is_seen_serving(transcriber: processes.ServicePro
     monitor = TranscriberMonitor(transcriber.addr or "")
     try:
         assert monitor.wait_serving(15.0)
-        assert monitor.status == SERVING and monitor.listening() and monitor.serving()
+        assert monitor.status == SERVING and monitor.serving()
     finally:
         monitor.close()
 
@@ -71,9 +74,41 @@ def test_nothing_listening_is_not_serving() -> None:
     addr = f"127.0.0.1:{processes.free_port()}"
     monitor = TranscriberMonitor(addr)
     try:
-        assert not monitor.listening()
         assert not monitor.wait_serving(2.0)
         assert monitor.status.startswith("UNREACHABLE")
         assert not monitor.serving()
     finally:
         monitor.close()
+
+
+HEALTH_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+server = grpc.server(futures.ThreadPoolExecutor(2))
+servicer = health.HealthServicer()
+health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+server.add_insecure_port(sys.argv[1])
+server.start()
+servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+server.wait_for_termination()
+"""
+
+
+def test_the_moment_a_transcriber_is_killed_it_is_not_serving() -> None:
+    """No stale answer right after the transcriber died under a chunk: the worker's next
+    question must not let it take the chunk's retry."""
+    addr = f"127.0.0.1:{processes.free_port()}"
+    server = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, addr])
+    monitor = TranscriberMonitor(addr)
+    try:
+        assert monitor.wait_serving(15.0)
+        for _ in range(20):  # the stream is busy with nothing: its last word is SERVING
+            assert monitor.serving()
+        server.kill()
+        server.wait()
+        assert not monitor.serving()  # at once, whatever the stream has said by now
+    finally:
+        monitor.close()
+        server.kill()
