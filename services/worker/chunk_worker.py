@@ -1,12 +1,13 @@
 """The RQ worker class that runs chunks beside one transcriber.
 
 It is RQ's SpawnWorker (each chunk in a fresh work horse process, started with posix_spawn, so
-this process may hold gRPC channels: it follows its transcriber's health), with three changes:
+this process may hold gRPC channels: it asks its transcriber's health), with these changes:
 - a chunk is abandoned after one heartbeat interval + `heartbeat_grace_seconds` of silence, not
   RQ's fixed minute, so a dead worker's chunk runs elsewhere within seconds;
 - no chunk is taken while the transcriber is not serving (it would only fail and burn a retry):
   the worker pauses before dequeueing, and gives back, at the front of its queue, a chunk it
-  took in the moment its transcriber died;
+  took in the moment its transcriber died; a SIGTERM held back while RQ registered the worker
+  (see services.worker.__main__) is let in there, where RQ stops cleanly;
 - it remembers that a shutdown was asked for, so its caller knows whether RQ's loop ended for
   that or for an error (a Redis outage longer than the client's patience);
 - stopping its command thread is bounded (see `unsubscribe`).
