@@ -4,32 +4,17 @@ a BadAudio whose message says what is wrong. All audio is synthesised and encode
 from __future__ import annotations
 
 import functools
-import io
 import re
 import struct
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 
 from services.common.audio import SAMPLE_RATE, decode, probe
 from services.common.errors import BadAudio
-from tests.support.encode import av_bytes, sf_bytes
+from tests.support.encode import av_bytes, sf_bytes, video_only
 from tests.support.tone import DURATION_TOLERANCE, TONE_HZ, peak_hz, tone
-
-
-def video_only(container: str, codec: str) -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as out:
-        stream: Any = out.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(10):
-            picture = np.full((64, 64, 3), i * 20, dtype=np.uint8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-        out.mux(stream.encode(None))
-    return buffer.getvalue()
-
 
 LONG = 4.0  # seconds; long enough that half a file is well past any truncation tolerance
 
