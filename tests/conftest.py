@@ -1,4 +1,4 @@
-"""Shared fixtures: the evaluation clips and a real transcriber process."""
+"""Shared fixtures: a real transcriber process and a private Redis, one of each for the session."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devsupport import processes
+from devsupport.mesh import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,13 @@ def transcriber(run_dir: Path) -> Iterator[processes.ServiceProcess]:
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the tests' own on a free port, for tests that read and write Redis
+    directly (each works under keys of its own, or empties it first); tests that kill or
+    restart Redis start their own."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

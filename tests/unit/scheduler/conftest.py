@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -25,13 +25,6 @@ from services.scheduler.config import load_config
 from tests.support.fake_transcriber import FakeTranscriber, Script, serve
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(scope="package")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("scheduler-redis")).start()
-    yield server
-    server.stop()
 
 
 @dataclass
