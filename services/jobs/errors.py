@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import redis.exceptions
 
 from services.common.errors import Unavailable
+from services.common.redis_client import pool_exhausted
 
 
 @contextlib.contextmanager
@@ -18,5 +19,13 @@ def redis_errors() -> Iterator[None]:
         yield
     except redis.exceptions.BusyLoadingError as error:
         raise Unavailable("the job store (Redis) is loading its data; retry shortly") from error
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+    except redis.exceptions.ConnectionError as error:
+        if pool_exhausted(error):
+            # Every pooled connection stayed busy for the pool's whole wait: load, not an outage.
+            raise Unavailable(
+                "the job store is busy (every connection of this server is in use); retry in a "
+                "moment"
+            ) from error
+        raise Unavailable(f"the job store (Redis) is unavailable: {error}") from error
+    except redis.exceptions.TimeoutError as error:
         raise Unavailable(f"the job store (Redis) is unavailable: {error}") from error
