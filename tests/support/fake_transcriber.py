@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+from google.rpc import status_pb2
 
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
@@ -28,6 +29,13 @@ class Script:
     release: asyncio.Event | None = None
 
 
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> None:
+    """Fail as a SayIt service does: with the google.rpc.Status trailer its interceptor adds
+    (a status without one is taken for gRPC's own and its text is not passed on)."""
+    rich = status_pb2.Status(code=code.value[0], message=details)
+    await context.abort(code, details, (("grpc-status-details-bin", rich.SerializeToString()),))
+
+
 @dataclass
 class FakeTranscriber(pb_grpc.TranscriberServiceServicer):
     script: Script = field(default_factory=Script)
@@ -41,7 +49,7 @@ class FakeTranscriber(pb_grpc.TranscriberServiceServicer):
         self.calls.append(request)
         script = self.script
         if script.refuse is not None:
-            await context.abort(*script.refuse)
+            await _abort(context, *script.refuse)
         self.started.set()
         total = script.audio_seconds
         yield _progress(0.0, total)
@@ -56,7 +64,7 @@ class FakeTranscriber(pb_grpc.TranscriberServiceServicer):
                 yield pb.TranscribeStreamResponse(segment=segment)
                 yield _progress(end, total)
                 if script.fail_after is not None:
-                    await context.abort(*script.fail_after)
+                    await _abort(context, *script.fail_after)
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
