@@ -24,9 +24,9 @@ from services.common.errors import (
 from services.common.redact import redact
 
 PUSHBACK_KEY = "grpc-retry-pushback-ms"
-# A hint longer than this (a daily quota) tells gRPC's retries to stop instead of sleeping
-# through the caller's deadline.
-MAX_PUSHBACK_SECONDS = 30.0
+# A hint longer than this (a full queue, a daily quota) tells gRPC's retries to stop rather than
+# sleep through the caller's deadline; the caller still reads the hint in RetryInfo.
+MAX_PUSHBACK_SECONDS = 5.0
 # Codes whose message says which request to look up.
 _WITH_REQUEST_ID = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL})
 # Codes whose retry hint becomes a pushback trailer.
