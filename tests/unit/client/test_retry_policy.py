@@ -4,6 +4,7 @@ with the statuses SayIt's own error mapping builds."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -35,7 +36,7 @@ def client(addr: str, **options: object) -> SayItClient:
 
 
 def gaps(times: list[float]) -> list[float]:
-    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 def test_transcribe_is_sent_once_and_the_hint_reaches_the_caller(
@@ -168,9 +169,11 @@ def test_transcribe_waits_for_a_gateway_that_is_starting(script: Script) -> None
 
 def test_transcribe_without_a_gateway_says_nothing_was_sent() -> None:
     port = free_port()
-    with client(f"127.0.0.1:{port}", connect_timeout=1) as sayit:
-        with pytest.raises(ClientError) as raised:
-            sayit.transcribe(b"RIFF not really audio")
+    with (
+        client(f"127.0.0.1:{port}", connect_timeout=1) as sayit,
+        pytest.raises(ClientError) as raised,
+    ):
+        sayit.transcribe(b"RIFF not really audio")
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
     assert raised.value.message == (
         f"could not connect to the gateway at 127.0.0.1:{port} within 1 s; nothing was sent"
