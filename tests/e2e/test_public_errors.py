@@ -182,9 +182,11 @@ def test_the_client_retries_a_read_until_the_scheduler_is_back(mesh: Mesh) -> No
     back = threading.Thread(target=come_back)
     back.start()
     try:
-        with SayItClient(mesh.gateway_addr, timeout=30) as client:
-            with pytest.raises(ClientError) as raised:
-                client.get_job(NO_JOB)
+        with (
+            SayItClient(mesh.gateway_addr, timeout=30) as client,
+            pytest.raises(ClientError) as raised,
+        ):
+            client.get_job(NO_JOB)
     finally:
         back.join()
         scheduler.wait_serving()
