@@ -46,8 +46,8 @@ async def test_a_full_audio_store_refuses_queued_work_and_keeps_what_it_holds(
     error = await refused(harness)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.details() == (
-        "the queue's audio storage is full (0.9 MB of 1.0 MB held for jobs not yet "
-        "transcribed; this audio needs 0.3 MB); retry in 30 s"
+        "the queue's audio storage is full (900 kB of 1.0 MB held for jobs not yet "
+        "transcribed; this audio needs 300 kB); retry in 30 s"
     )
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None
@@ -117,11 +117,11 @@ async def test_a_file_waiting_to_be_cut_counts_the_chunks_it_will_write(
     harness: Harness,
 ) -> None:
     # A 30 s file of 300 kB not cut yet (its scheduler died before planning it): while cut it
-    # holds its own bytes and 30 s of FLAC chunks, 0.9 MB, so 0.3 MB more does not fit.
+    # holds its own bytes and 30 s of FLAC chunks, 900 kB, so 300 kB more does not fit.
     store = harness.scheduler.store
     harness.redis.hset(harness.keys.record("unplanned"), mapping={"duration": 30.0})
     await store.set_audio("unplanned", CLIP, 3600)
     error = await refused(harness)
-    assert error.details().startswith("the queue's audio storage is full (0.9 MB of 1.0 MB")
+    assert error.details().startswith("the queue's audio storage is full (900 kB of 1.0 MB")
     await store.delete_audio("unplanned")
     assert (await harness.submit(CLIP, 8.0, queue=True)).state == job_pb2.JOB_STATE_QUEUED
