@@ -9,8 +9,8 @@ one set (services.jobs.schema.Keys.stored_audio), in the same MULTI. A read-only
 STRLEN over that set, so the sum is the bytes of the audio keys that exist *now*: a key
 deleted, or expired by its TTL, counts nothing from that moment, whoever removed it, and its
 name is pruned afterwards. No counter is kept that could drift. A file still waiting to be cut
-into chunks counts its own bytes plus the chunks it is about to write (its audio seconds ×
-`CHUNK_BYTES_PER_SECOND`), since both are held while it is planned.
+into chunks counts its own bytes plus the chunks it has yet to write (its audio seconds ×
+`CHUNK_BYTES_PER_SECOND`, less those already stored), since both are held while it is cut.
 
 The budget is SAYIT_STORED_AUDIO_BUDGET_BYTES, or by default half of Redis's `maxmemory` (the
 rest is records, event streams, RQ, transcripts, the result cache); with neither, no limit.
@@ -48,19 +48,27 @@ RETRY_AFTER_SECONDS = 30.0
 SUM_SCRIPT = """#!lua flags=no-writes
 local total = 0
 local gone = {}
+local chunk_bytes = {}  -- per job, its chunks stored so far
+local waiting = {}  -- the jobs whose file is not cut yet
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local size = redis.call('STRLEN', key)
   if size == 0 and redis.call('EXISTS', key) == 0 then
     table.insert(gone, key)
   else
     total = total + size
-    -- A caller's file not yet cut: its chunks are about to be written too.
-    if string.sub(key, -6) == ':audio' then
-      local record = string.sub(key, 1, -7)
-      local duration = tonumber(redis.call('HGET', record, 'duration') or '0') or 0
-      total = total + duration * tonumber(ARGV[1])
+    local job = string.match(key, '^(.*):audio:%d+$')
+    if job then
+      chunk_bytes[job] = (chunk_bytes[job] or 0) + size
+    else
+      job = string.match(key, '^(.*):audio$')
+      if job then table.insert(waiting, job) end
     end
   end
+end
+-- A file being cut is about to write its chunks too: count those not written yet.
+for _, job in ipairs(waiting) do
+  local duration = tonumber(redis.call('HGET', job, 'duration') or '0') or 0
+  total = total + math.max(0, duration * tonumber(ARGV[1]) - (chunk_bytes[job] or 0))
 end
 return {tostring(math.floor(total)), gone}
 """
@@ -154,4 +162,6 @@ class StoredAudio:
 
 
 def _mb(size: float) -> str:
+    if size < 1e6:
+        return f"{size / 1e3:.0f} kB"
     return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"

@@ -123,5 +123,9 @@ async def test_a_file_waiting_to_be_cut_counts_the_chunks_it_will_write(
     await store.set_audio("unplanned", CLIP, 3600)
     error = await refused(harness)
     assert error.details().startswith("the queue's audio storage is full (900 kB of 1.0 MB")
-    await store.delete_audio("unplanned")
+    # Half-way through cutting it: the chunk written replaces its share of the estimate.
+    await store.chunks.set_audio("unplanned", 0, CLIP, 3600)
+    error = await refused(harness)
+    assert error.details().startswith("the queue's audio storage is full (900 kB of 1.0 MB")
+    await store.delete_all_audio("unplanned", 1)
     assert (await harness.submit(CLIP, 8.0, queue=True)).state == job_pb2.JOB_STATE_QUEUED
