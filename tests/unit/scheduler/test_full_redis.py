@@ -90,6 +90,28 @@ async def test_a_job_a_full_redis_cannot_take_is_refused_and_leaves_nothing(
     assert job.state == job_pb2.JOB_STATE_QUEUED
 
 
+async def test_a_job_whose_first_event_does_not_fit_is_removed_again(
+    harness: Harness, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = harness.scheduler.store
+    apply = store.apply
+
+    async def fill_then_apply(job_id: str, change: object) -> object:
+        # Redis fills up between the job's record and audio and its `accepted` event.
+        fill(harness.redis, -100_000)
+        return await apply(job_id, change)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "apply", fill_then_apply)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await harness.submit(encode_wav(noise(8.0)), 8.0, queue=True)
+    assert_retry_later(raised.value, redis_server.port)
+    # The record, its audio, its listing and its place among active jobs are gone again.
+    assert not list(harness.redis.scan_iter(match=f"{harness.keys.prefix}:job:*"))
+    assert harness.redis.zcard(harness.keys.tenant_jobs("acme")) == 0
+    assert harness.redis.scard(harness.keys.active()) == 0
+    assert harness.redis.scard(harness.keys.stored_audio()) == 0
+
+
 async def test_redis_filling_up_while_chunks_are_stored_leaves_no_chunk_behind(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
