@@ -19,7 +19,7 @@ from services.jobs.claims import Claims
 from services.jobs.queue import JobQueue
 from services.jobs.schema import Keys
 from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
-from services.scheduler.admission import Admission, Backpressure, DirectSlots
+from services.scheduler.admission import Admission, Backpressure, DirectSlots, StoredAudio
 from services.scheduler.cancellation import Cancellation
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.direct import DirectJobs
@@ -137,7 +137,17 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
     )
     submissions = Submissions(
         store,
-        Admission(config.sync_max_seconds, slots, backpressure),
+        Admission(
+            config.sync_max_seconds,
+            slots,
+            backpressure,
+            StoredAudio(
+                requests_redis,
+                keys,
+                config.chunking,
+                budget_bytes=config.stored_audio_budget_bytes,
+            ),
+        ),
         direct,
         planner,
         repeats,

@@ -54,6 +54,9 @@ class SchedulerConfig:
     # this (0 = never); the real-time factor assumed until finished jobs measure it.
     max_queue_wait_seconds: float = 3600.0
     default_rtf: float = 0.3
+    # Bytes of queued audio Redis may hold before new queued work is refused (0 = half of
+    # Redis's maxmemory; see admission.stored_audio).
+    stored_audio_budget_bytes: int = 0
 
 
 class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
@@ -151,6 +154,14 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         le=100.0,
         description="real-time factor of a queue worker assumed until finished jobs measure it",
     )
+    stored_audio_budget_bytes: Int = Field(
+        0,
+        ge=0,
+        description="bytes of queued audio (callers' files waiting to be cut, and FLAC chunks "
+        "waiting to be transcribed) Redis may hold; new queued work that would pass it is "
+        "refused with RESOURCE_EXHAUSTED before its audio is written; `0` = half of Redis's "
+        "`maxmemory` (no limit if Redis has none)",
+    )
 
     def config(self) -> SchedulerConfig:
         return SchedulerConfig(
@@ -180,6 +191,7 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
             metrics_addr=self.scheduler_metrics_addr,
             max_queue_wait_seconds=self.max_queue_wait_seconds,
             default_rtf=self.queue_default_rtf,
+            stored_audio_budget_bytes=self.stored_audio_budget_bytes,
         )
 
 

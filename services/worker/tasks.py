@@ -99,7 +99,7 @@ async def _transcribe(store: JobStore, job: Any, job_id: str, index: int) -> str
         chunks=chunk.count,
         retries_left=job.retries_left,
     )
-    # A single chunk is the caller's own file (the name helps decoding); chunks are WAV.
+    # A single chunk is the caller's own file (the name helps decoding); chunks are FLAC.
     filename = records.text(record, "filename") if chunk.count == 1 else ""
     request = tpb.TranscribeStreamRequest(
         audio=audio_pb2.Audio(content=audio, filename=filename),

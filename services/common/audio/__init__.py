@@ -30,6 +30,7 @@ __all__ = [
     "Samples",
     "decode",
     "decode_pcm16",
+    "encode_flac",
     "encode_wav",
     "probe",
 ]
@@ -86,9 +87,19 @@ def probe(content: bytes, filename: str = "") -> AudioInfo:
 def encode_wav(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
     """16-bit PCM mono WAV bytes of 1-D float samples in [-1, 1] (clipped, NaN -> 0), or of
     int16 samples as they are."""
+    return _encode(samples, sample_rate, "WAV")
+
+
+def encode_flac(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Like `encode_wav`, as 16-bit mono FLAC: lossless (decodes to the very same samples) and
+    about half the bytes of a WAV on speech, for audio that waits in Redis."""
+    return _encode(samples, sample_rate, "FLAC")
+
+
+def _encode(samples: npt.ArrayLike, sample_rate: int, container: str) -> bytes:
     array = np.asarray(samples)
     if array.ndim != 1:
-        raise ValueError(f"encode_wav takes 1-D mono samples, got shape {array.shape}")
+        raise ValueError(f"encoding takes 1-D mono samples, got shape {array.shape}")
     if array.dtype == np.int16:
         pcm = array
     else:
@@ -96,5 +107,5 @@ def encode_wav(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
         mono = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
         pcm = np.rint(np.clip(mono, -1.0, 1.0) * 32767.0).astype(np.int16)
     buffer = io.BytesIO()
-    sf.write(buffer, pcm, sample_rate, format="WAV", subtype="PCM_16")
+    sf.write(buffer, pcm, sample_rate, format=container, subtype="PCM_16")
     return buffer.getvalue()
