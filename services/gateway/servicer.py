@@ -201,6 +201,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
                 tenant=tenant_of(context),
                 page_size=request.page_size,
                 page_token=request.page_token,
+                view=request.view,
             ),
             timeout=call_timeout(context, self._config.unary_timeout_seconds),
         )

@@ -140,11 +140,25 @@ class JobStore:
         return record
 
     async def list_jobs(
-        self, tenant: str, page_size: int, page_token: str
+        self,
+        tenant: str,
+        page_size: int,
+        page_token: str,
+        *,
+        view: int = job_pb2.JOB_VIEW_BASIC,
+        max_bytes: int | None = None,
     ) -> tuple[list[job_pb2.TranscriptionJob], str]:
-        """A tenant's jobs, newest first (see services.jobs.listing)."""
+        """A tenant's jobs, newest first, as `view` asks, a FULL page within `max_bytes` (see
+        services.jobs.listing)."""
         return await listing.page(
-            self._redis, self.keys, self.ttl_seconds, tenant, page_size, page_token
+            self._redis,
+            self.keys,
+            self.ttl_seconds,
+            tenant,
+            page_size,
+            page_token,
+            view=view,
+            max_bytes=max_bytes,
         )
 
     # --- the caller's audio while the job waits to be planned ---------------------------------

@@ -176,6 +176,8 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         job_queue=job_queue,
         planner=planner,
         direct=direct,
-        servicer=SchedulerServicer(submissions, store, cancellation),
+        servicer=SchedulerServicer(
+            submissions, store, cancellation, max_list_bytes=config.server.max_message_bytes
+        ),
         reconciler=reconciler,
     )
