@@ -1,7 +1,9 @@
 """After a load run: every job it created, and whether it really ended well.
 
 A job is *lost* when it vanished (NOT_FOUND), never reached an end state, failed, or was
-cancelled by someone other than this check. A job is *unverified* when the checks kept failing
+cancelled although its call was answered and this check did not cancel it (a job whose call
+failed, a deadline say, is cancelled by the mesh when its caller leaves: the failed call is
+the error, the job is *abandoned*). A job is *unverified* when the checks kept failing
 for another reason (the mesh could not say). Rate-limit answers with RetryInfo are waited out,
 never counted against a job. Cache hits (the transcript says `from_cache`) are counted apart:
 they cost no transcription.
@@ -33,6 +35,9 @@ class Accounting:
     unverified: list[str] = field(default_factory=list)
     cache_hits: int = 0
     cancelled_at_end: int = 0  # still waiting when the run ended; cancelled by the check
+    # Found only by listing (its call failed, so the run never got its name) and CANCELLED: the
+    # mesh cancels a waiting job whose caller gave up. The failed call counts as an error.
+    abandoned: int = 0
     waits: int = 0  # checks that waited on RetryInfo
 
     @property
@@ -137,7 +142,7 @@ def account_for_jobs(
         except grpc.RpcError as error:
             _file_failed_check(result, name, error)
             continue
-        _file_job(result, job, cancelled_by_us=name in cancelled)
+        _file_job(result, job, cancelled_by_us=name in cancelled, answered=name in names)
     result.waits = checker.waits
     return result
 
@@ -149,13 +154,17 @@ def _file_failed_check(result: Accounting, name: str, error: grpc.RpcError) -> N
         result.unverified.append(f"{name}: {error.code().name}")
 
 
-def _file_job(result: Accounting, job: job_pb2.TranscriptionJob, *, cancelled_by_us: bool) -> None:
+def _file_job(
+    result: Accounting, job: job_pb2.TranscriptionJob, *, cancelled_by_us: bool, answered: bool
+) -> None:
     state = STATES.get(job.state, "?")
     result.states[state] += 1
     if job.state == job_pb2.JOB_STATE_SUCCEEDED:
         result.cache_hits += job.transcript.from_cache
     elif job.state == job_pb2.JOB_STATE_CANCELLED and cancelled_by_us:
         result.cancelled_at_end += 1
+    elif job.state == job_pb2.JOB_STATE_CANCELLED and not answered:
+        result.abandoned += 1
     elif job.state == job_pb2.JOB_STATE_FAILED:
         result.lost.append(f"{job.name}: FAILED: {job.error.message}")
     elif job.state == job_pb2.JOB_STATE_CANCELLED:

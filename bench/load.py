@@ -1,7 +1,8 @@
 """python -m bench.load — `make load`: concurrent callers against the mesh `make up` runs.
 
-50 callers for 60 s (--callers, --seconds) mix short audio (Transcribe, answered inline or after
-the high-priority queue) and long audio (CreateJob, queued). Every call sends audio no cache
+50 callers for 60 s (--callers, --seconds; calls in flight then finish, within --call-timeout)
+mix short audio (Transcribe, answered inline or after the high-priority queue) and long audio
+(CreateJob, queued). Every call sends audio no cache
 has seen (bench.unique_audio: the clip after an inaudible, unique 4 ms mark), so the figures are
 transcription, not cache look-ups. Rate-limit answers carrying RetryInfo are waited out as a
 good client does and counted apart from errors. Then every job the run created is accounted for
@@ -93,9 +94,11 @@ def caller(
     longs: UniqueAudio,
     long_share: float,
     stop_at: float,
+    call_timeout: float,
     seed: int,
     results: Results,
 ) -> None:
+    """Calls one after another until `stop_at`; the last may finish after it."""
     rng = random.Random(seed)
     while time.monotonic() < stop_at:
         long = rng.random() < long_share
@@ -112,7 +115,7 @@ def caller(
                         config=config,
                     ),
                     metadata=metadata,
-                    timeout=60,
+                    timeout=min(60.0, call_timeout),
                 )
                 name = reply.job.name
             else:
@@ -123,7 +126,7 @@ def caller(
                         config=config,
                     ),
                     metadata=metadata,
-                    timeout=max(5.0, stop_at - time.monotonic() + 30),
+                    timeout=call_timeout,
                 )
                 name = answer.job_name
                 from_cache = answer.HasField("transcript") and answer.transcript.from_cache
@@ -162,6 +165,7 @@ def print_jobs(accounting: Accounting) -> None:
         f"jobs created: {accounting.jobs} ("
         + ", ".join(f"{s} {n}" for s, n in accounting.states.most_common())
         + f"); {accounting.cancelled_at_end} still waiting at the end were cancelled; "
+        f"{accounting.abandoned} cancelled by the mesh when their call failed; "
         f"{accounting.cache_hits} from the result cache"
     )
     print(f"checks that waited on RetryInfo: {accounting.waits}")
@@ -211,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--long-share", type=float, default=0.1, help="share of long requests")
     parser.add_argument(
+        "--call-timeout",
+        type=float,
+        default=300.0,
+        help="deadline of each call: long enough for short calls queued behind busy slots",
+    )
+    parser.add_argument(
         "--max-error-share",
         type=float,
         default=0.01,
@@ -234,7 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     threads = [
         threading.Thread(
             target=caller,
-            args=(stub, metadata, shorts, longs, args.long_share, stop_at, n, results),
+            args=(
+                stub,
+                metadata,
+                shorts,
+                longs,
+                args.long_share,
+                stop_at,
+                args.call_timeout,
+                n,
+                results,
+            ),
             daemon=True,
         )
         for n in range(args.callers)

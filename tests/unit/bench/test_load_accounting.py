@@ -124,6 +124,20 @@ def test_a_vanished_job_is_lost_and_a_failed_one_too(serve) -> None:
     assert accounting.states == Counter({"SUCCEEDED": 1, "FAILED": 1})
 
 
+def test_a_job_cancelled_after_its_call_failed_is_abandoned_not_lost(serve) -> None:
+    """Its call failed (a deadline), so the run never got its name and counts that error; the
+    mesh cancelled the job when its caller left. A job whose call was answered must not be
+    cancelled by anyone else."""
+    jobs = {
+        "jobs/answered": job("jobs/answered", job_pb2.JOB_STATE_CANCELLED),
+        "jobs/abandoned": job("jobs/abandoned", job_pb2.JOB_STATE_CANCELLED),
+    }
+    stub = serve(ScriptedGateway(jobs, refusals=0))
+    accounting = account_for_jobs(stub, [], {"jobs/answered"}, since_ms=0, wait_seconds=5)
+    assert accounting.abandoned == 1
+    assert accounting.lost == ["jobs/answered: CANCELLED, not by this run"]
+
+
 def test_a_refusal_without_retry_info_leaves_the_job_unverified_not_lost(serve) -> None:
     jobs = {"jobs/a": job("jobs/a", SUCCEEDED)}
     stub = serve(ScriptedGateway(jobs, refusals=100, retry_info=False))
