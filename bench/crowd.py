@@ -175,7 +175,9 @@ async def scenario(args: argparse.Namespace) -> int:
     for job in held:
         names[job.caller].add(job.name)
     accounting = await asyncio.to_thread(account, settings, keys, names, since_ms)
-    crowd_report.print_report(without, with_crowd, crowd.state, opened, still_open, accounting)
+    crowd_report.print_report(
+        without, with_crowd, crowd.state, opened, still_open, accounting, len(held)
+    )
     return crowd_report.verdict(
         without, with_crowd, crowd.state, args.watchers, accounting, args.max_error_share
     )
@@ -186,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchers", type=int, default=1000, help="WatchJob streams to open")
     parser.add_argument("--held-jobs", type=int, default=12, help="queued 231 s jobs to watch")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
-    parser.add_argument("--rate", type=float, default=0.5, help="short calls per second")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.2,
+        help="short calls per second (below what the direct slots answer, or phase 1 queues up)",
+    )
     parser.add_argument("--open-seconds", type=float, default=120.0, help="time to open them")
     parser.add_argument("--keys-file", type=Path, help="API keys, one per line")
     parser.add_argument("--max-error-share", type=float, default=0.01)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from bench import mesh_probe
+from bench.crowd_watchers import refusal_kind
 from bench.retrying import RETRYABLE, retry_delay
 from bench.unique_audio import UniqueAudio
 from sayit.common.v1 import audio_pb2
@@ -30,7 +31,8 @@ Caller = tuple[pb_grpc.SpeechServiceStub, list[tuple[str, str]]]
 @dataclass
 class PhaseResult:
     latencies: list[float] = field(default_factory=list)
-    codes: Counter[str] = field(default_factory=Counter)  # OK, "refused (RetryInfo)", CODE
+    codes: Counter[str] = field(default_factory=Counter)  # OK, "refused" (RetryInfo), CODE
+    error_kinds: Counter[str] = field(default_factory=Counter)  # errors by code and message
     cache_hits: int = 0
     job_names: list[set[str]] = field(default_factory=list)  # per caller
     redis_clients_peak: int = 0
@@ -62,6 +64,8 @@ async def _one_call(
     except grpc.aio.AioRpcError as error:
         refused = error.code() in RETRYABLE and retry_delay(error) is not None
         result.codes["refused" if refused else error.code().name] += 1
+        if not refused:
+            result.error_kinds[refusal_kind(error.code(), error.details() or "")] += 1
         return
     result.latencies.append(time.monotonic() - started)
     result.codes["OK"] += 1

@@ -29,12 +29,15 @@ def print_report(
     opened: int,
     still_open: int,
     accounting: Accounting,
+    held: int,
 ) -> None:
     print("\nshort Transcribe calls (new audio each):")
     print(f"  without watchers   {_calls(without)}")
     print(f"  with watchers      {_calls(with_crowd)}")
     for title, phase in (("without", without), ("with", with_crowd)):
         print(f"  {title} watchers, outcomes: {_counter(phase.codes)}")
+        for kind, n in phase.error_kinds.most_common(5):
+            print(f"    {n:6d}  {kind}")
     print(
         f"watchers: {opened} open when phase 2 began, {still_open} at its end; "
         f"{state.opened_ever} opens in all, {state.moved} moved on when their job ended"
@@ -42,7 +45,9 @@ def print_report(
     print(f"  refused with RetryInfo: {len(state.refused_watchers)} watchers, by kind:")
     for kind, n in state.refusals.most_common():
         print(f"    {n:6d}  {kind}")
-    print(f"  ended by an error: {_counter(state.errors)}")
+    print(f"  ended by an error: {sum(state.errors.values())} watchers, by kind:")
+    for kind, n in state.errors.most_common(5):
+        print(f"    {n:6d}  {kind}")
     print("Redis connections (peak of each phase):")
     for title, phase in (("without", without), ("with", with_crowd)):
         if phase.redis_error:
@@ -60,7 +65,9 @@ def print_report(
     print(
         f"jobs: {accounting.jobs} ("
         + _counter(accounting.states)
-        + f"); held jobs cancelled at the end: {accounting.cancelled_at_end}; "
+        + f"); cancelled at the end, still waiting: {accounting.cancelled_at_end} "
+        f"({held} jobs were held); cancelled by the mesh after their call failed: "
+        f"{accounting.abandoned}; "
         f"cache hits: {accounting.cache_hits + without.cache_hits + with_crowd.cache_hits}"
     )
     print(f"jobs lost: {len(accounting.lost)}")

@@ -34,12 +34,12 @@ class CrowdState:
     moved: int = 0  # watchers whose job ended and who moved to another
     refusals: Counter[str] = field(default_factory=Counter)  # kind of refusal -> answers
     refused_watchers: set[int] = field(default_factory=set)
-    errors: Counter[str] = field(default_factory=Counter)  # status code -> watchers ended
+    errors: Counter[str] = field(default_factory=Counter)  # kind of error -> watchers ended
     ended: set[str] = field(default_factory=set)  # held jobs seen to end
 
 
 def refusal_kind(code: grpc.StatusCode, message: str) -> str:
-    """A refusal's code and message with numbers blanked, so like refusals group together."""
+    """An answer's code and message with numbers blanked, so like answers group together."""
     return f"{code.name}: {re.sub(r'[0-9][0-9.]*', '#', message)[:90]}"
 
 
@@ -95,7 +95,7 @@ class Crowd:
             except grpc.aio.AioRpcError as error:
                 delay = retry_delay(error) if error.code() in RETRYABLE else None
                 if delay is None:
-                    state.errors[error.code().name] += 1
+                    state.errors[refusal_kind(error.code(), error.details() or "")] += 1
                     return
                 state.refusals[refusal_kind(error.code(), error.details() or "")] += 1
                 state.refused_watchers.add(number)
