@@ -74,7 +74,7 @@ async def test_a_deadline_that_passes_while_probing_stops_the_probe(
     # Two hours declaring no length, under a raised limit: the probe would measure them all.
     content = lie.flac_total_samples(silent_flac(2 * 3600), 0)
     gateway = servicer(executor, SAYIT_MAX_AUDIO_SECONDS="100000")
-    with pytest.raises(DeadlineExceeded, match="^the deadline passed while the audio was probed$"):
+    with pytest.raises(DeadlineExceeded, match=r"^the deadline passed while the audio was probed$"):
         await gateway._probe_seconds(audio_pb2.Audio(content=content), Context(0.0))  # type: ignore[arg-type]
     # With time to spare the same file is measured.
     seconds = await gateway._probe_seconds(audio_pb2.Audio(content=content), Context(60.0))  # type: ignore[arg-type]
