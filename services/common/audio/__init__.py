@@ -136,9 +136,10 @@ def probe(
     states none), stopping just past the declared length plus its slack or past `max_seconds`:
     more than declared is BadAudio naming both lengths; with no declared length, the measured
     length is returned (exact=False), or BadAudio past `max_seconds` or when the pass needs
-    more than `budget_seconds`. `Cancelled` once `cancel` is set or the monotonic `deadline`
-    passes (the caller went away). Truncation inside compressed data is found only by `decode`;
-    a WAV header that declares more data than present is found here.
+    more than `budget_seconds`. A length declared over `max_seconds` is returned unmeasured,
+    for the caller to refuse in its own words. `Cancelled` once `cancel` is set or the
+    monotonic `deadline` passes (the caller went away). Truncation inside compressed data is
+    found only by `decode`; a WAV header that declares more data than present is found here.
     """
     source_ = Source(source)
     require_content(source_.size)

@@ -22,7 +22,7 @@ from services.common.audio.ffmpeg_reader import audio_stream, av_header, open_av
 from services.common.audio.header import Header
 from services.common.audio.measure import Progress, decoded_seconds, packet_seconds
 from services.common.audio.messages import secs, sniff_reason, undecodable
-from services.common.audio.sink import check_complete, check_limit, limit_stop, over_limit
+from services.common.audio.sink import check_complete, limit_stop, over_limit
 from services.common.audio.soundfile_reader import (
     open_soundfile,
     soundfile_header,
@@ -38,8 +38,9 @@ _UNBOUNDED = float("inf")
 
 def probe_source(source: Source, name: str, max_seconds: float | None, budget: Budget) -> AudioInfo:
     header, by_soundfile = _header(source, name)
-    if header.declared is not None:
-        check_limit(header.declared, max_seconds)
+    over = max_seconds is not None and (header.declared or 0.0) > limit_stop(max_seconds)
+    if over:  # over the limit as declared: nothing to measure; the caller refuses it
+        return _declared(header)
     stop_at = min(
         _UNBOUNDED if header.declared is None else allowed(header.declared),
         _UNBOUNDED if max_seconds is None else limit_stop(max_seconds),
@@ -57,13 +58,18 @@ def probe_source(source: Source, name: str, max_seconds: float | None, budget: B
     if header.declared is not None:
         if held is not None and held > allowed(header.declared):
             raise longer_than_declared(header.declared)
-        return AudioInfo(header.declared, header.sample_rate, header.channels, header.format, True)
+        return _declared(header)
     assert held is not None
     if max_seconds is not None and held > limit_stop(max_seconds):
         raise over_limit(max_seconds)
     if held <= 0:
         raise BadAudio("audio contains no samples")
     return AudioInfo(held, header.sample_rate, header.channels, header.format, False)
+
+
+def _declared(header: Header) -> AudioInfo:
+    assert header.declared is not None
+    return AudioInfo(header.declared, header.sample_rate, header.channels, header.format, True)
 
 
 def _header(source: Source, name: str) -> tuple[Header, bool]:
