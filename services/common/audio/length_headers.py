@@ -21,14 +21,29 @@ def states_length(source: Source, fmt: str) -> bool:
     return True
 
 
+def mp3_vbri_seconds(source: Source, rate: int) -> float | None:
+    """The length a VBRI frame (Fraunhofer's encoder) states, which libsndfile ignores."""
+    first_frame = _mp3_first_frame(source)
+    tag = first_frame.find(b"VBRI")
+    if tag < 0 or tag + 18 > len(first_frame) or rate <= 0:
+        return None
+    (frames,) = struct.unpack_from(">I", first_frame, tag + 14)
+    samples_per_frame = 1152 if rate >= 32_000 else 576  # MPEG-1 layer III, else MPEG-2/2.5
+    return frames * samples_per_frame / rate
+
+
 def _mp3_has_length_frame(source: Source) -> bool:
+    first_frame = _mp3_first_frame(source)
+    return any(tag in first_frame for tag in _MP3_LENGTH_TAGS)
+
+
+def _mp3_first_frame(source: Source) -> bytes:
     head = source.head(10)
     start = 0
     if head[:3] == b"ID3" and len(head) == 10:
         # ID3v2 size: four 7-bit bytes, not counting the 10-byte header.
         start = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
-    first_frame = source.read_at(start, 4096)
-    return any(tag in first_frame for tag in _MP3_LENGTH_TAGS)
+    return source.read_at(start, 4096)
 
 
 def _ogg_last_granule(source: Source) -> int | None:

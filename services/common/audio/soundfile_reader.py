@@ -13,7 +13,7 @@ from services.common.audio.bounds import (
     longer_than_declared,
 )
 from services.common.audio.header import Header
-from services.common.audio.length_headers import states_length
+from services.common.audio.length_headers import mp3_vbri_seconds, states_length
 from services.common.audio.messages import damaged, undecodable
 from services.common.audio.sink import BLOCK_FRAMES, Sink, check_limit, finish
 from services.common.audio.source import Source
@@ -60,6 +60,9 @@ def _declared_seconds(sound_file: sf.SoundFile, source: Source, fmt: str) -> flo
     if not states_length(source, fmt):
         return None  # libsndfile's figure is a guess
     seconds = sound_file.frames / sound_file.samplerate
+    if fmt == "mp3":
+        vbri = mp3_vbri_seconds(source, sound_file.samplerate)
+        seconds = seconds if vbri is None else vbri
     # libsndfile clips a WAV data length that overruns the file to the bytes present, which
     # would hide the truncation; the header itself says how much there should be.
     wav_seconds = wav_declared_seconds(source)

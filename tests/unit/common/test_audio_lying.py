@@ -52,6 +52,10 @@ LYING: dict[str, Callable[[], bytes]] = {
         lie.mp3(held()),
         lie.mp3_frames_for(DECLARED),  # type: ignore[arg-type]
     ),
+    "mp3-vbri-frame-count": lambda: lie.mp3_vbri_frames(
+        lie.mp3(held()),
+        lie.mp3_frames_for(DECLARED),  # type: ignore[arg-type]
+    ),
     "m4a-duration": lambda: lie.mp4_duration(
         av_bytes(held(), lie.RATE, "mp4", "aac"),
         DECLARED,  # type: ignore[arg-type]
