@@ -13,7 +13,8 @@ admitted length plus a small slack, and at the caller's limit.
 
 The parts: `source` (bytes or file), `soundfile_reader` (libsndfile), `ffmpeg_reader` (PyAV),
 `probing` and `measure` (the bounded measuring pass), `bounds` (ranges, slack, budget), `sink`
-(resampling and the length checks), `header`, `wav_header`, `messages` (the errors) and `types`.
+(resampling and the length checks), `header`, `wav_header` and `length_headers` (what a file
+states), `messages` (the errors) and `types`.
 """
 
 from __future__ import annotations
