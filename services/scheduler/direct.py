@@ -127,7 +127,12 @@ class DirectJobs:
         """Stream the transcriber's work into the job. COMPLETED, FAILED, ENDED (the job ended
         elsewhere, e.g. cancelled) or OVERFLOW (no transcriber could start it)."""
         call = self._stub.TranscribeStream(
-            tpb.TranscribeStreamRequest(audio=request.audio, config=request.config, job_id=job_id),
+            tpb.TranscribeStreamRequest(
+                audio=request.audio,
+                config=request.config,
+                job_id=job_id,
+                audio_duration_seconds=request.audio_duration_seconds,
+            ),
             timeout=float(self._timeout(total)),
         )
         received = False

@@ -185,6 +185,7 @@ class Planner:
                     content,
                     records.text(record, "filename"),
                     self._max_audio_seconds,
+                    records.number(record, "duration"),  # as admitted
                 )
             except BadAudio as error:
                 await self._fail(job_id, grpc.StatusCode.INVALID_ARGUMENT, error.message)

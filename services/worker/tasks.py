@@ -105,6 +105,7 @@ async def _transcribe(store: JobStore, job: Any, job_id: str, index: int) -> str
         audio=audio_pb2.Audio(content=audio, filename=filename),
         config=transcription_pb2.TranscriptionConfig.FromString(record[b"config"]),
         job_id=job_id,
+        audio_duration_seconds=chunk.duration,
     )
     # Finish (or fail) the gRPC call before RQ's own timeout fires inside it.
     timeout = max(10.0, float(job.timeout or 180) - 10.0)
