@@ -47,6 +47,8 @@ class GatewayConfig:
     # Streams one tenant keeps open at once on this gateway (services.common.call_limits).
     max_streams_per_tenant: int = 0
     redis_pool: RedisPool = DEFAULT_POOL
+    # Wall time the probe may spend measuring a file that declares no length.
+    probe_budget_seconds: float = 10.0
 
 
 class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
@@ -80,6 +82,13 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         ge=0.0,
         description="default request rate per tenant (token bucket refill); 0 = unlimited",
     )
+    probe_budget_seconds: float = Field(
+        10.0,
+        gt=0.0,
+        description="wall time the gateway may spend measuring audio whose file declares no "
+        "length (a packet pass, decoding only where packets carry no duration); such a file "
+        "that needs longer is refused with INVALID_ARGUMENT",
+    )
     tenant_request_burst: Int = Field(100, ge=1, description="default bucket size per tenant")
     tenant_audio_seconds_per_day: float = Field(
         0.0,
@@ -103,6 +112,7 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             wait_timeout_seconds=self.gateway_wait_timeout_seconds,
             stream_timeout_seconds=self.gateway_stream_timeout_seconds,
             metrics_addr=self.gateway_metrics_addr,
+            probe_budget_seconds=self.probe_budget_seconds,
             max_audio_seconds=self.max_audio_seconds,
             api_keys_file=self.api_keys_file,
             limits=Limits(

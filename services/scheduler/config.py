@@ -58,6 +58,9 @@ class SchedulerConfig:
     redis_pool: RedisPool = DEFAULT_POOL
     # Events queued for one watcher before it is left to catch up from the stream (WatchHub).
     watch_queue_events: int = 256
+    # Bytes of queued audio Redis may hold before new queued work is refused (0 = half of
+    # Redis's maxmemory; see admission.stored_audio).
+    stored_audio_budget_bytes: int = 0
 
 
 class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
@@ -162,6 +165,14 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         description="events held in memory for one open job stream that reads slowly; beyond, "
         "it catches up from Redis by itself instead of holding up the others",
     )
+    stored_audio_budget_bytes: Int = Field(
+        0,
+        ge=0,
+        description="bytes of queued audio (callers' files waiting to be cut, and FLAC chunks "
+        "waiting to be transcribed) Redis may hold; new queued work that would pass it is "
+        "refused with RESOURCE_EXHAUSTED before its audio is written; `0` = half of Redis's "
+        "`maxmemory` (no limit if Redis has none)",
+    )
 
     def config(self) -> SchedulerConfig:
         return SchedulerConfig(
@@ -193,6 +204,7 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
             default_rtf=self.queue_default_rtf,
             redis_pool=self.redis_pool,
             watch_queue_events=self.watch_queue_events,
+            stored_audio_budget_bytes=self.stored_audio_budget_bytes,
         )
 
 

@@ -112,6 +112,8 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             request.audio.content,
             request.audio.filename,
             self._config.max_audio_seconds,
+            # Held to what was admitted: a header that understated it is refused, not decoded.
+            request.audio_duration_seconds,
         )
         total = len(samples) / audio.SAMPLE_RATE
         if batches(self._config, total, engine_request.language):
