@@ -43,6 +43,10 @@ class GatewayConfig:
     key_prefix: str
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+    # UploadJob: the largest file taken, and where it is spooled while it arrives ("" = the
+    # system's temporary directory).
+    max_upload_bytes: int = 2 * 1024**3
+    upload_dir: str = ""
 
 
 class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
@@ -83,6 +87,18 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         description="default audio seconds per tenant per UTC day; 0 = unlimited",
     )
 
+    max_upload_bytes: Int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="the largest file `UploadJob` takes (bytes); it is spooled to disk, never "
+        "held in memory whole",
+    )
+    upload_dir: str = Field(
+        "",
+        description="directory where the gateway spools `UploadJob` files while they arrive "
+        "(unnamed files, gone when the call ends); empty = the system's temporary directory",
+    )
+
     def config(self) -> GatewayConfig:
         return GatewayConfig(
             server=self.server_config(self.gateway_addr),
@@ -101,6 +117,8 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             ),
             redis_url=self.redis_url,
             key_prefix=self.redis_prefix,
+            max_upload_bytes=self.max_upload_bytes,
+            upload_dir=self.upload_dir,
         )
 
 

@@ -1,7 +1,8 @@
 """The job store: records, event streams, audio and per-tenant listings in Redis.
 
 One store for every process that touches jobs (the scheduler, the queue workers' tasks, the
-reconciler). Every change goes through the append script (services.jobs.changes); reads and
+reconciler). A caller's audio waiting to be planned is a list of parts, never one value. Every
+change goes through the append script (services.jobs.changes); reads and
 the rest are plain commands. Redis being unreachable becomes UNAVAILABLE once the client's
 patience has run out (services.common.redis_client).
 """
@@ -15,7 +16,7 @@ import grpc
 import redis.asyncio as aioredis
 
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
-from services.common.errors import NotFound, status_code_number
+from services.common.errors import NotFound, Unavailable, status_code_number
 from services.jobs import changes, listing, metrics, records, schema
 from services.jobs.changes import Applied, Change
 from services.jobs.chunks import Chunks
@@ -26,6 +27,8 @@ from services.jobs.schema import Keys
 # with a timeout instead of looping.
 WATCH_BLOCK_MS = 2000
 SOCKET_TIMEOUT_SECONDS = 10.0
+# The largest piece a caller's audio is stored in.
+AUDIO_PART_BYTES = 4 * 1024 * 1024
 
 
 class JobStore:
@@ -78,9 +81,10 @@ class JobStore:
                         keys.chunks(job_id), mapping={"off:0": 0.0, "dur:0": record["duration"]}
                     )
                     pipe.expire(keys.chunks(job_id), self.ttl_seconds)
-                if audio is not None:
-                    where = keys.chunk_audio(job_id, 0) if single_chunk else keys.audio(job_id)
-                    pipe.set(where, audio, ex=audio_ttl_seconds)
+                if audio is not None and single_chunk:
+                    pipe.set(keys.chunk_audio(job_id, 0), audio, ex=audio_ttl_seconds)
+                elif audio is not None:
+                    _push_parts(pipe, keys.audio(job_id), audio, audio_ttl_seconds)
                 pipe.sadd(keys.active(), job_id)
                 await pipe.execute()
         await self.apply(job_id, Change(allow=(str(record["state"]),), event=accepted))
@@ -127,14 +131,42 @@ class JobStore:
 
     # --- the caller's audio while the job waits to be planned ---------------------------------
 
+    # Kept as a list of parts of at most AUDIO_PART_BYTES, so no one Redis value (and no one
+    # read or write) grows with the file.
+
     async def set_audio(self, job_id: str, audio: bytes, ttl_seconds: int) -> None:
         with redis_errors():
-            await self._redis.set(self.keys.audio(job_id), audio, ex=ttl_seconds)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self.keys.audio(job_id))
+                _push_parts(pipe, self.keys.audio(job_id), audio, ttl_seconds)
+                await pipe.execute()
 
-    async def audio(self, job_id: str) -> bytes | None:
+    async def append_audio(self, job_id: str, part: bytes, ttl_seconds: int) -> None:
+        """Add the next part of audio that arrives in pieces (each at most AUDIO_PART_BYTES)."""
         with redis_errors():
-            value: bytes | None = await self._redis.get(self.keys.audio(job_id))
-        return value
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(self.keys.audio(job_id), part)
+                pipe.expire(self.keys.audio(job_id), ttl_seconds)
+                await pipe.execute()
+
+    async def audio_parts(self, job_id: str) -> AsyncIterator[bytes] | None:
+        """The audio's parts in order, read one at a time; None if it is gone (expired)."""
+        key = self.keys.audio(job_id)
+        with redis_errors():
+            kind = await self._redis.type(key)
+            if kind in (b"string", "string"):  # stored whole by an older version
+                value: bytes | None = await self._redis.get(key)
+                return None if value is None else _one(value)
+            count = int(await self._redis.llen(key))
+        return None if count == 0 else self._parts(key, count)
+
+    async def _parts(self, key: str, count: int) -> AsyncIterator[bytes]:
+        for index in range(count):
+            with redis_errors():
+                part: bytes | None = await self._redis.lindex(key, index)
+            if part is None:
+                raise Unavailable("the audio expired while it was being read")
+            yield part
 
     async def delete_audio(self, job_id: str) -> None:
         with redis_errors():
@@ -226,6 +258,17 @@ class JobStore:
                 yield message
                 if records.is_terminal(message):
                     return
+
+
+def _push_parts(pipe: Any, key: str, audio: bytes, ttl_seconds: int) -> None:
+    view = memoryview(audio)
+    for start in range(0, len(view), AUDIO_PART_BYTES):
+        pipe.rpush(key, bytes(view[start : start + AUDIO_PART_BYTES]))
+    pipe.expire(key, ttl_seconds)
+
+
+async def _one(value: bytes) -> AsyncIterator[bytes]:
+    yield value
 
 
 def _owned(record: dict[bytes, bytes], job_id: str, tenant: str) -> dict[bytes, bytes]:

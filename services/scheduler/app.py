@@ -28,6 +28,7 @@ from services.scheduler.reconcile import Reconciler
 from services.scheduler.repeats import RepeatPolicy, Repeats
 from services.scheduler.servicer import SchedulerServicer
 from services.scheduler.submission import Submissions
+from services.scheduler.uploads import Uploads
 
 log = logs.get_logger("sayit.scheduler")
 REDIS_START_WAIT_SECONDS = 60.0
@@ -166,6 +167,11 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         job_queue=job_queue,
         planner=planner,
         direct=direct,
-        servicer=SchedulerServicer(submissions, store, cancellation),
+        servicer=SchedulerServicer(
+            submissions,
+            store,
+            cancellation,
+            Uploads(store, submissions, audio_ttl_seconds=config.audio_ttl_seconds),
+        ),
         reconciler=reconciler,
     )

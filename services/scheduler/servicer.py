@@ -13,23 +13,34 @@ from services.common.errors import InvalidArgument
 from services.jobs.store import JobStore
 from services.scheduler.cancellation import Cancellation
 from services.scheduler.submission import Submissions
+from services.scheduler.uploads import Uploads
 
 DEFAULT_TENANT = "default"
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     def __init__(
-        self, submissions: Submissions, store: JobStore, cancellation: Cancellation
+        self,
+        submissions: Submissions,
+        store: JobStore,
+        cancellation: Cancellation,
+        uploads: Uploads,
     ) -> None:
         self._submissions = submissions
         self._store = store
         self._cancellation = cancellation
+        self._uploads = uploads
 
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitJobResponse:
         job = await self._submissions.submit(request, request.tenant or DEFAULT_TENANT)
         return pb.SubmitJobResponse(job=job)
+
+    async def UploadJob(
+        self, requests: AsyncIterator[pb.UploadJobRequest], context: grpc.aio.ServicerContext
+    ) -> pb.UploadJobResponse:
+        return pb.UploadJobResponse(job=await self._uploads.receive(requests))
 
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
