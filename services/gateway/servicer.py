@@ -185,7 +185,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         loop = asyncio.get_running_loop()
         file = await loop.run_in_executor(None, upload.temporary_file, self._config.upload_dir)
         try:
-            await upload.spool(requests, file, max_bytes, header.total_bytes, self._executor)
+            await upload.spool(requests, file, max_bytes, header.total_bytes)
             seconds = await self._probe_seconds(probe_file, file, header.filename)
             forwarded = spb.UploadJobHeader(
                 tenant=tenant,
@@ -198,9 +198,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
             reply = await self._charged(
                 tenant,
                 seconds,
-                lambda: self._scheduler.UploadJob(
-                    upload.forward(forwarded, file, self._executor), timeout=timeout
-                ),
+                lambda: self._scheduler.UploadJob(upload.forward(forwarded, file), timeout=timeout),
             )
         finally:
             await loop.run_in_executor(None, file.close)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from typing import BinaryIO
 
 from sayit.common.v1 import transcription_pb2 as tpb
@@ -25,6 +24,7 @@ MIB = 1024 * 1024
 # Largest audio_chunk accepted, and the size of the chunks sent on to the scheduler.
 MAX_CHUNK_BYTES = 4 * MIB
 FORWARD_CHUNK_BYTES = 1 * MIB
+# File reads and writes go to the loop's default executor, not the probe threads.
 
 
 async def read_header(requests: AsyncIterator[pb.UploadJobRequest]) -> pb.UploadJobHeader:
@@ -68,7 +68,6 @@ async def spool(
     file: BinaryIO,
     max_bytes: int,
     declared: int,
-    executor: Executor | None,
 ) -> int:
     """Write the audio chunks to `file` as they come; their total size."""
     loop = asyncio.get_running_loop()
@@ -89,7 +88,7 @@ async def spool(
         total += len(chunk)
         if total > max_bytes:
             raise too_large(total, max_bytes)
-        await loop.run_in_executor(executor, file.write, chunk)
+        await loop.run_in_executor(None, file.write, chunk)
     if total == 0:
         raise InvalidArgument(
             "the upload holds no audio: send the file's bytes in audio_chunk messages after "
@@ -102,18 +101,18 @@ async def spool(
             "cut short or total_bytes is wrong",
             field="header.total_bytes",
         )
-    await loop.run_in_executor(executor, file.flush)
+    await loop.run_in_executor(None, file.flush)
     return total
 
 
 async def forward(
-    header: spb.UploadJobHeader, file: BinaryIO, executor: Executor | None
+    header: spb.UploadJobHeader, file: BinaryIO
 ) -> AsyncIterator[spb.UploadJobRequest]:
     """The scheduler's UploadJob stream: the header, then the file in chunks read as sent."""
     yield spb.UploadJobRequest(header=header)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(executor, file.seek, 0)
-    while chunk := await loop.run_in_executor(executor, file.read, FORWARD_CHUNK_BYTES):
+    await loop.run_in_executor(None, file.seek, 0)
+    while chunk := await loop.run_in_executor(None, file.read, FORWARD_CHUNK_BYTES):
         yield spb.UploadJobRequest(audio_chunk=chunk)
 
 
