@@ -27,7 +27,7 @@ from services.common.audio import AudioInfo
 from services.common.channels import call_timeout
 from services.common.errors import InvalidArgument
 from services.common.names import job_id_from_name
-from services.gateway import auth, convert, metrics, upload
+from services.gateway import auth, convert, metrics, upload, wire
 from services.gateway.config import GatewayConfig
 from services.gateway.quotas import Limiter
 from services.gateway.upload_probe import probe_file
@@ -64,6 +64,12 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
     ) -> None:
         self._config = config
         self._scheduler = spb_grpc.SchedulerServiceStub(channel)
+        # SubmitJob with the request already serialised (services.gateway.wire).
+        self._submit_bytes = channel.unary_unary(
+            "/sayit.scheduler.v1.SchedulerService/SubmitJob",
+            request_serializer=None,
+            response_deserializer=spb.SubmitJobResponse.FromString,
+        )
         self._limiter = limiter
         self._executor = executor
 
@@ -96,20 +102,20 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         effective = convert.validate_submission(audio.filename, config, self._config.model)
         tenant = tenant_of(context)
         seconds = await self._probe_seconds(audio_files.probe, content, audio.filename)
-        del content
         default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
-        request = spb.SubmitJobRequest(
+        fields = spb.SubmitJobRequest(
             tenant=tenant,
-            audio=audio,
             config=effective,
             audio_duration_seconds=seconds,
             routing_policy=policy,  # type: ignore[arg-type]
             wait_if_short=wait,
             idempotency_key=idempotency_key,
         )
+        request = wire.submit_request_bytes(fields, content, audio.filename)
+        del content  # only the request's bytes are sent on
         timeout = call_timeout(context, default)
         reply = await self._charged(
-            tenant, seconds, lambda: self._scheduler.SubmitJob(request, timeout=timeout)
+            tenant, seconds, lambda: self._submit_bytes(request, timeout=timeout)
         )
         return reply.job
 

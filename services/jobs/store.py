@@ -263,7 +263,7 @@ class JobStore:
 def _push_parts(pipe: Any, key: str, audio: bytes, ttl_seconds: int) -> None:
     view = memoryview(audio)
     for start in range(0, len(view), AUDIO_PART_BYTES):
-        pipe.rpush(key, bytes(view[start : start + AUDIO_PART_BYTES]))
+        pipe.rpush(key, view[start : start + AUDIO_PART_BYTES])  # a view: no copy
     pipe.expire(key, ttl_seconds)
 
 
