@@ -73,9 +73,12 @@ class Submissions:
                 f"audio_duration_seconds must be the audio's probed duration; got {duration:g}",
                 field="audio_duration_seconds",
             )
+        content: bytes | None = None
         if staged is None:
+            # Read once: each read of a bytes field copies it.
+            content = request.audio.content
             fingerprint = await asyncio.get_running_loop().run_in_executor(
-                self._executor, fingerprints.fingerprint, request.audio.content, request.config
+                self._executor, fingerprints.fingerprint, content, request.config
             )
             job_id = names.new_job_id()
         else:
@@ -94,13 +97,12 @@ class Submissions:
         queue_only = request.routing_policy == pb.ROUTING_POLICY_QUEUE
         try:
             route = await self._admission.admit(duration, queue_only=queue_only)
-            await self._start(
-                job_id, tenant, request, duration, route, fingerprint, staged=staged is not None
-            )
+            await self._start(job_id, tenant, request, duration, route, fingerprint, content)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._repeats.release(job_id, tenant, request, fingerprint)
             raise
+        del content  # stored: not held while a caller waits
         metrics.job_submitted(route.routing, route.queue)
         log.info(
             "job_accepted",
@@ -122,12 +124,11 @@ class Submissions:
         duration: float,
         route: Route,
         fingerprint: str,
-        *,
-        staged: bool = False,
+        content: bytes | None,
     ) -> None:
-        """Record and start the job; `staged` audio is in the store already and is always
-        planned (its parts are never one chunk's bytes as they stand)."""
-        single = route.direct or (not staged and not self._planner.is_long(duration))
+        """Record and start the job. `content` None: the audio is in the store already (an
+        upload), and is always planned (its parts are never one chunk's bytes as they stand)."""
+        single = route.direct or (content is not None and not self._planner.is_long(duration))
         record = records.new_record(
             tenant=tenant,
             # A direct job waiting for a slot is queued (in this scheduler) until it has one.
@@ -145,7 +146,6 @@ class Submissions:
         record["cache_ttl"] = self._cache_ttl
         record["request_id"] = str(logs.current().get("request_id", ""))
         if not route.direct:
-            content = None if staged else request.audio.content
             await self._planner.submit(job_id, record, content, duration, route.queue)
             return
         try:
