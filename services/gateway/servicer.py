@@ -200,7 +200,8 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
                 idempotency_key=header.idempotency_key,
                 audio_duration_seconds=seconds,
             )
-            timeout = call_timeout(context, self._config.unary_timeout_seconds)
+            # Sending gigabytes on takes a while: without a caller's deadline, the streams' one.
+            timeout = call_timeout(context, self._config.stream_timeout_seconds)
             reply = await self._charged(
                 tenant,
                 seconds,
