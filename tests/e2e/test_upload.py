@@ -6,6 +6,7 @@ it whole."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ ENDED = {job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STAT
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     directory = tmp_path_factory.mktemp("upload")
+    (directory / "spool").mkdir()
     keys_file = directory / "keys.toml"
     keys_file.write_text(
         f'[[keys]]\nname = "uploader"\nsha256 = "{hash_key(KEY)}"\ntenant = "acme"\n'
@@ -52,7 +54,12 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "SAYIT_CHUNK_TARGET_SECONDS": "60",
             "SAYIT_CHUNK_MIN_SECONDS": "30",
         },
-        service_env={"gateway": {"SAYIT_API_KEYS_FILE": str(keys_file)}},
+        service_env={
+            "gateway": {
+                "SAYIT_API_KEYS_FILE": str(keys_file),
+                "SAYIT_UPLOAD_DIR": str(directory / "spool"),
+            }
+        },
     ) as mesh:
         yield mesh
 
@@ -159,6 +166,45 @@ def test_a_stream_without_a_header_first_or_with_two_is_refused(
     assert f"total_bytes is {len(content)} but {len(content) - 10} bytes arrived" in (
         cut.details() or ""
     )
+
+
+def spooled_files(mesh: Mesh) -> list[str]:
+    """The gateway's open files in its spool directory (unnamed: they have no other trace)."""
+    spool = str(mesh.directory / "spool")
+    fds = Path(f"/proc/{mesh.processes['gateway'].pid}/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue  # closed meanwhile
+    return [t for t in targets if t.startswith(spool)]
+
+
+def test_a_spooled_file_is_gone_when_the_caller_goes_away(
+    stub: pb_grpc.SpeechServiceStub, mesh: Mesh
+) -> None:
+    content = evalset.clip("en_jfk").read()
+    release = threading.Event()
+    call = stub.UploadJob.future(
+        then_block([header(filename="jfk.flac"), *chunks(content[:50_000])], release),
+        metadata=auth(),
+        timeout=60,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not spooled_files(mesh):  # the gateway is spooling the first chunks
+            assert time.monotonic() < deadline, "the upload was never spooled"
+            time.sleep(0.05)
+        call.cancel()
+        deadline = time.monotonic() + 10
+        while spooled_files(mesh):
+            assert time.monotonic() < deadline, f"still open: {spooled_files(mesh)}"
+            time.sleep(0.05)
+    finally:
+        release.set()
+    assert call.cancelled()
+    assert not list((mesh.directory / "spool").iterdir())
 
 
 def test_a_200_mib_upload_is_held_by_neither_the_gateway_nor_the_scheduler(
