@@ -93,6 +93,7 @@ def _client(args: argparse.Namespace, config: CliConfig) -> SayItClient:
         api_key=getattr(args, "api_key", None) or config.api_key,
         tls=tls,
         root_certificates=open(ca_file, "rb").read() if ca_file else None,
+        upload_threshold_bytes=config.upload_threshold_bytes,
     )
 
 

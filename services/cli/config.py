@@ -9,7 +9,8 @@ from pathlib import Path
 from pydantic import Field
 
 from services.client.client import DEFAULT_ADDR
-from services.common.settings import ExpandedPath, Settings, doc
+from services.client.uploads import DEFAULT_UPLOAD_THRESHOLD_BYTES
+from services.common.settings import ExpandedPath, Int, Settings, doc
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class CliConfig:
     addr: str
     api_key: str | None
     ca_file: Path | None
+    # Files over this many bytes are streamed (UploadJob) rather than sent in one message.
+    upload_threshold_bytes: int = DEFAULT_UPLOAD_THRESHOLD_BYTES
 
 
 class CliSettings(Settings):
@@ -42,9 +45,19 @@ class CliSettings(Settings):
         "(`--ca-file`)",
     )
 
+    upload_threshold_bytes: Int = Field(
+        DEFAULT_UPLOAD_THRESHOLD_BYTES,
+        ge=0,
+        description="for the `sayit` CLI, files over this many bytes are streamed in chunks "
+        "(`UploadJob`) rather than sent in one message",
+    )
+
     def config(self) -> CliConfig:
         return CliConfig(
-            addr=self.addr or self.gateway_addr, api_key=self.api_key, ca_file=self.ca_file
+            addr=self.addr or self.gateway_addr,
+            api_key=self.api_key,
+            ca_file=self.ca_file,
+            upload_threshold_bytes=self.upload_threshold_bytes,
         )
 
 

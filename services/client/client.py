@@ -20,6 +20,7 @@ from services.client.inputs import AudioInput, load_audio, make_config
 from services.client.outcomes import ENDED_STATES, is_terminal, transcript_of, transcript_of_job
 from services.client.polling import poll_interval
 from services.client.retry import RetryPolicy, service_config_json
+from services.client.uploads import DEFAULT_UPLOAD_THRESHOLD_BYTES, is_large_file, upload_requests
 
 DEFAULT_ADDR = "127.0.0.1:50051"
 MIB = 1024 * 1024
@@ -53,13 +54,16 @@ class SayItClient:
         reattach_seconds: float = 60.0,
         connect_timeout: float = 10.0,
         max_message_bytes: int = 100 * MIB,
+        upload_threshold_bytes: int = DEFAULT_UPLOAD_THRESHOLD_BYTES,
     ) -> None:
         """`addr`: the gateway (host:port). `api_key`: sent as `authorization: Bearer <key>`.
         `tls`: use TLS (with `root_certificates` PEM bytes, else the system's roots).
         `timeout`: deadline of unary calls; `wait_timeout`: of `Transcribe` (which waits for
         short audio); `stream_timeout`: of event streams. `reattach_seconds`: how long `watch`
         keeps trying to get back to a gateway that went away (or keeps answering UNAVAILABLE).
-        `connect_timeout`: how long `transcribe` waits for a connection before sending."""
+        `connect_timeout`: how long `transcribe` waits for a connection before sending. Files
+        (paths) over `upload_threshold_bytes` are streamed with `UploadJob` instead of sent in
+        one message."""
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -89,6 +93,7 @@ class SayItClient:
         self.stream_timeout = stream_timeout
         self.reattach_seconds = reattach_seconds
         self.connect_timeout = connect_timeout
+        self.upload_threshold_bytes = upload_threshold_bytes
 
     def close(self) -> None:
         self._channel.close()
@@ -129,7 +134,16 @@ class SayItClient:
         """Transcribe `audio` (bytes or a file path) and return the transcript. Short audio is
         answered at once; long audio becomes a queued job, which this waits for (following its
         events, or with `poll=True` by polling `GetJob`). `config_fields` are `make_config`'s
-        (language, model, word_timestamps, preset, task, initial_prompt, hotwords)."""
+        (language, model, word_timestamps, preset, task, initial_prompt, hotwords). A file
+        over the upload threshold is uploaded as a job (`upload`), which this waits for."""
+        if is_large_file(audio, self.upload_threshold_bytes):
+            job = self.upload(
+                audio,
+                config=config or make_config(**config_fields),
+                filename=filename,
+                request_id=request_id,
+            )
+            return self.wait(job.name, poll=poll)
         request = pb.TranscribeRequest(
             audio=load_audio(audio, filename), config=config or make_config(**config_fields)
         )
@@ -154,7 +168,16 @@ class SayItClient:
     ) -> job_pb2.TranscriptionJob:
         """Queue `audio` as a job whatever its length (`CreateJob`) and return it at once.
         An idempotency key is generated if none is given, so a retried call returns the same
-        job instead of starting another."""
+        job instead of starting another. A file over the upload threshold is streamed
+        (`upload`)."""
+        if is_large_file(audio, self.upload_threshold_bytes):
+            return self.upload(
+                audio,
+                config=config or make_config(**config_fields),
+                filename=filename,
+                idempotency_key=idempotency_key,
+                request_id=request_id,
+            )
         request = pb.CreateJobRequest(
             audio=load_audio(audio, filename),
             config=config or make_config(**config_fields),
@@ -163,6 +186,31 @@ class SayItClient:
         with translated():
             return self._stub.CreateJob(
                 request, timeout=self.timeout, metadata=self._md(request_id)
+            ).job
+
+    def upload(
+        self,
+        audio: AudioInput,
+        *,
+        config: tpb.TranscriptionConfig | None = None,
+        filename: str = "",
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+        **config_fields: Any,
+    ) -> job_pb2.TranscriptionJob:
+        """Queue `audio` as a job by streaming it in chunks (`UploadJob`): for files of any size,
+        neither this process nor the service holds the file whole. Returns the job at once.
+        Like `submit`, with a generated idempotency key if none is given. The call's deadline
+        is `stream_timeout` (a large file takes a while to send)."""
+        requests = upload_requests(
+            audio,
+            config or make_config(**config_fields),
+            filename=filename,
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+        )
+        with translated():
+            return self._stub.UploadJob(
+                requests, timeout=self.stream_timeout, metadata=self._md(request_id)
             ).job
 
     def transcribe_with_progress(
@@ -176,7 +224,17 @@ class SayItClient:
     ) -> Iterator[event_pb2.JobEvent]:
         """Submit `audio` and yield the job's events (accepted, progress, segments, then
         completed, failed or cancelled). If the connection drops after the job was accepted,
-        this re-attaches like `watch`, so no event is lost or repeated."""
+        this re-attaches like `watch`, so no event is lost or repeated. A file over the upload
+        threshold is uploaded as a job (`upload`) and followed with `watch`."""
+        if is_large_file(audio, self.upload_threshold_bytes):
+            job = self.upload(
+                audio,
+                config=config or make_config(**config_fields),
+                filename=filename,
+                request_id=request_id,
+            )
+            yield from self.watch(job.name, request_id=request_id)
+            return
         request = pb.TranscribeWithProgressRequest(
             audio=load_audio(audio, filename), config=config or make_config(**config_fields)
         )

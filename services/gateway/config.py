@@ -49,6 +49,10 @@ class GatewayConfig:
     redis_pool: RedisPool = DEFAULT_POOL
     # Wall time the probe may spend measuring a file that declares no length.
     probe_budget_seconds: float = 10.0
+    # UploadJob: the largest file taken, and where it is spooled while it arrives ("" = the
+    # system's temporary directory).
+    max_upload_bytes: int = 2 * 1024**3
+    upload_dir: str = ""
 
 
 class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
@@ -103,6 +107,18 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         "new one is refused RESOURCE_EXHAUSTED (other tenants are not affected)",
     )
 
+    max_upload_bytes: Int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="the largest file `UploadJob` takes (bytes); it is spooled to disk, never "
+        "held in memory whole",
+    )
+    upload_dir: str = Field(
+        "",
+        description="directory where the gateway spools `UploadJob` files while they arrive "
+        "(unnamed files, gone when the call ends); empty = the system's temporary directory",
+    )
+
     def config(self) -> GatewayConfig:
         return GatewayConfig(
             server=self.server_config(self.gateway_addr),
@@ -124,6 +140,8 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             key_prefix=self.redis_prefix,
             max_streams_per_tenant=self.max_streams_per_tenant,
             redis_pool=self.redis_pool,
+            max_upload_bytes=self.max_upload_bytes,
+            upload_dir=self.upload_dir,
         )
 
 

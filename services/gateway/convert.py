@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sayit.common.v1 import audio_pb2, job_pb2
+from sayit.common.v1 import job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from services.common.effective_config import effective_config
@@ -22,25 +22,30 @@ MAX_IDEMPOTENCY_KEY_CHARS = 128
 MIB = 1024 * 1024
 
 
-def validate_submission(
-    audio: audio_pb2.Audio, config: tpb.TranscriptionConfig, model: str, max_bytes: int
-) -> tpb.TranscriptionConfig:
-    """Everything that can be checked without looking inside the audio; the effective config
-    (services.common.effective_config), which is what goes on to the scheduler."""
-    if not audio.content:
+def validate_content(content: bytes, max_bytes: int) -> None:
+    """The inline audio's checks (`content` is read from the request once: each read of a
+    bytes field copies it)."""
+    if not content:
         raise InvalidArgument(
             "audio.content is empty: send the audio file's bytes", field="audio.content"
         )
-    if len(audio.content) > max_bytes:
+    if len(content) > max_bytes:
         raise ResourceExhausted(
-            f"audio.content is {_size(len(audio.content))}; the limit is {_size(max_bytes)} "
-            "(SAYIT_MAX_REQUEST_BYTES): send it compressed (FLAC, Opus, MP3) or in parts",
+            f"audio.content is {size(len(content))}; the limit is {size(max_bytes)} "
+            "(SAYIT_MAX_REQUEST_BYTES): send it compressed (FLAC, Opus, MP3) or use UploadJob",
             violations=[QuotaViolation("request", f"audio.content bytes: {max_bytes}")],
         )
-    if len(audio.filename) > MAX_FILENAME_CHARS:
+
+
+def validate_submission(
+    filename: str, config: tpb.TranscriptionConfig, model: str
+) -> tpb.TranscriptionConfig:
+    """Everything besides the audio bytes that can be checked without looking inside the
+    audio; the effective config (services.common.effective_config), which is what goes on to
+    the scheduler."""
+    if len(filename) > MAX_FILENAME_CHARS:
         raise InvalidArgument(
-            f"audio.filename is {len(audio.filename)} characters; the limit is "
-            f"{MAX_FILENAME_CHARS}",
+            f"audio.filename is {len(filename)} characters; the limit is {MAX_FILENAME_CHARS}",
             field="audio.filename",
         )
     return effective_config(config, model)
@@ -75,7 +80,7 @@ def validate_after_sequence(after_sequence: int) -> None:
         )
 
 
-def _size(count: int) -> str:
+def size(count: int) -> str:
     return f"{count / MIB:.1f} MiB ({count} bytes)"
 
 

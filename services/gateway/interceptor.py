@@ -1,5 +1,6 @@
 """The gateway's own interceptor, inside the common one: authenticate each SpeechService call,
-make its principal current, and take one request from the tenant's rate limit.
+make its principal current, and take one request from the tenant's rate limit. All of it from
+metadata, before the handler reads a request message (for UploadJob, before any audio).
 
 Health and reflection are not SpeechService calls, so they stay reachable without a key.
 Errors raised here are mapped to statuses and logged by the common interceptor around it.
@@ -60,7 +61,16 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        raise TypeError(f"{method}: the gateway serves only unary and async-generator RPCs")
+        if handler.stream_unary:
+            # The key is checked from metadata before the handler reads the first message.
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(rpc, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        raise TypeError(
+            f"{method}: the gateway serves only unary, client-streaming and async-generator RPCs"
+        )
 
     def _unary(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -1,5 +1,6 @@
 """SpeechService, the public API: validate, probe and charge the audio, forward to the scheduler
-with the caller's tenant and remaining deadline, convert the answer.
+with the caller's tenant and remaining deadline, convert the answer. UploadJob's streamed audio
+is taken in by services.gateway.upload.
 
 The caller has been authenticated (and its request rate charged) by the gateway's interceptor
 before any method here runs; `auth.current()` is its principal.
@@ -11,8 +12,9 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
+from typing import TypeVar
 
 import grpc
 
@@ -27,9 +29,11 @@ from services.common import logs
 from services.common.channels import call_timeout
 from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.common.names import job_id_from_name
-from services.gateway import auth, convert, metrics
+from services.gateway import auth, convert, metrics, upload, wire
 from services.gateway.config import GatewayConfig
 from services.gateway.quotas import Limiter
+
+T = TypeVar("T")
 
 # A submission the scheduler refused with one of these was not accepted: its audio seconds are
 # given back. DEADLINE_EXCEEDED and CANCELLED may come after the job was accepted.
@@ -61,21 +65,30 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
     ) -> None:
         self._config = config
         self._scheduler = spb_grpc.SchedulerServiceStub(channel)
+        # SubmitJob with the request already serialised (services.gateway.wire).
+        self._submit_bytes = channel.unary_unary(
+            "/sayit.scheduler.v1.SchedulerService/SubmitJob",
+            request_serializer=None,
+            response_deserializer=spb.SubmitJobResponse.FromString,
+        )
         self._limiter = limiter
         self._executor = executor
 
     async def _probe_seconds(
-        self, audio: audio_pb2.Audio, context: grpc.aio.ServicerContext
+        self,
+        source: audio_files.AudioSource,
+        filename: str,
+        context: grpc.aio.ServicerContext,
     ) -> float:
         """The audio's duration (bad audio, audio holding more than it declares and audio over
-        the limit are refused here)."""
+        the limit are refused here). `source`: the bytes, or an uploaded file spooled to disk."""
         limit = self._config.max_audio_seconds
         remaining = context.time_remaining()
         cancel = threading.Event()
         probe = functools.partial(
             audio_files.probe,
-            audio.content,
-            audio.filename,
+            source,
+            filename,
             limit,
             budget_seconds=self._config.probe_budget_seconds,
             deadline=None if remaining is None else time.monotonic() + remaining,
@@ -107,34 +120,44 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         wait: bool,
         idempotency_key: str = "",
     ) -> job_pb2.TranscriptionJob:
-        effective = convert.validate_submission(
-            audio, config, self._config.model, self._config.server.max_message_bytes
-        )
+        # Read once: each read of a bytes field copies it (100 MiB per read for a large file).
+        content = audio.content
+        convert.validate_content(content, self._config.server.max_message_bytes)
+        effective = convert.validate_submission(audio.filename, config, self._config.model)
         tenant = tenant_of(context)
-        seconds = await self._probe_seconds(audio, context)
+        seconds = await self._probe_seconds(content, audio.filename, context)
+        default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
+        fields = spb.SubmitJobRequest(
+            tenant=tenant,
+            config=effective,
+            audio_duration_seconds=seconds,
+            routing_policy=policy,  # type: ignore[arg-type]
+            wait_if_short=wait,
+            idempotency_key=idempotency_key,
+        )
+        request = wire.submit_request_bytes(fields, content, audio.filename)
+        del content  # only the request's bytes are sent on
+        timeout = call_timeout(context, default)
+        reply = await self._charged(
+            tenant, seconds, lambda: self._submit_bytes(request, timeout=timeout)
+        )
+        return reply.job
+
+    async def _charged(self, tenant: str, seconds: float, call: Callable[[], Awaitable[T]]) -> T:
+        """Charge the tenant's audio quota, then make the scheduler call; give the seconds back
+        if the scheduler did not accept the job."""
         if self._limiter is not None:
             await self._limiter.charge_audio(tenant, seconds)
-        default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
         try:
-            reply = await self._scheduler.SubmitJob(
-                spb.SubmitJobRequest(
-                    tenant=tenant,
-                    audio=audio,
-                    config=effective,
-                    audio_duration_seconds=seconds,
-                    routing_policy=policy,  # type: ignore[arg-type]
-                    wait_if_short=wait,
-                    idempotency_key=idempotency_key,
-                ),
-                timeout=call_timeout(context, default),
-            )
+            reply = await call()  # made only now: a gRPC call starts when it is made
         except grpc.RpcError as error:
             if self._limiter is not None and error.code() in _NOT_ACCEPTED:
                 await self._limiter.refund_audio(tenant, seconds)
             raise
-        logs.bind(job_id=reply.job.name.removeprefix("jobs/"))
-        metrics.submitted(reply.job)
-        return reply.job
+        job: job_pb2.TranscriptionJob = reply.job  # type: ignore[attr-defined]
+        logs.bind(job_id=job.name.removeprefix("jobs/"))
+        metrics.submitted(job)
+        return reply
 
     async def _watch(
         self, context: grpc.aio.ServicerContext, job_id: str, after_sequence: int
@@ -181,6 +204,36 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
             idempotency_key=request.idempotency_key,
         )
         return pb.CreateJobResponse(job=job)
+
+    async def UploadJob(
+        self, requests: AsyncIterator[pb.UploadJobRequest], context: grpc.aio.ServicerContext
+    ) -> pb.UploadJobResponse:
+        header = await upload.read_header(requests)
+        max_bytes = self._config.max_upload_bytes
+        effective = upload.check_header(header, self._config.model, max_bytes)
+        tenant = tenant_of(context)
+        loop = asyncio.get_running_loop()
+        file = await loop.run_in_executor(None, upload.temporary_file, self._config.upload_dir)
+        try:
+            await upload.spool(requests, file, max_bytes, header.total_bytes)
+            seconds = await self._probe_seconds(file, header.filename, context)
+            forwarded = spb.UploadJobHeader(
+                tenant=tenant,
+                filename=header.filename,
+                config=effective,
+                idempotency_key=header.idempotency_key,
+                audio_duration_seconds=seconds,
+            )
+            # Sending gigabytes on takes a while: without a caller's deadline, the streams' one.
+            timeout = call_timeout(context, self._config.stream_timeout_seconds)
+            reply = await self._charged(
+                tenant,
+                seconds,
+                lambda: self._scheduler.UploadJob(upload.forward(forwarded, file), timeout=timeout),
+            )
+        finally:
+            await loop.run_in_executor(None, file.close)
+        return pb.UploadJobResponse(job=reply.job)
 
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext

@@ -2,7 +2,8 @@
 
 One store for every process that touches jobs (the scheduler, the queue workers' tasks, the
 reconciler). Every change goes through the append script (services.jobs.changes); reads and
-the rest are plain commands. Watching follows live events through the process's one WatchHub
+the rest are plain commands. A caller's audio waiting to be planned is a list of parts, never
+one value. Watching follows live events through the process's one WatchHub
 (services.jobs.watch_hub), so open watches hold no Redis connection each. Redis being
 unreachable becomes UNAVAILABLE once the client's patience has run out
 (services.common.redis_client)."""
@@ -17,7 +18,7 @@ import grpc
 import redis.asyncio as aioredis
 
 from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
-from services.common.errors import NotFound, status_code_number
+from services.common.errors import NotFound, Unavailable, status_code_number
 from services.jobs import changes, listing, metrics, records, schema
 from services.jobs.changes import Applied, Change
 from services.jobs.chunks import Chunks
@@ -28,6 +29,8 @@ from services.jobs.watch_hub import GONE, LAGGING, WatchHub
 SOCKET_TIMEOUT_SECONDS = 10.0
 # Events read from a stream's history per command.
 HISTORY_PAGE = 100
+# The largest piece a caller's audio is stored in.
+AUDIO_PART_BYTES = 4 * 1024 * 1024
 
 
 class JobStore:
@@ -85,7 +88,10 @@ class JobStore:
                 if audio is not None:
                     where = keys.chunk_audio(job_id, 0) if single_chunk else keys.audio(job_id)
                     pipe.sadd(keys.stored_audio(), where)  # counted by admission
-                    pipe.set(where, audio, ex=audio_ttl_seconds)
+                    if single_chunk:
+                        pipe.set(where, audio, ex=audio_ttl_seconds)
+                    else:
+                        _push_parts(pipe, where, audio, audio_ttl_seconds)
                 pipe.sadd(keys.active(), job_id)
                 await pipe.execute()
         try:
@@ -166,18 +172,45 @@ class JobStore:
 
     # --- the caller's audio while the job waits to be planned ---------------------------------
 
+    # Kept as a list of parts of at most AUDIO_PART_BYTES, so no one Redis value (and no one
+    # read or write) grows with the file.
+
     async def set_audio(self, job_id: str, audio: bytes, ttl_seconds: int) -> None:
         key = self.keys.audio(job_id)
         with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.sadd(self.keys.stored_audio(), key)  # counted by admission
-                pipe.set(key, audio, ex=ttl_seconds)
+                pipe.delete(key)
+                _push_parts(pipe, key, audio, ttl_seconds)
                 await pipe.execute()
 
-    async def audio(self, job_id: str) -> bytes | None:
+    async def append_audio(self, job_id: str, part: bytes, ttl_seconds: int) -> None:
+        """Add the next part of audio that arrives in pieces (each at most AUDIO_PART_BYTES)."""
         with redis_errors():
-            value: bytes | None = await self._redis.get(self.keys.audio(job_id))
-        return value
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self.keys.stored_audio(), self.keys.audio(job_id))  # counted by admission
+                pipe.rpush(self.keys.audio(job_id), part)
+                pipe.expire(self.keys.audio(job_id), ttl_seconds)
+                await pipe.execute()
+
+    async def audio_parts(self, job_id: str) -> AsyncIterator[bytes] | None:
+        """The audio's parts in order, read one at a time; None if it is gone (expired)."""
+        key = self.keys.audio(job_id)
+        with redis_errors():
+            kind = await self._redis.type(key)
+            if kind in (b"string", "string"):  # stored whole by an older version
+                value: bytes | None = await self._redis.get(key)
+                return None if value is None else _one(value)
+            count = int(await self._redis.llen(key))
+        return None if count == 0 else self._parts(key, count)
+
+    async def _parts(self, key: str, count: int) -> AsyncIterator[bytes]:
+        for index in range(count):
+            with redis_errors():
+                part: bytes | None = await self._redis.lindex(key, index)
+            if part is None:
+                raise Unavailable("the audio expired while it was being read")
+            yield part
 
     async def delete_audio(self, job_id: str) -> None:
         await self._delete_audio_keys([self.keys.audio(job_id)])
@@ -299,6 +332,17 @@ class JobStore:
                 yield message
             if len(entries) < HISTORY_PAGE:
                 return
+
+
+def _push_parts(pipe: Any, key: str, audio: bytes, ttl_seconds: int) -> None:
+    view = memoryview(audio)
+    for start in range(0, len(view), AUDIO_PART_BYTES):
+        pipe.rpush(key, view[start : start + AUDIO_PART_BYTES])  # a view: no copy
+    pipe.expire(key, ttl_seconds)
+
+
+async def _one(value: bytes) -> AsyncIterator[bytes]:
+    yield value
 
 
 def _owned(record: dict[bytes, bytes], job_id: str, tenant: str) -> dict[bytes, bytes]:

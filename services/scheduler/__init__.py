@@ -1,1 +1,1 @@
-"""The scheduler service: admission, direct jobs, planning, repeats and reconciliation."""
+"""The scheduler service: admission, direct jobs, uploads, planning, repeats and reconciliation."""

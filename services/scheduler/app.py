@@ -35,6 +35,7 @@ from services.scheduler.reconcile import Reconciler
 from services.scheduler.repeats import RepeatPolicy, Repeats
 from services.scheduler.servicer import SchedulerServicer
 from services.scheduler.submission import Submissions
+from services.scheduler.uploads import Uploads
 
 log = logs.get_logger("sayit.scheduler")
 REDIS_START_WAIT_SECONDS = 60.0
@@ -202,7 +203,11 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         planner=planner,
         direct=direct,
         servicer=SchedulerServicer(
-            submissions, store, cancellation, max_list_bytes=config.server.max_message_bytes
+            submissions,
+            store,
+            cancellation,
+            Uploads(store, submissions, audio_ttl_seconds=config.audio_ttl_seconds),
+            max_list_bytes=config.server.max_message_bytes,
         ),
         reconciler=reconciler,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,16 @@ import numpy.typing as npt
 from services.common.audio import SAMPLE_RATE, encode_flac
 
 Silence = tuple[float, float]  # start, end in seconds
+
+
+class Pcm(Protocol):
+    """16 kHz int16 samples: an array, or a file read a slice at a time (pcm_file.PcmFile)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> npt.NDArray[np.int16]: ...
+
+
 FindSilences = Callable[[float, float], list[Silence]]
 
 # Where to look for a pause around an ideal cut: first this fraction of a chunk either side
@@ -118,7 +129,7 @@ def pieces(duration: float, cuts: list[float]) -> list[Piece]:
 class SilenceFinder:
     """Pauses in 16 kHz int16 audio, by Silero VAD over the window asked for."""
 
-    def __init__(self, samples: npt.NDArray[np.int16]) -> None:
+    def __init__(self, samples: Pcm) -> None:
         self._samples = samples
         self.duration = len(samples) / SAMPLE_RATE
 
@@ -164,13 +175,13 @@ class SilenceFinder:
         return (first + (int(np.argmin(energy)) + 0.5) * frame) / SAMPLE_RATE
 
 
-def plan(samples: npt.NDArray[np.int16], policy: ChunkPolicy) -> list[Piece]:
+def plan(samples: Pcm, policy: ChunkPolicy) -> list[Piece]:
     """The chunks of decoded 16 kHz audio."""
     finder = SilenceFinder(samples)
     return pieces(finder.duration, plan_cuts(finder.duration, policy, finder, finder.quietest))
 
 
-def chunk_audio(samples: npt.NDArray[np.int16], piece: Piece) -> bytes:
+def chunk_audio(samples: Pcm, piece: Piece) -> bytes:
     """One chunk as 16-bit FLAC: lossless, so the transcriber sees exactly the samples a WAV
     would carry, in about half the bytes of Redis memory (speech)."""
     first = round(piece.offset * SAMPLE_RATE)

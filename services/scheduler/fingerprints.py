@@ -15,13 +15,20 @@ VERSION = b"sayit-result-v1"
 
 def fingerprint(content: bytes, effective: tpb.TranscriptionConfig) -> str:
     """A digest naming this audio under this effective config."""
+    digest = hasher(effective)
+    digest.update(content)
+    return digest.hexdigest()
+
+
+def hasher(effective: tpb.TranscriptionConfig) -> hashlib._Hash:
+    """The digest before the audio: feed it the audio's bytes in order, then take hexdigest()
+    (for audio that arrives in chunks)."""
     digest = hashlib.sha256()
     settings = effective.SerializeToString(deterministic=True)
     for part in (VERSION, settings):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
-    digest.update(content)
-    return digest.hexdigest()
+    return digest
 
 
 def key_digest(idempotency_key: str) -> str:

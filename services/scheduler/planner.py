@@ -1,8 +1,10 @@
 """Queued jobs: recorded with their audio, planned into chunks and put on the RQ queue.
 
 Audio too short to cut is one chunk, the caller's own bytes, planned at submission. Longer audio
-is decoded once (as 16-bit PCM), cut into chunks at pauses, each chunk stored as a lossless FLAC
-under its own key, the plan recorded, and one RQ job queued per chunk.
+is read back from its stored parts into a temporary file, decoded once (as 16-bit PCM, to another
+temporary file), cut into chunks at pauses, each chunk stored as a lossless FLAC under its own
+key, the plan recorded, and one RQ job queued per chunk. Memory does not grow with the audio's
+length.
 
 Planning runs in the background (decoding hours of audio takes a while, and the caller gets
 the job at once). It is safe to repeat: the plan is recorded once, and chunks already on the
@@ -14,6 +16,7 @@ deleted and the job fails (RESOURCE_EXHAUSTED), never left half-stored.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -23,7 +26,6 @@ import grpc
 
 from sayit.common.v1 import event_pb2, job_pb2
 from services.common import logs
-from services.common.audio import decode_pcm16
 from services.common.errors import BadAudio, ResourceExhausted, Unavailable
 from services.jobs import changes, records, schema
 from services.jobs.errors import is_out_of_memory, store_full
@@ -31,6 +33,7 @@ from services.jobs.queue import JobQueue
 from services.jobs.store import JobStore
 from services.scheduler import chunking
 from services.scheduler.chunking import ChunkPolicy
+from services.scheduler.pcm_file import PcmFile, decode_to_file
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
@@ -57,7 +60,7 @@ class Planner:
         self.policy = policy
         self._audio_ttl = audio_ttl_seconds
         self._max_audio_seconds = max_audio_seconds
-        # Decoding holds a whole file as PCM (16-bit: 460 MB for 4 hours); bound how many at once.
+        # Decoding and cutting costs CPU and temporary disk space; bound how many at once.
         self._decoding = ThreadPoolExecutor(concurrency, thread_name_prefix="planning")
         self._slots = asyncio.Semaphore(concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -80,12 +83,13 @@ class Planner:
         self,
         job_id: str,
         record: Mapping[str, bytes | str | int | float],
-        audio: bytes,
+        audio: bytes | None,
         duration: float,
         queue: str,
     ) -> None:
-        """Record a new queued job with its audio: audio too short to cut is its one chunk at
-        once; longer audio is cut into chunks in the background."""
+        """Record a new queued job with its audio (None: stored already, by an upload): audio
+        too short to cut is its one chunk at once; longer audio is cut into chunks in the
+        background."""
         single = record["chunks_total"] == 1
         record = {**record, "queue": queue}
         if single:
@@ -171,35 +175,42 @@ class Planner:
             record = await self._store.raw_record(job_id)
             if records.state_of(record) != schema.QUEUED or records.text(record, "planned") == "1":
                 return
-            content = await self._store.audio(job_id)
-            if content is None:
+            parts = await self._store.audio_parts(job_id)
+            if parts is None:
                 await self._fail(
                     job_id, grpc.StatusCode.DATA_LOSS, "the audio expired before it was queued"
                 )
                 return
             started = time.monotonic()
-            try:
-                samples = await self._run(
-                    self._decoding,
-                    decode_pcm16,
-                    content,
-                    records.text(record, "filename"),
-                    self._max_audio_seconds,
-                    records.number(record, "duration"),  # as admitted
-                )
-            except BadAudio as error:
-                await self._fail(job_id, grpc.StatusCode.INVALID_ARGUMENT, error.message)
-                return
-            del content
-            pieces = await self._run(self._decoding, chunking.plan, samples, self.policy)
-            try:
-                for piece in pieces:
-                    flac = await self._run(self._decoding, chunking.chunk_audio, samples, piece)
-                    await self._store.chunks.set_audio(job_id, piece.index, flac, self._audio_ttl)
-            except ResourceExhausted:
-                await self._fail_store_full(job_id, len(pieces))
-                return
-            del samples
+            # The caller's file and its PCM live in unnamed temporary files, read a stretch at
+            # a time: memory does not grow with the audio's length.
+            with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as pcm_out:
+                async for part in parts:
+                    await self._run(self._decoding, source.write, part)
+                try:
+                    count = await self._run(
+                        self._decoding,
+                        decode_to_file,
+                        source,
+                        records.text(record, "filename"),
+                        self._max_audio_seconds,
+                        pcm_out,
+                        records.number(record, "duration"),  # as admitted
+                    )
+                except BadAudio as error:
+                    await self._fail(job_id, grpc.StatusCode.INVALID_ARGUMENT, error.message)
+                    return
+                samples = PcmFile(pcm_out, count)
+                pieces = await self._run(self._decoding, chunking.plan, samples, self.policy)
+                try:
+                    for piece in pieces:
+                        flac = await self._run(self._decoding, chunking.chunk_audio, samples, piece)
+                        await self._store.chunks.set_audio(
+                            job_id, piece.index, flac, self._audio_ttl
+                        )
+                except ResourceExhausted:
+                    await self._fail_store_full(job_id, len(pieces))
+                    return
             plan = [(piece.offset, piece.duration) for piece in pieces]
             applied = await self._store.apply(job_id, changes.plan_change(plan))
             if not applied.applied:

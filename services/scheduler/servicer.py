@@ -13,6 +13,7 @@ from services.common.errors import InvalidArgument
 from services.jobs.store import JobStore
 from services.scheduler.cancellation import Cancellation
 from services.scheduler.submission import Submissions
+from services.scheduler.uploads import Uploads
 
 DEFAULT_TENANT = "default"
 
@@ -23,6 +24,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         submissions: Submissions,
         store: JobStore,
         cancellation: Cancellation,
+        uploads: Uploads,
         *,
         max_list_bytes: int | None = None,
     ) -> None:
@@ -31,6 +33,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self._submissions = submissions
         self._store = store
         self._cancellation = cancellation
+        self._uploads = uploads
         self._max_list_bytes = max_list_bytes
 
     async def SubmitJob(
@@ -38,6 +41,11 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     ) -> pb.SubmitJobResponse:
         job = await self._submissions.submit(request, request.tenant or DEFAULT_TENANT)
         return pb.SubmitJobResponse(job=job)
+
+    async def UploadJob(
+        self, requests: AsyncIterator[pb.UploadJobRequest], context: grpc.aio.ServicerContext
+    ) -> pb.UploadJobResponse:
+        return pb.UploadJobResponse(job=await self._uploads.receive(requests))
 
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from sayit.common.v1 import job_pb2
@@ -27,6 +28,15 @@ from services.scheduler.planner import Planner
 from services.scheduler.repeats import Repeats
 
 log = logs.get_logger("sayit.scheduler")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Audio stored already (by an upload, under `job_id`'s audio key) rather than in the
+    request: the job takes that id, and the audio is always planned (queued)."""
+
+    job_id: str
+    fingerprint: str
 
 
 class Submissions:
@@ -54,21 +64,31 @@ class Submissions:
         self._instance = instance
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def submit(self, request: pb.SubmitJobRequest, tenant: str) -> job_pb2.TranscriptionJob:
+    async def submit(
+        self, request: pb.SubmitJobRequest, tenant: str, *, staged: Staged | None = None
+    ) -> job_pb2.TranscriptionJob:
         duration = request.audio_duration_seconds
         if not duration > 0:
             raise InvalidArgument(
                 f"audio_duration_seconds must be the audio's probed duration; got {duration:g}",
                 field="audio_duration_seconds",
             )
-        fingerprint = await asyncio.get_running_loop().run_in_executor(
-            self._executor, fingerprints.fingerprint, request.audio.content, request.config
-        )
-        job_id = names.new_job_id()
+        content: bytes | None = None
+        if staged is None:
+            # Read once: each read of a bytes field copies it.
+            content = request.audio.content
+            fingerprint = await asyncio.get_running_loop().run_in_executor(
+                self._executor, fingerprints.fingerprint, content, request.config
+            )
+            job_id = names.new_job_id()
+        else:
+            fingerprint, job_id = staged.fingerprint, staged.job_id
         logs.bind(job_id=job_id)
         wait = request.wait_if_short and self._admission.is_short(duration)
         repeat = await self._repeats.find(job_id, tenant, request, fingerprint, duration)
         if repeat is not None:
+            if staged is not None:
+                await self._store.delete_audio(job_id)
             logs.bind(job_id=repeat.job_id)
             log.info("job_repeated", how=repeat.how, tenant=tenant)
             if wait:
@@ -76,14 +96,17 @@ class Submissions:
             return await self._store.job(repeat.job_id, tenant)
         queue_only = request.routing_policy == pb.ROUTING_POLICY_QUEUE
         try:
+            # An upload's parts are in the store already, counted there.
+            stored_now = 0 if content is None else len(content)
             route = await self._admission.admit(
-                duration, queue_only=queue_only, audio_bytes=len(request.audio.content)
+                duration, queue_only=queue_only, audio_bytes=stored_now
             )
-            await self._start(job_id, tenant, request, duration, route, fingerprint)
+            await self._start(job_id, tenant, request, duration, route, fingerprint, content)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._repeats.release(job_id, tenant, request, fingerprint)
             raise
+        del content  # stored: not held while a caller waits
         metrics.job_submitted(route.routing, route.queue)
         log.info(
             "job_accepted",
@@ -105,7 +128,11 @@ class Submissions:
         duration: float,
         route: Route,
         fingerprint: str,
+        content: bytes | None,
     ) -> None:
+        """Record and start the job. `content` None: the audio is in the store already (an
+        upload), and is always planned (its parts are never one chunk's bytes as they stand)."""
+        single = route.direct or (content is not None and not self._planner.is_long(duration))
         record = records.new_record(
             tenant=tenant,
             # A direct job waiting for a slot is queued (in this scheduler) until it has one.
@@ -117,13 +144,13 @@ class Submissions:
             filename=request.audio.filename,
             # Direct jobs die with this scheduler; queued jobs are planned by it.
             owner=self._instance,
-            chunks_total=1 if route.direct or not self._planner.is_long(duration) else 0,
+            chunks_total=1 if single else 0,
             fingerprint=fingerprint,
         )
         record["cache_ttl"] = self._cache_ttl
         record["request_id"] = str(logs.current().get("request_id", ""))
         if not route.direct:
-            await self._planner.submit(job_id, record, request.audio.content, duration, route.queue)
+            await self._planner.submit(job_id, record, content, duration, route.queue)
             return
         try:
             await self._direct.start(job_id, record, request, duration, route.reserved)

@@ -6,7 +6,8 @@ written, so a full Redis refuses new work with RESOURCE_EXHAUSTED instead of fai
 
 What is counted, and why it stays right: every audio key is written together with its name in
 one set (services.jobs.schema.Keys.stored_audio), in the same MULTI. A read-only script sums
-STRLEN over that set, so the sum is the bytes of the audio keys that exist *now*: a key
+the sizes of those keys (STRLEN of a chunk, MEMORY USAGE of a caller's file kept as a list of
+parts), so the sum is the bytes of the audio keys that exist *now*: a key
 deleted, or expired by its TTL, counts nothing from that moment, whoever removed it, and its
 name is pruned afterwards. No counter is kept that could drift. A file still waiting to be cut
 into chunks counts its own bytes plus the chunks it has yet to write (its audio seconds ×
@@ -51,8 +52,14 @@ local gone = {}
 local chunk_bytes = {}  -- per job, its chunks stored so far
 local waiting = {}  -- the jobs whose file is not cut yet
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local size = redis.call('STRLEN', key)
-  if size == 0 and redis.call('EXISTS', key) == 0 then
+  local size = 0
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'list' then  -- a caller's file, kept as parts: their allocation, no copy
+    size = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') or 0
+  elseif kind == 'string' then
+    size = redis.call('STRLEN', key)
+  end
+  if kind == 'none' then
     table.insert(gone, key)
   else
     total = total + size

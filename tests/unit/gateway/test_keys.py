@@ -47,7 +47,12 @@ def test_keyring_maps_keys_to_tenants_and_rights(tmp_path: Path) -> None:
     reader = ring.lookup("k2")
     assert reader is not None and reader.key_name == "reader"
     assert reader.rpcs == {"GetJob", "WatchJob", "ListJobs", "CancelJob"}
-    assert ring.lookup("k3").rpcs == {"Transcribe", "TranscribeWithProgress", "CreateJob"}  # type: ignore[union-attr]
+    assert ring.lookup("k3").rpcs == {  # type: ignore[union-attr]
+        "Transcribe",
+        "TranscribeWithProgress",
+        "CreateJob",
+        "UploadJob",
+    }
     assert ring.lookup("nope") is None
     assert ring.limits["acme"].requests_per_second == 2.5
     assert ring.limits["acme"].audio_seconds_per_day == 3600

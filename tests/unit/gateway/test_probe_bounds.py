@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 import pytest
 
-from sayit.common.v1 import audio_pb2
 from services.common import audio as audio_files
 from services.common.errors import DeadlineExceeded
 from services.gateway.config import load_config
@@ -59,7 +58,7 @@ async def test_a_cancelled_call_sets_its_probes_cancel_flag(
 
     monkeypatch.setattr(audio_files, "probe", probe)
     task = asyncio.create_task(
-        servicer(executor)._probe_seconds(audio_pb2.Audio(content=b"x"), Context(None))  # type: ignore[arg-type]
+        servicer(executor)._probe_seconds(b"x", "", Context(None))  # type: ignore[arg-type]
     )
     await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
     task.cancel()
@@ -75,7 +74,7 @@ async def test_a_deadline_that_passes_while_probing_stops_the_probe(
     content = lie.flac_total_samples(silent_flac(2 * 3600), 0)
     gateway = servicer(executor, SAYIT_MAX_AUDIO_SECONDS="100000")
     with pytest.raises(DeadlineExceeded, match=r"^the deadline passed while the audio was probed$"):
-        await gateway._probe_seconds(audio_pb2.Audio(content=content), Context(0.0))  # type: ignore[arg-type]
+        await gateway._probe_seconds(content, "", Context(0.0))  # type: ignore[arg-type]
     # With time to spare the same file is measured.
-    seconds = await gateway._probe_seconds(audio_pb2.Audio(content=content), Context(60.0))  # type: ignore[arg-type]
+    seconds = await gateway._probe_seconds(content, "", Context(60.0))  # type: ignore[arg-type]
     assert seconds == pytest.approx(2 * 3600, abs=1)

@@ -66,6 +66,23 @@ async def test_a_queued_job_nobody_plans_is_planned_here(harness: Harness) -> No
     assert harness.redis.llen("rq:queue:sayit-default") == 4
 
 
+async def test_an_uploaded_job_nobody_plans_is_planned_here_from_its_parts(
+    harness: Harness,
+) -> None:
+    """UploadJob stores the file as it arrives, in parts; a job whose scheduler died before
+    planning it is planned by another from those parts."""
+    audio = encode_wav(np.zeros(int(32 * SAMPLE_RATE), dtype=np.float32))
+    job_id = await create(harness, state=schema.QUEUED, routing=schema.QUEUED_ROUTE, chunks=0)
+    for start in range(0, len(audio), 100_000):
+        await harness.scheduler.store.append_audio(job_id, audio[start : start + 100_000], 60)
+    assert harness.redis.llen(harness.keys.audio(job_id)) == 11
+    await harness.scheduler.reconciler.once()
+    await until(lambda: harness.record(job_id).get(b"planned") == b"1", within=60.0)
+    await until(lambda: not harness.scheduler.planner.running(job_id), within=60.0)
+    assert harness.redis.llen("rq:queue:sayit-default") == 4
+    assert not harness.redis.exists(harness.keys.audio(job_id))
+
+
 async def test_a_chunk_the_queue_lost_is_queued_again(harness: Harness) -> None:
     job = await harness.submit(queue=True)
     job_id = job.name.removeprefix("jobs/")

@@ -44,6 +44,34 @@ class SubmitJobResponse(_message.Message):
     job: _job_pb2.TranscriptionJob
     def __init__(self, job: _Optional[_Union[_job_pb2.TranscriptionJob, _Mapping]] = ...) -> None: ...
 
+class UploadJobRequest(_message.Message):
+    __slots__ = ("header", "audio_chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: UploadJobHeader
+    audio_chunk: bytes
+    def __init__(self, header: _Optional[_Union[UploadJobHeader, _Mapping]] = ..., audio_chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadJobHeader(_message.Message):
+    __slots__ = ("tenant", "filename", "config", "idempotency_key", "audio_duration_seconds")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    filename: str
+    config: _transcription_pb2.TranscriptionConfig
+    idempotency_key: str
+    audio_duration_seconds: float
+    def __init__(self, tenant: _Optional[str] = ..., filename: _Optional[str] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., audio_duration_seconds: _Optional[float] = ...) -> None: ...
+
+class UploadJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.TranscriptionJob
+    def __init__(self, job: _Optional[_Union[_job_pb2.TranscriptionJob, _Mapping]] = ...) -> None: ...
+
 class GetJobRequest(_message.Message):
     __slots__ = ("tenant", "job_id")
     TENANT_FIELD_NUMBER: _ClassVar[int]

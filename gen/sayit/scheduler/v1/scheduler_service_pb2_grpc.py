@@ -41,6 +41,11 @@ class SchedulerServiceStub:
                 request_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.UploadJob = channel.stream_unary(
+                '/sayit.scheduler.v1.SchedulerService/UploadJob',
+                request_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.UploadJobRequest.SerializeToString,
+                response_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.UploadJobResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/sayit.scheduler.v1.SchedulerService/GetJob',
                 request_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetJobRequest.SerializeToString,
@@ -70,6 +75,14 @@ class SchedulerServiceServicer:
 
     def SubmitJob(self, request, context):
         """Create a job and route it: direct (transcribed now) or queued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadJob(self, request_iterator, context):
+        """SubmitJob (always queued) with the audio in a stream of chunks: header first, then chunks.
+        The scheduler stores the chunks as they come, never holding the file whole.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,6 +119,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.SubmitJob,
                     request_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitJobRequest.FromString,
                     response_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'UploadJob': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadJob,
+                    request_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.UploadJobRequest.FromString,
+                    response_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.UploadJobResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -157,6 +175,33 @@ class SchedulerService:
             '/sayit.scheduler.v1.SchedulerService/SubmitJob',
             sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitJobRequest.SerializeToString,
             sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadJob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sayit.scheduler.v1.SchedulerService/UploadJob',
+            sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.UploadJobRequest.SerializeToString,
+            sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.UploadJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

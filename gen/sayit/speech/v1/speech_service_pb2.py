@@ -28,7 +28,7 @@ from sayit.common.v1 import job_pb2 as sayit_dot_common_dot_v1_dot_job__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$sayit/speech/v1/speech_service.proto\x12\x0fsayit.speech.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"p\n\x11TranscribeRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"\x95\x01\n\x12TranscribeResponse\x12\x31\n\ntranscript\x18\x01 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x12\x30\n\x03job\x18\x02 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJobH\x00\x12\x10\n\x08job_name\x18\x03 \x01(\tB\x08\n\x06result\"|\n\x1dTranscribeWithProgressRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"J\n\x1eTranscribeWithProgressResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"\x88\x01\n\x10\x43reateJobRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"C\n\x11\x43reateJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"7\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"`\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x04view\x18\x03 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfa\x04\n\rSpeechService\x12U\n\nTranscribe\x12\".sayit.speech.v1.TranscribeRequest\x1a#.sayit.speech.v1.TranscribeResponse\x12{\n\x16TranscribeWithProgress\x12..sayit.speech.v1.TranscribeWithProgressRequest\x1a/.sayit.speech.v1.TranscribeWithProgressResponse0\x01\x12R\n\tCreateJob\x12!.sayit.speech.v1.CreateJobRequest\x1a\".sayit.speech.v1.CreateJobResponse\x12I\n\x06GetJob\x12\x1e.sayit.speech.v1.GetJobRequest\x1a\x1f.sayit.speech.v1.GetJobResponse\x12Q\n\x08WatchJob\x12 .sayit.speech.v1.WatchJobRequest\x1a!.sayit.speech.v1.WatchJobResponse0\x01\x12R\n\tCancelJob\x12!.sayit.speech.v1.CancelJobRequest\x1a\".sayit.speech.v1.CancelJobResponse\x12O\n\x08ListJobs\x12 .sayit.speech.v1.ListJobsRequest\x1a!.sayit.speech.v1.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$sayit/speech/v1/speech_service.proto\x12\x0fsayit.speech.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"p\n\x11TranscribeRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"\x95\x01\n\x12TranscribeResponse\x12\x31\n\ntranscript\x18\x01 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x12\x30\n\x03job\x18\x02 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJobH\x00\x12\x10\n\x08job_name\x18\x03 \x01(\tB\x08\n\x06result\"|\n\x1dTranscribeWithProgressRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"J\n\x1eTranscribeWithProgressResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"\x88\x01\n\x10\x43reateJobRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"C\n\x11\x43reateJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"e\n\x10UploadJobRequest\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32 .sayit.speech.v1.UploadJobHeaderH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x87\x01\n\x0fUploadJobHeader\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\"C\n\x11UploadJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"7\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"`\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x04view\x18\x03 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd0\x05\n\rSpeechService\x12U\n\nTranscribe\x12\".sayit.speech.v1.TranscribeRequest\x1a#.sayit.speech.v1.TranscribeResponse\x12{\n\x16TranscribeWithProgress\x12..sayit.speech.v1.TranscribeWithProgressRequest\x1a/.sayit.speech.v1.TranscribeWithProgressResponse0\x01\x12R\n\tCreateJob\x12!.sayit.speech.v1.CreateJobRequest\x1a\".sayit.speech.v1.CreateJobResponse\x12T\n\tUploadJob\x12!.sayit.speech.v1.UploadJobRequest\x1a\".sayit.speech.v1.UploadJobResponse(\x01\x12I\n\x06GetJob\x12\x1e.sayit.speech.v1.GetJobRequest\x1a\x1f.sayit.speech.v1.GetJobResponse\x12Q\n\x08WatchJob\x12 .sayit.speech.v1.WatchJobRequest\x1a!.sayit.speech.v1.WatchJobResponse0\x01\x12R\n\tCancelJob\x12!.sayit.speech.v1.CancelJobRequest\x1a\".sayit.speech.v1.CancelJobResponse\x12O\n\x08ListJobs\x12 .sayit.speech.v1.ListJobsRequest\x1a!.sayit.speech.v1.ListJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,22 +47,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEJOBREQUEST']._serialized_end=784
   _globals['_CREATEJOBRESPONSE']._serialized_start=786
   _globals['_CREATEJOBRESPONSE']._serialized_end=853
-  _globals['_GETJOBREQUEST']._serialized_start=855
-  _globals['_GETJOBREQUEST']._serialized_end=884
-  _globals['_GETJOBRESPONSE']._serialized_start=886
-  _globals['_GETJOBRESPONSE']._serialized_end=950
-  _globals['_WATCHJOBREQUEST']._serialized_start=952
-  _globals['_WATCHJOBREQUEST']._serialized_end=1007
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1009
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1069
-  _globals['_CANCELJOBREQUEST']._serialized_start=1071
-  _globals['_CANCELJOBREQUEST']._serialized_end=1103
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1105
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1172
-  _globals['_LISTJOBSREQUEST']._serialized_start=1174
-  _globals['_LISTJOBSREQUEST']._serialized_end=1270
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1272
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1364
-  _globals['_SPEECHSERVICE']._serialized_start=1367
-  _globals['_SPEECHSERVICE']._serialized_end=2001
+  _globals['_UPLOADJOBREQUEST']._serialized_start=855
+  _globals['_UPLOADJOBREQUEST']._serialized_end=956
+  _globals['_UPLOADJOBHEADER']._serialized_start=959
+  _globals['_UPLOADJOBHEADER']._serialized_end=1094
+  _globals['_UPLOADJOBRESPONSE']._serialized_start=1096
+  _globals['_UPLOADJOBRESPONSE']._serialized_end=1163
+  _globals['_GETJOBREQUEST']._serialized_start=1165
+  _globals['_GETJOBREQUEST']._serialized_end=1194
+  _globals['_GETJOBRESPONSE']._serialized_start=1196
+  _globals['_GETJOBRESPONSE']._serialized_end=1260
+  _globals['_WATCHJOBREQUEST']._serialized_start=1262
+  _globals['_WATCHJOBREQUEST']._serialized_end=1317
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1319
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1379
+  _globals['_CANCELJOBREQUEST']._serialized_start=1381
+  _globals['_CANCELJOBREQUEST']._serialized_end=1413
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1415
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1482
+  _globals['_LISTJOBSREQUEST']._serialized_start=1484
+  _globals['_LISTJOBSREQUEST']._serialized_end=1580
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1582
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1674
+  _globals['_SPEECHSERVICE']._serialized_start=1677
+  _globals['_SPEECHSERVICE']._serialized_end=2397
 # @@protoc_insertion_point(module_scope)

@@ -51,6 +51,11 @@ class SpeechServiceStub:
                 request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.CreateJobRequest.SerializeToString,
                 response_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.CreateJobResponse.FromString,
                 _registered_method=True)
+        self.UploadJob = channel.stream_unary(
+                '/sayit.speech.v1.SpeechService/UploadJob',
+                request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.UploadJobRequest.SerializeToString,
+                response_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.UploadJobResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/sayit.speech.v1.SpeechService/GetJob',
                 request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetJobRequest.SerializeToString,
@@ -95,6 +100,17 @@ class SpeechServiceServicer:
 
     def CreateJob(self, request, context):
         """Queue the audio whatever its length and return the job at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadJob(self, request_iterator, context):
+        """CreateJob for files of any size: the audio arrives in a stream of chunks, so neither the
+        gateway nor the scheduler holds it whole. The first message is the header (once), every
+        later one an audio chunk (each at most 4 MiB; 1 MiB is a good size). The API key is checked
+        before any message is read; the job is queued and created exactly as by CreateJob
+        (validation, quotas, idempotency). Over SAYIT_MAX_UPLOAD_BYTES: RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +161,11 @@ def add_SpeechServiceServicer_to_server(servicer, server):
                     servicer.CreateJob,
                     request_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.CreateJobRequest.FromString,
                     response_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.CreateJobResponse.SerializeToString,
+            ),
+            'UploadJob': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadJob,
+                    request_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.UploadJobRequest.FromString,
+                    response_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.UploadJobResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -250,6 +271,33 @@ class SpeechService:
             '/sayit.speech.v1.SpeechService/CreateJob',
             sayit_dot_speech_dot_v1_dot_speech__service__pb2.CreateJobRequest.SerializeToString,
             sayit_dot_speech_dot_v1_dot_speech__service__pb2.CreateJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadJob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sayit.speech.v1.SpeechService/UploadJob',
+            sayit_dot_speech_dot_v1_dot_speech__service__pb2.UploadJobRequest.SerializeToString,
+            sayit_dot_speech_dot_v1_dot_speech__service__pb2.UploadJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
