@@ -20,6 +20,7 @@ from services.jobs import changes, listing, metrics, records, schema
 from services.jobs.changes import Applied, Change
 from services.jobs.chunks import Chunks
 from services.jobs.errors import redis_errors
+from services.jobs.poison import PoisonRegistry
 from services.jobs.schema import Keys
 
 # A blocked XREAD must return well before the client's socket timeout, or an idle watch fails
@@ -47,6 +48,7 @@ class JobStore:
         self.ttl_seconds = ttl_seconds
         self._append = client.register_script(changes.APPEND_SCRIPT)
         self.chunks = Chunks(client, keys)
+        self.poison = PoisonRegistry(client, keys)
 
     async def ping(self) -> None:
         with redis_errors():
