@@ -65,8 +65,12 @@ fuzz: $(STAMP) ## Fuzz the gateway of a test mesh with 10 000 generated requests
 	SAYIT_FUZZ_EXAMPLES=$${SAYIT_FUZZ_EXAMPLES:-10000} $(VENV)/bin/pytest -q -s tests/e2e/test_fuzz.py $(PYTEST_ARGS)
 
 .PHONY: load
-load: $(STAMP) ## 50 callers for 60 s against `make up`: throughput, errors, latency, jobs lost, memory
+load: $(STAMP) ## 50 callers, 60 s, new audio each call, vs `make up`: OK/s, cache hits, p50/p95, jobs lost (LOAD_ARGS)
 	$(PY) -m bench.load $(LOAD_ARGS)
+
+.PHONY: crowd
+crowd: $(STAMP) ## 1000 WatchJob streams + short calls vs `make up`: p50/p95 with/without, Redis conns, RSS (CROWD_ARGS)
+	$(PY) -m bench.crowd $(CROWD_ARGS)
 
 .PHONY: eval
 eval: $(STAMP) ## Accuracy (ko CER, en WER) and RTF on ../shared/eval (EVAL_ARGS="--raw --normalise ...")

@@ -29,6 +29,7 @@ class RedisServer:
     directory: Path
     port: int = field(default_factory=free_port)
     appendonly: bool = False
+    maxmemory_mb: int = topology.REDIS_MAXMEMORY_MB
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,7 +42,12 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 binary,
-                *topology.redis_args(self.port, self.directory, appendonly=self.appendonly),
+                *topology.redis_args(
+                    self.port,
+                    self.directory,
+                    appendonly=self.appendonly,
+                    maxmemory_mb=self.maxmemory_mb,
+                ),
                 "--logfile",
                 str(self.directory / "redis.log"),
             ],

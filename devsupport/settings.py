@@ -67,6 +67,12 @@ class MeshSettings(ClientTLSSettings, ShutdownSettings):
         description="port of `make up`'s own Redis when the one at `SAYIT_REDIS_URL` runs "
         "without AOF",
     )
+    mesh_redis_maxmemory_mb: Int = Field(
+        1024,
+        ge=16,
+        description="`maxmemory` (MiB) of `make up`'s own Redis, which runs with "
+        "`maxmemory-policy noeviction`: when full it refuses new work instead of dying",
+    )
     mesh_queue_transcribers: Int = Field(
         2, ge=0, description="transcriber + worker pairs of `make up`"
     )

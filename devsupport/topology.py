@@ -121,9 +121,22 @@ def services(
     return specs
 
 
-def redis_args(port: int, directory: Path, *, appendonly: bool = True) -> list[str]:
+# Redis holds every queued file until it is transcribed; bounded, it refuses writes when full
+# (noeviction: evicting a job's record or audio would lose it silently) and the scheduler turns
+# that into RESOURCE_EXHAUSTED. The tests' and bench's private Redis get this much.
+REDIS_MAXMEMORY_MB = 1024
+
+
+def redis_args(
+    port: int,
+    directory: Path,
+    *,
+    appendonly: bool = True,
+    maxmemory_mb: int = REDIS_MAXMEMORY_MB,
+) -> list[str]:
     """The arguments of a private redis-server on loopback with its data in `directory`: no RDB
-    snapshots, and an append-only file written every second when `appendonly`."""
+    snapshots, an append-only file written every second when `appendonly`, and at most
+    `maxmemory_mb` MiB of data, never evicted (a full Redis refuses writes instead)."""
     return [
         "--port",
         str(port),
@@ -137,4 +150,8 @@ def redis_args(port: int, directory: Path, *, appendonly: bool = True) -> list[s
         "everysec",
         "--save",
         "",
+        "--maxmemory",
+        f"{maxmemory_mb}mb",
+        "--maxmemory-policy",
+        "noeviction",
     ]

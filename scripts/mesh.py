@@ -122,9 +122,8 @@ def processes(choice: RedisChoice | None = None, mesh: MeshSettings | None = Non
     procs = []
     if choice.own:
         port = urlparse(choice.url).port or 6379
-        procs.append(
-            Proc("redis", "", command=("redis-server", *topology.redis_args(port, RUN / "redis")))
-        )
+        args = topology.redis_args(port, RUN / "redis", maxmemory_mb=mesh.mesh_redis_maxmemory_mb)
+        procs.append(Proc("redis", "", command=("redis-server", *args)))
     services = topology.services(
         lambda module, pair: _grpc_addr(mesh, module, pair),
         lambda module, pair: _metrics_addr(mesh, module, pair),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from sayit.common.v1 import event_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
-from services.client.errors import ClientError, translated
+from services.client.errors import ClientError, from_rpc_error, translated
 from services.client.inputs import AudioInput, load_audio, make_config
 from services.client.outcomes import ENDED_STATES, is_terminal, transcript_of, transcript_of_job
 from services.client.polling import poll_interval
@@ -27,9 +28,10 @@ MIB = 1024 * 1024
 class SayItClient:
     """A client for SayIt's public API (`sayit.speech.v1.SpeechService`).
 
-    Calls that fail with UNAVAILABLE before any answer are retried by gRPC with exponential
-    backoff (see `services.client.retry`). Failures raise `ClientError` (status code and the
-    server's message); jobs that end without a transcript raise `JobError`.
+    Reads, watches and `CreateJob` that fail with UNAVAILABLE are retried by gRPC, throttled,
+    after the server's hinted delay or with exponential backoff; `Transcribe` is never repeated
+    once sent (see `services.client.retry`). Failures raise `ClientError` (status code, the
+    server's message and its retry hint); jobs that end without a transcript raise `JobError`.
 
     Use it as a context manager, or call `close()`::
 
@@ -49,13 +51,15 @@ class SayItClient:
         wait_timeout: float = 600.0,
         stream_timeout: float = 6 * 3600.0,
         reattach_seconds: float = 60.0,
+        connect_timeout: float = 10.0,
         max_message_bytes: int = 100 * MIB,
     ) -> None:
         """`addr`: the gateway (host:port). `api_key`: sent as `authorization: Bearer <key>`.
         `tls`: use TLS (with `root_certificates` PEM bytes, else the system's roots).
         `timeout`: deadline of unary calls; `wait_timeout`: of `Transcribe` (which waits for
         short audio); `stream_timeout`: of event streams. `reattach_seconds`: how long `watch`
-        keeps trying to get back to a gateway that went away."""
+        keeps trying to get back to a gateway that went away (or keeps answering UNAVAILABLE).
+        `connect_timeout`: how long `transcribe` waits for a connection before sending."""
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -84,6 +88,7 @@ class SayItClient:
         self.wait_timeout = wait_timeout
         self.stream_timeout = stream_timeout
         self.reattach_seconds = reattach_seconds
+        self.connect_timeout = connect_timeout
 
     def close(self) -> None:
         self._channel.close()
@@ -96,6 +101,18 @@ class SayItClient:
 
     def _md(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
         return (*self._metadata, ("x-request-id", request_id)) if request_id else self._metadata
+
+    def _connect(self) -> None:
+        """Wait for a connection before sending a call that is never retried, so a gateway that
+        is restarting costs a wait, not an error. Nothing has been sent if this fails."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise ClientError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"could not connect to the gateway at {self.addr} within "
+                f"{self.connect_timeout:g} s; nothing was sent",
+            ) from None
 
     # --- transcribing -----------------------------------------------------------------------
 
@@ -116,6 +133,7 @@ class SayItClient:
         request = pb.TranscribeRequest(
             audio=load_audio(audio, filename), config=config or make_config(**config_fields)
         )
+        self._connect()
         with translated():
             reply = self._stub.Transcribe(
                 request, timeout=self.wait_timeout, metadata=self._md(request_id)
@@ -163,6 +181,7 @@ class SayItClient:
             audio=load_audio(audio, filename), config=config or make_config(**config_fields)
         )
         metadata = self._md(request_id)
+        self._connect()
         call = self._stub.TranscribeWithProgress(
             request, timeout=self.stream_timeout, metadata=metadata
         )
@@ -177,7 +196,7 @@ class SayItClient:
                 return
         except grpc.RpcError as error:
             if last is None or not _reattachable(error):
-                raise ClientError(error.code(), error.details() or "") from error
+                raise from_rpc_error(error) from error
         except GeneratorExit:
             call.cancel()
             raise
@@ -210,10 +229,12 @@ class SayItClient:
         self, name: str, after_sequence: int = 0, *, request_id: str | None = None
     ) -> Iterator[event_pb2.JobEvent]:
         """The job's events after `after_sequence`, each exactly once and in order, until its
-        terminal event, re-attaching from the last sequence seen when the connection drops
-        (UNAVAILABLE). Gives up with ClientError(UNAVAILABLE) when the gateway stays
-        unreachable for `reattach_seconds`."""
+        terminal event, re-attaching from the last sequence seen when the stream fails with
+        UNAVAILABLE: after the server's hinted delay, else with growing backoff. Gives up with
+        ClientError(UNAVAILABLE) after `reattach_seconds` without an event."""
         last = after_sequence
+        failures = 0
+        stalled_since: float | None = None
         while True:
             try:
                 # The server ends the stream after the terminal event (or at once when the job
@@ -222,11 +243,23 @@ class SayItClient:
                     if event.sequence <= last:
                         continue  # already delivered before the re-attach
                     last = event.sequence
+                    failures, stalled_since = 0, None
                     yield event
                 return
             except ClientError as error:
                 if error.code not in _REATTACH_CODES:
                     raise
+                now = time.monotonic()
+                stalled_since = stalled_since if stalled_since is not None else now
+                if now - stalled_since >= self.reattach_seconds:
+                    raise ClientError(
+                        error.code,
+                        f"gave up following {name} after {self.reattach_seconds:.0f} s of "
+                        f"failures: {error.message}",
+                        error.retry_after,
+                    ) from error
+                time.sleep(reattach_delay(failures, error.retry_after))
+                failures += 1
                 self._wait_for_gateway()
 
     def _wait_for_gateway(self) -> None:
@@ -292,22 +325,29 @@ class SayItClient:
             ).job
 
     def list_jobs(
-        self, page_size: int = 20, page_token: str = ""
+        self, page_size: int = 20, page_token: str = "", *, full: bool = False
     ) -> tuple[list[job_pb2.TranscriptionJob], str]:
-        """One page of the caller's jobs, newest first, and the next page's token ("" = last)."""
+        """One page of the caller's jobs, newest first, and the next page's token ("" = last).
+        Jobs come without their transcripts' text and segments unless `full` (JOB_VIEW_FULL,
+        whose pages may hold fewer jobs than asked for, to stay within the message limit)."""
+        view = job_pb2.JOB_VIEW_FULL if full else job_pb2.JOB_VIEW_BASIC
         with translated():
             reply = self._stub.ListJobs(
-                pb.ListJobsRequest(page_size=page_size, page_token=page_token),
+                pb.ListJobsRequest(page_size=page_size, page_token=page_token, view=view),
                 timeout=self.timeout,
                 metadata=self._metadata,
             )
         return list(reply.jobs), reply.next_page_token
 
-    def iter_jobs(self, limit: int | None = None) -> Iterator[job_pb2.TranscriptionJob]:
-        """The caller's jobs, newest first, across pages (at most `limit`)."""
+    def iter_jobs(
+        self, limit: int | None = None, *, full: bool = False
+    ) -> Iterator[job_pb2.TranscriptionJob]:
+        """The caller's jobs, newest first, across pages (at most `limit`); `full` as in
+        `list_jobs`."""
         token, count = "", 0
         while True:
-            jobs, token = self.list_jobs(min(100, limit - count) if limit else 100, token)
+            size = min(100, limit - count) if limit else 100
+            jobs, token = self.list_jobs(size, token, full=full)
             for job in jobs:
                 yield job
                 count += 1
@@ -332,3 +372,16 @@ _REATTACH_CODES = (grpc.StatusCode.UNAVAILABLE,)
 
 def _reattachable(error: grpc.RpcError) -> bool:
     return hasattr(error, "code") and error.code() in _REATTACH_CODES
+
+
+REATTACH_BACKOFF_SECONDS = 0.5
+REATTACH_MAX_BACKOFF_SECONDS = 10.0
+
+
+def reattach_delay(failures: int, hint: float | None) -> float:
+    """Seconds before re-attaching a watch after `failures` failures in a row: the server's
+    hint when it gave one, else a random share of an exponentially growing backoff."""
+    if hint is not None:
+        return min(hint, REATTACH_MAX_BACKOFF_SECONDS)
+    ceiling = min(REATTACH_BACKOFF_SECONDS * 2**failures, REATTACH_MAX_BACKOFF_SECONDS)
+    return random.uniform(ceiling / 2, ceiling)

@@ -1,7 +1,9 @@
-"""Domain errors that carry their gRPC status.
+"""Domain errors that carry their gRPC status, and the mapping of a failed downstream call.
 
 Code below the servicers raises these; one interceptor (services.common.interceptors) turns them
 into statuses. Anything else that escapes a handler becomes INTERNAL with a generic message.
+A downstream status that no SayIt service wrote (gRPC's own "failed to connect to all
+addresses; ... ipv4:10.0.0.7:50052") is logged and replaced by a message a caller can act on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from services.common import logs
+
+log = logs.get_logger("sayit.errors")
 
 # Where grpc carries a google.rpc.Status (with its details) in the trailing metadata.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -33,10 +39,19 @@ class QuotaViolation:
     description: str
 
 
+# Whom a public caller is told failed when something behind the answering service did.
+DOWNSTREAM = "the transcription service"
+# How long a caller is told to wait after UNAVAILABLE (google.rpc.RetryInfo): long enough for a
+# restarted peer to come back, short enough that a blip costs little.
+UNAVAILABLE_RETRY_SECONDS = 2.0
+
+
 class SayItError(Exception):
-    """An error a caller can act on. `message` is sent to the caller as the status details."""
+    """An error a caller can act on. `message` is sent to the caller as the status details;
+    `retry_after_seconds` (when set) becomes google.rpc.RetryInfo."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    retry_after_seconds: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -88,7 +103,15 @@ class ResourceExhausted(SayItError):
 
 
 class Unavailable(SayItError):
+    """Retryable: the work was not done. Carries a RetryInfo delay unless told otherwise."""
+
     code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(
+        self, message: str, retry_after_seconds: float | None = UNAVAILABLE_RETRY_SECONDS
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unauthenticated(SayItError):
@@ -154,38 +177,69 @@ _BY_CODE: dict[grpc.StatusCode, type[SayItError]] = {
 }
 
 
-def from_rpc_error(error: grpc.RpcError, peer: str) -> SayItError:
-    """The domain error for a failed outbound call, keeping the downstream code, message and
-    google.rpc details (field violations, retry hints, quota failures)."""
+def from_rpc_error(error: grpc.RpcError, peer: str = DOWNSTREAM) -> SayItError:
+    """The domain error for a failed outbound call. A status written by a SayIt service (it
+    carries a google.rpc.Status trailer) keeps its code, message and details (field violations,
+    retry hints, quota failures): that service already made its message fit for a caller. Any
+    other status was made by gRPC itself and its text names addresses: it is logged (with the
+    request id bound to this call) and replaced by a message about `peer`."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = (error.details() if hasattr(error, "details") else None) or ""
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return Unavailable(
-            f"{peer} is unavailable: {details}" if details else f"{peer} is unavailable"
-        )
-    if code not in PASS_THROUGH_CODES:
-        return Internal(f"{peer} failed ({code.name})")
+    written = _status_trailer(error)
+    if written is None or code not in PASS_THROUGH_CODES:
+        log.warning("downstream_failed", code=code.name, details=details)
+        return _generic(code, peer)
     cls = _BY_CODE.get(code)
     if cls is None:
         err = SayItError(details)
         err.code = code
-    elif cls is InvalidArgument:
-        err = InvalidArgument(details)
+    elif cls is Unavailable:
+        err = Unavailable(details, retry_after_seconds=None)  # its RetryInfo is passed on
     else:
         err = cls(details)
-    err.details = _status_details(error)
+    err.details = tuple(written.details)
     return err
 
 
-def _status_details(error: grpc.RpcError) -> tuple[any_pb2.Any, ...]:
+def _generic(code: grpc.StatusCode, peer: str) -> SayItError:
+    """What a caller is told when gRPC, not a SayIt service, ended a downstream call."""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(f"{peer} is unavailable; retry in a few seconds")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(f"{peer} did not answer within the call's deadline")
+    if code == grpc.StatusCode.CANCELLED:
+        return Cancelled(f"the call to {peer} was cancelled before it finished")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ResourceExhausted(
+            f"a message to or from {peer} is larger than the services accept; send less audio "
+            "or ask for a smaller page"
+        )
+    return Internal(f"{peer} failed ({code.name})")
+
+
+def public_details(error: grpc.RpcError, peer: str = DOWNSTREAM) -> str:
+    """A downstream failure's message as a caller may read it (e.g. stored in a job's error)."""
+    return from_rpc_error(error, peer).message
+
+
+def retry_delay_seconds(details: Sequence[any_pb2.Any]) -> float | None:
+    """The google.rpc.RetryInfo delay among status details, if any."""
+    for item in details:
+        info = error_details_pb2.RetryInfo()
+        if item.Unpack(info):
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
+
+
+def _status_trailer(error: grpc.RpcError) -> status_pb2.Status | None:
     trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
     for key, value in trailing or ():
         if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
             try:
-                return tuple(status_pb2.Status.FromString(value).details)
-            except Exception:  # a malformed trailer from downstream: keep code and message
-                return ()
-    return ()
+                return status_pb2.Status.FromString(value)
+            except Exception:  # a malformed trailer: treat the status as gRPC's own
+                return None
+    return None
 
 
 def status_code_number(code: grpc.StatusCode) -> int:

@@ -2,10 +2,13 @@
 per RPC.
 
 Domain errors become their status (with google.rpc details); a failed downstream call keeps its
-code; a request whose bytes are not the method's message is INVALID_ARGUMENT; anything
-unexpected is INTERNAL with a generic message and a logged traceback, so callers never see
-UNKNOWN. While the server drains (after SIGTERM), new calls are refused with UNAVAILABLE and the
-calls in flight are counted so the server can stop once they are done.
+code, and its message when a SayIt service wrote it (gRPC's own text, which names addresses, is
+logged and replaced: services.common.errors). Messages never carry addresses
+(services.common.redact) and UNAVAILABLE / INTERNAL name the request id. A request whose bytes
+are not the method's message is INVALID_ARGUMENT; anything unexpected is INTERNAL with a generic
+message and a logged traceback, so callers never see UNKNOWN. While the server drains (after
+SIGTERM), new calls are refused with UNAVAILABLE and the calls in flight are counted so the
+server can stop once they are done.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import structlog
 
 from services.common import logs, metrics
 from services.common.errors import InvalidArgument, SayItError, Unavailable, from_rpc_error
+from services.common.redact import has_address
 from services.common.status import internal_status, to_status
 
 REQUEST_ID_KEY = "x-request-id"
@@ -130,10 +134,12 @@ class _Call:
     async def fail(self, error: BaseException) -> None:
         """Abort the call with the status for `error` (raises grpc's AbortError)."""
         if isinstance(error, grpc.RpcError) and not isinstance(error, SayItError):
-            error = from_rpc_error(error, "a downstream service")
+            error = from_rpc_error(error)
         if isinstance(error, SayItError):
             self.code = error.code
-            status = to_status(error)
+            if has_address(error.message):
+                log.warning("error_message_redacted", method=self.method, message=error.message)
+            status = to_status(error, self.request_id)
         else:
             self.code = grpc.StatusCode.INTERNAL
             log.error("rpc_crashed", method=self.method, exc_info=error)
@@ -208,6 +214,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
 _DEADLINE_SLACK_SECONDS = 0.25
 _SHUTTING_DOWN = "the service is shutting down; retry (another replica will answer)"
+_SHUTDOWN_RETRY_SECONDS = 0.5
 
 
 def _wrap_unary(
@@ -219,7 +226,7 @@ def _wrap_unary(
         try:
             counted = drain.begin(method)
             if not counted:
-                raise Unavailable(_SHUTTING_DOWN)
+                raise Unavailable(_SHUTTING_DOWN, _SHUTDOWN_RETRY_SECONDS)
             if check:
                 _check_decoded(request)
             result = behavior(request, context)
@@ -253,7 +260,7 @@ def _wrap_stream(
         try:
             counted = drain.begin(method)
             if not counted:
-                raise Unavailable(_SHUTTING_DOWN)
+                raise Unavailable(_SHUTTING_DOWN, _SHUTDOWN_RETRY_SECONDS)
             if check:
                 _check_decoded(request)
             async for response in behavior(request, context):

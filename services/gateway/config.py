@@ -43,6 +43,8 @@ class GatewayConfig:
     key_prefix: str
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+    # Wall time the probe may spend measuring a file that declares no length.
+    probe_budget_seconds: float = 10.0
 
 
 class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
@@ -76,6 +78,13 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         ge=0.0,
         description="default request rate per tenant (token bucket refill); 0 = unlimited",
     )
+    probe_budget_seconds: float = Field(
+        10.0,
+        gt=0.0,
+        description="wall time the gateway may spend measuring audio whose file declares no "
+        "length (a packet pass, decoding only where packets carry no duration); such a file "
+        "that needs longer is refused with INVALID_ARGUMENT",
+    )
     tenant_request_burst: Int = Field(100, ge=1, description="default bucket size per tenant")
     tenant_audio_seconds_per_day: float = Field(
         0.0,
@@ -92,6 +101,7 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             wait_timeout_seconds=self.gateway_wait_timeout_seconds,
             stream_timeout_seconds=self.gateway_stream_timeout_seconds,
             metrics_addr=self.gateway_metrics_addr,
+            probe_budget_seconds=self.probe_budget_seconds,
             max_audio_seconds=self.max_audio_seconds,
             api_keys_file=self.api_keys_file,
             limits=Limits(

@@ -8,6 +8,9 @@ before any method here runs; `auth.current()` is its principal.
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 
@@ -22,7 +25,7 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.common import audio as audio_files
 from services.common import logs
 from services.common.channels import call_timeout
-from services.common.errors import InvalidArgument
+from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.common.names import job_id_from_name
 from services.gateway import auth, convert, metrics
 from services.gateway.config import GatewayConfig
@@ -61,13 +64,31 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         self._limiter = limiter
         self._executor = executor
 
-    async def _probe_seconds(self, audio: audio_pb2.Audio) -> float:
-        """The audio's duration (bad audio and audio over the limit are refused here)."""
-        info = await asyncio.get_running_loop().run_in_executor(
-            self._executor, audio_files.probe, audio.content, audio.filename
-        )
-        seconds = info.duration_seconds
+    async def _probe_seconds(
+        self, audio: audio_pb2.Audio, context: grpc.aio.ServicerContext
+    ) -> float:
+        """The audio's duration (bad audio, audio holding more than it declares and audio over
+        the limit are refused here)."""
         limit = self._config.max_audio_seconds
+        remaining = context.time_remaining()
+        cancel = threading.Event()
+        probe = functools.partial(
+            audio_files.probe,
+            audio.content,
+            audio.filename,
+            limit,
+            budget_seconds=self._config.probe_budget_seconds,
+            deadline=None if remaining is None else time.monotonic() + remaining,
+            cancel=cancel,
+        )
+        try:
+            info = await asyncio.get_running_loop().run_in_executor(self._executor, probe)
+        except asyncio.CancelledError:
+            cancel.set()  # the caller went away: free the probe thread for the next one
+            raise
+        except audio_files.Cancelled:
+            raise DeadlineExceeded("the deadline passed while the audio was probed") from None
+        seconds = info.duration_seconds
         if seconds > limit:
             raise InvalidArgument(
                 f"audio is {seconds:.0f} s long; the limit is {limit:.0f} s "
@@ -90,7 +111,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
             audio, config, self._config.model, self._config.server.max_message_bytes
         )
         tenant = tenant_of(context)
-        seconds = await self._probe_seconds(audio)
+        seconds = await self._probe_seconds(audio, context)
         if self._limiter is not None:
             await self._limiter.charge_audio(tenant, seconds)
         default = self._config.wait_timeout_seconds if wait else self._config.unary_timeout_seconds
@@ -201,6 +222,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
                 tenant=tenant_of(context),
                 page_size=request.page_size,
                 page_token=request.page_token,
+                view=request.view,
             ),
             timeout=call_timeout(context, self._config.unary_timeout_seconds),
         )

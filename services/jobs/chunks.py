@@ -66,8 +66,12 @@ class Chunks:
         return [tpb.Transcript.FromString(v) for v in values]
 
     async def set_audio(self, job_id: str, index: int, audio: bytes, ttl_seconds: int) -> None:
+        key = self._keys.chunk_audio(job_id, index)
         with redis_errors():
-            await self._redis.set(self._keys.chunk_audio(job_id, index), audio, ex=ttl_seconds)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._keys.stored_audio(), key)  # counted by admission
+                pipe.set(key, audio, ex=ttl_seconds)
+                await pipe.execute()
 
     async def audio(self, job_id: str, index: int) -> bytes | None:
         with redis_errors():
@@ -79,5 +83,10 @@ class Chunks:
             return bool(await self._redis.exists(self._keys.chunk_audio(job_id, index)))
 
     async def delete_audio(self, job_id: str, index: int) -> None:
+        key = self._keys.chunk_audio(job_id, index)
         with redis_errors():
-            await self._redis.delete(self._keys.chunk_audio(job_id, index))
+            # No MULTI: a full Redis refuses every command queued in one, deletes too.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(key)
+                pipe.srem(self._keys.stored_audio(), key)
+                await pipe.execute()

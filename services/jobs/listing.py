@@ -1,5 +1,10 @@
 """A tenant's jobs, newest first, in pages whose token is the (score, id) of the last job given,
-so jobs created meanwhile never shift a page."""
+so jobs created meanwhile never shift a page.
+
+JOB_VIEW_BASIC (the default) lists jobs without their transcripts' text and segments; a
+JOB_VIEW_FULL page ends early, with a token for the rest, once the next job would take the
+response past `max_bytes`.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +22,35 @@ from services.jobs.schema import Keys, now_ms
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+# Room for the response's own framing and the page token.
+_RESPONSE_OVERHEAD_BYTES = 1024
+_VIEWS = frozenset(job_pb2.JobView.values())
 
 
 async def page(
-    client: Any, keys: Keys, ttl_seconds: int, tenant: str, page_size: int, page_token: str
+    client: Any,
+    keys: Keys,
+    ttl_seconds: int,
+    tenant: str,
+    page_size: int,
+    page_token: str,
+    *,
+    view: int = job_pb2.JOB_VIEW_BASIC,
+    max_bytes: int | None = None,
 ) -> tuple[list[job_pb2.TranscriptionJob], str]:
     if page_size < 0 or page_size > MAX_PAGE_SIZE:
         raise InvalidArgument(
             f"page_size must be between 0 and {MAX_PAGE_SIZE}; got {page_size}",
             field="page_size",
         )
+    if view not in _VIEWS:
+        raise InvalidArgument(
+            f"view must be JOB_VIEW_BASIC (1) or JOB_VIEW_FULL (2); got {view}", field="view"
+        )
+    full = view == job_pb2.JOB_VIEW_FULL
+    budget = (max_bytes - _RESPONSE_OVERHEAD_BYTES) if max_bytes and full else None
+    used = 0
+    last: tuple[float, str] | None = None
     size = page_size or DEFAULT_PAGE_SIZE
     start_score, after_id = _decode_token(page_token)
     index = keys.tenant_jobs(tenant)
@@ -44,7 +68,16 @@ async def page(
             if not record:
                 await client.zrem(index, job_id)
                 continue
-            jobs.append(records.job_message(job_id, record))
+            job = records.job_message(job_id, record)
+            if not full:
+                records.summarize(job)
+            if budget is not None:
+                # Each job is a length-delimited field: its bytes plus a few of framing.
+                used += job.ByteSize() + 8
+                if jobs and used > budget and last is not None:
+                    return jobs, _encode_token(*last)
+            jobs.append(job)
+            last = (score, job_id)
             if len(jobs) == size:
                 return jobs, _encode_token(score, job_id)
     return jobs, ""

@@ -117,6 +117,15 @@ def job_message(job_id: str, record: RawRecord) -> job_pb2.TranscriptionJob:
     return job
 
 
+def summarize(job: job_pb2.TranscriptionJob) -> job_pb2.TranscriptionJob:
+    """The job as JOB_VIEW_BASIC lists it: its transcript without `text` and `segments` (the
+    parts that grow with the audio), so a page's size does not depend on the jobs' lengths."""
+    if job.HasField("transcript"):
+        job.transcript.ClearField("text")
+        job.transcript.ClearField("segments")
+    return job
+
+
 def parse_event(job_id: str, stream_id: bytes | str, fields: RawRecord) -> event_pb2.JobEvent:
     """A JobEvent read back from the stream; its sequence is the stream entry's id. Progress
     written by the append script itself comes as a compact JSON `p` entry."""

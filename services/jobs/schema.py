@@ -43,6 +43,11 @@ class Keys:
     def chunk_audio(self, job_id: str, index: int) -> str:
         return f"{self.prefix}:job:{job_id}:audio:{index}"
 
+    def stored_audio(self) -> str:
+        """The set of every audio key written (the caller's files and chunks), so admission can
+        sum the bytes Redis holds for them; members whose key expired are pruned as found."""
+        return f"{self.prefix}:audio-keys"
+
     def result_cache(self, tenant: str, fingerprint: str) -> str:
         """A tenant's finished transcript of some audio under some effective config."""
         return f"{self.prefix}:cache:{tenant}:{fingerprint}"

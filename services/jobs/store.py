@@ -8,6 +8,7 @@ patience has run out (services.common.redis_client).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -82,10 +83,31 @@ class JobStore:
                     pipe.expire(keys.chunks(job_id), self.ttl_seconds)
                 if audio is not None:
                     where = keys.chunk_audio(job_id, 0) if single_chunk else keys.audio(job_id)
+                    pipe.sadd(keys.stored_audio(), where)  # counted by admission
                     pipe.set(where, audio, ex=audio_ttl_seconds)
                 pipe.sadd(keys.active(), job_id)
                 await pipe.execute()
-        await self.apply(job_id, Change(allow=(str(record["state"]),), event=accepted))
+        try:
+            await self.apply(job_id, Change(allow=(str(record["state"]),), event=accepted))
+        except BaseException:
+            # No job without its first event (a full Redis refuses it): take the rest back.
+            with contextlib.suppress(Exception):
+                await self._discard(job_id, tenant)
+            raise
+
+    async def _discard(self, job_id: str, tenant: str) -> None:
+        """Remove a job that was never accepted, whatever of it was written (deletes are
+        allowed even in a full Redis)."""
+        keys = self.keys
+        audio = (keys.audio(job_id), keys.chunk_audio(job_id, 0))
+        with redis_errors():
+            # No MULTI: a full Redis refuses every command queued in one, deletes too.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(keys.record(job_id), keys.events(job_id), keys.chunks(job_id), *audio)
+                pipe.srem(keys.stored_audio(), *audio)
+                pipe.zrem(keys.tenant_jobs(tenant), job_id)
+                pipe.srem(keys.active(), job_id)
+                await pipe.execute()
 
     async def apply(self, job_id: str, change: Change) -> Applied:
         """Apply one change atomically (see Change)."""
@@ -120,18 +142,36 @@ class JobStore:
         return record
 
     async def list_jobs(
-        self, tenant: str, page_size: int, page_token: str
+        self,
+        tenant: str,
+        page_size: int,
+        page_token: str,
+        *,
+        view: int = job_pb2.JOB_VIEW_BASIC,
+        max_bytes: int | None = None,
     ) -> tuple[list[job_pb2.TranscriptionJob], str]:
-        """A tenant's jobs, newest first (see services.jobs.listing)."""
+        """A tenant's jobs, newest first, as `view` asks, a FULL page within `max_bytes` (see
+        services.jobs.listing)."""
         return await listing.page(
-            self._redis, self.keys, self.ttl_seconds, tenant, page_size, page_token
+            self._redis,
+            self.keys,
+            self.ttl_seconds,
+            tenant,
+            page_size,
+            page_token,
+            view=view,
+            max_bytes=max_bytes,
         )
 
     # --- the caller's audio while the job waits to be planned ---------------------------------
 
     async def set_audio(self, job_id: str, audio: bytes, ttl_seconds: int) -> None:
+        key = self.keys.audio(job_id)
         with redis_errors():
-            await self._redis.set(self.keys.audio(job_id), audio, ex=ttl_seconds)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self.keys.stored_audio(), key)  # counted by admission
+                pipe.set(key, audio, ex=ttl_seconds)
+                await pipe.execute()
 
     async def audio(self, job_id: str) -> bytes | None:
         with redis_errors():
@@ -139,16 +179,22 @@ class JobStore:
         return value
 
     async def delete_audio(self, job_id: str) -> None:
-        with redis_errors():
-            await self._redis.delete(self.keys.audio(job_id))
+        await self._delete_audio_keys([self.keys.audio(job_id)])
 
     async def delete_all_audio(self, job_id: str, count: int) -> None:
         """The caller's audio and every chunk's."""
         keys = self.keys
+        await self._delete_audio_keys(
+            [keys.audio(job_id), *(keys.chunk_audio(job_id, i) for i in range(max(count, 1)))]
+        )
+
+    async def _delete_audio_keys(self, audio_keys: list[str]) -> None:
         with redis_errors():
-            await self._redis.delete(
-                keys.audio(job_id), *(keys.chunk_audio(job_id, i) for i in range(max(count, 1)))
-            )
+            # No MULTI: a full Redis refuses every command queued in one, deletes too.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(*audio_keys)
+                pipe.srem(self.keys.stored_audio(), *audio_keys)
+                await pipe.execute()
 
     # --- results kept for repeats -------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from services.jobs.claims import Claims
 from services.jobs.queue import JobQueue
 from services.jobs.schema import Keys
 from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
-from services.scheduler.admission import Admission, Backpressure, DirectSlots
+from services.scheduler.admission import Admission, Backpressure, DirectSlots, StoredAudio
 from services.scheduler.cancellation import Cancellation
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.direct import DirectJobs
@@ -139,7 +139,17 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
     )
     submissions = Submissions(
         store,
-        Admission(config.sync_max_seconds, slots, backpressure),
+        Admission(
+            config.sync_max_seconds,
+            slots,
+            backpressure,
+            StoredAudio(
+                requests_redis,
+                keys,
+                config.chunking,
+                budget_bytes=config.stored_audio_budget_bytes,
+            ),
+        ),
         direct,
         planner,
         repeats,
@@ -171,6 +181,8 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         job_queue=job_queue,
         planner=planner,
         direct=direct,
-        servicer=SchedulerServicer(submissions, store, cancellation),
+        servicer=SchedulerServicer(
+            submissions, store, cancellation, max_list_bytes=config.server.max_message_bytes
+        ),
         reconciler=reconciler,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common.audio import SAMPLE_RATE, encode_wav
+from services.common.audio import SAMPLE_RATE, encode_flac
 
 Silence = tuple[float, float]  # start, end in seconds
 FindSilences = Callable[[float, float], list[Silence]]
@@ -171,6 +171,7 @@ def plan(samples: npt.NDArray[np.int16], policy: ChunkPolicy) -> list[Piece]:
 
 
 def chunk_audio(samples: npt.NDArray[np.int16], piece: Piece) -> bytes:
-    """One chunk as a 16-bit WAV."""
+    """One chunk as 16-bit FLAC: lossless, so the transcriber sees exactly the samples a WAV
+    would carry, in about half the bytes of Redis memory (speech)."""
     first = round(piece.offset * SAMPLE_RATE)
-    return encode_wav(samples[first : first + round(piece.duration * SAMPLE_RATE)])
+    return encode_flac(samples[first : first + round(piece.duration * SAMPLE_RATE)])

@@ -65,6 +65,9 @@ class SchedulerConfig:
     )
     # When audio that crashed a transcriber is refused (services.scheduler.poison).
     poison: PoisonPolicy = field(default_factory=lambda: PoisonPolicy(ttl_seconds=3600, crashes=1))
+    # Bytes of queued audio Redis may hold before new queued work is refused (0 = half of
+    # Redis's maxmemory; see admission.stored_audio).
+    stored_audio_budget_bytes: int = 0
 
 
 class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
@@ -162,6 +165,14 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         le=100.0,
         description="real-time factor of a queue worker assumed until finished jobs measure it",
     )
+    stored_audio_budget_bytes: Int = Field(
+        0,
+        ge=0,
+        description="bytes of queued audio (callers' files waiting to be cut, and FLAC chunks "
+        "waiting to be transcribed) Redis may hold; new queued work that would pass it is "
+        "refused with RESOURCE_EXHAUSTED before its audio is written; `0` = half of Redis's "
+        "`maxmemory` (no limit if Redis has none)",
+    )
 
     job_budget_min_seconds: float = Field(
         600.0,
@@ -225,6 +236,7 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
                 queue_wait_seconds=self.max_queue_wait_seconds,
             ),
             poison=PoisonPolicy(ttl_seconds=self.poison_ttl_seconds, crashes=self.poison_crashes),
+            stored_audio_budget_bytes=self.stored_audio_budget_bytes,
         )
 
 

@@ -25,7 +25,7 @@ from sayit.scheduler.v1 import scheduler_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import logs
-from services.common.errors import status_code_number
+from services.common.errors import public_details, status_code_number
 from services.common.interceptors import ACCEPTED_KEY
 from services.jobs import changes, schema
 from services.jobs.queue import HIGH
@@ -144,7 +144,12 @@ class DirectJobs:
         """Stream the transcriber's work into the job. COMPLETED, FAILED, ENDED (the job ended
         elsewhere, e.g. cancelled) or OVERFLOW (no transcriber could start it)."""
         call = self._stub.TranscribeStream(
-            tpb.TranscribeStreamRequest(audio=request.audio, config=request.config, job_id=job_id),
+            tpb.TranscribeStreamRequest(
+                audio=request.audio,
+                config=request.config,
+                job_id=job_id,
+                audio_duration_seconds=request.audio_duration_seconds,
+            ),
             timeout=float(self._timeout(total)),
         )
         received = False
@@ -179,7 +184,9 @@ class DirectJobs:
                 return OVERFLOW
             if code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED):
                 log.warning("direct_failed", code=code.name, details=error.details())
-            change = changes.failed_change(job_id, status_code_number(code), error.details() or "")
+            # The job's error is public: gRPC's own text (addresses) is replaced.
+            message = public_details(error, "the transcriber")
+            change = changes.failed_change(job_id, status_code_number(code), message)
             await self._store.apply(job_id, change)
             return FAILED
         except asyncio.CancelledError:

@@ -1,13 +1,14 @@
 """Queued jobs: recorded with their audio, planned into chunks and put on the RQ queue.
 
 Audio too short to cut is one chunk, the caller's own bytes, planned at submission. Longer audio
-is decoded once (as 16-bit PCM), cut into chunks at pauses, each chunk stored as a WAV under its
-own key, the plan recorded, and one RQ job queued per chunk.
+is decoded once (as 16-bit PCM), cut into chunks at pauses, each chunk stored as a lossless FLAC
+under its own key, the plan recorded, and one RQ job queued per chunk.
 
 Planning runs in the background (decoding hours of audio takes a while, and the caller gets
 the job at once). It is safe to repeat: the plan is recorded once, and chunks already on the
 queue are not queued again; so if the scheduler planning a job dies, the reconciler of any
-scheduler plans it again.
+scheduler plans it again. A Redis too full to take every chunk keeps none: those stored are
+deleted and the job fails (RESOURCE_EXHAUSTED), never left half-stored.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import grpc
 from sayit.common.v1 import event_pb2, job_pb2
 from services.common import logs
 from services.common.audio import decode_pcm16
-from services.common.errors import BadAudio, Unavailable
+from services.common.errors import BadAudio, ResourceExhausted, Unavailable
 from services.jobs import changes, records, schema
+from services.jobs.errors import is_out_of_memory, store_full
 from services.jobs.queue import JobQueue
 from services.jobs.store import JobStore
 from services.scheduler import chunking
@@ -115,6 +117,13 @@ class Planner:
             await self.enqueue(job_id, queue, durations, meta)
         except Exception as error:
             log.error("enqueue_failed", error=str(error))
+            if is_out_of_memory(error):  # RQ's own client: its errors are raw redis-py ones
+                # The audio goes first: that frees the memory the failure is written in.
+                await self._store.delete_all_audio(job_id, len(durations))
+                await self._store.fail(
+                    job_id, grpc.StatusCode.RESOURCE_EXHAUSTED, "the job store was full"
+                )
+                raise store_full() from error
             await self._store.fail(job_id, grpc.StatusCode.UNAVAILABLE, "could not queue the job")
             raise Unavailable("the queue is unavailable; retry shortly") from error
 
@@ -176,15 +185,20 @@ class Planner:
                     content,
                     records.text(record, "filename"),
                     self._max_audio_seconds,
+                    records.number(record, "duration"),  # as admitted
                 )
             except BadAudio as error:
                 await self._fail(job_id, grpc.StatusCode.INVALID_ARGUMENT, error.message)
                 return
             del content
             pieces = await self._run(self._decoding, chunking.plan, samples, self.policy)
-            for piece in pieces:
-                wav = await self._run(self._decoding, chunking.chunk_audio, samples, piece)
-                await self._store.chunks.set_audio(job_id, piece.index, wav, self._audio_ttl)
+            try:
+                for piece in pieces:
+                    flac = await self._run(self._decoding, chunking.chunk_audio, samples, piece)
+                    await self._store.chunks.set_audio(job_id, piece.index, flac, self._audio_ttl)
+            except ResourceExhausted:
+                await self._fail_store_full(job_id, len(pieces))
+                return
             del samples
             plan = [(piece.offset, piece.duration) for piece in pieces]
             applied = await self._store.apply(job_id, changes.plan_change(plan))
@@ -202,6 +216,17 @@ class Planner:
                 cuts=[round(p.offset, 2) for p in pieces[1:]],
                 seconds=round(time.monotonic() - started, 2),
             )
+
+    async def _fail_store_full(self, job_id: str, count: int) -> None:
+        """Redis filled up while the chunks were stored: take back every chunk and the file
+        (which frees the memory to record the failure), so no half-stored job is left."""
+        log.warning("chunks_not_stored", reason="job store full", chunks=count)
+        await self._store.delete_all_audio(job_id, count)
+        await self._fail(
+            job_id,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "the job store was full when the audio was cut into chunks; submit it again later",
+        )
 
     async def _fail(self, job_id: str, code: grpc.StatusCode, message: str) -> None:
         await self._store.fail(job_id, code, message)

@@ -19,11 +19,19 @@ DEFAULT_TENANT = "default"
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     def __init__(
-        self, submissions: Submissions, store: JobStore, cancellation: Cancellation
+        self,
+        submissions: Submissions,
+        store: JobStore,
+        cancellation: Cancellation,
+        *,
+        max_list_bytes: int | None = None,
     ) -> None:
+        """`max_list_bytes`: the most a JOB_VIEW_FULL ListJobs page may take (the message
+        limit), so a page of long transcripts ends early instead of failing."""
         self._submissions = submissions
         self._store = store
         self._cancellation = cancellation
+        self._max_list_bytes = max_list_bytes
 
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
@@ -63,7 +71,11 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
         jobs, token = await self._store.list_jobs(
-            request.tenant or DEFAULT_TENANT, request.page_size, request.page_token
+            request.tenant or DEFAULT_TENANT,
+            request.page_size,
+            request.page_token,
+            view=request.view,
+            max_bytes=self._max_list_bytes,
         )
         return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
 

@@ -85,7 +85,9 @@ class Submissions:
             return await self._store.job(repeat.job_id, tenant)
         queue_only = request.routing_policy == pb.ROUTING_POLICY_QUEUE
         try:
-            route = await self._admission.admit(duration, queue_only=queue_only)
+            route = await self._admission.admit(
+                duration, queue_only=queue_only, audio_bytes=len(request.audio.content)
+            )
             await self._start(job_id, tenant, request, duration, route, fingerprint)
         except BaseException:
             with contextlib.suppress(Exception):

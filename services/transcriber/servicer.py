@@ -126,6 +126,8 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
                 request.audio.content,
                 request.audio.filename,
                 self._config.max_audio_seconds,
+                # Held to what was admitted: a header that understated it is refused, not decoded.
+                request.audio_duration_seconds,
             )
         except BaseException:
             self._slots.release()

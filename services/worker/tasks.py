@@ -24,6 +24,7 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import logs
 from services.common.channels import aio_channel
+from services.common.errors import public_details
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
 from services.common.redis_client import BACKGROUND, async_client
 from services.jobs import changes, completion, merge, queue, records, schema
@@ -98,12 +99,13 @@ async def _transcribe(store: JobStore, job: Any, job_id: str, index: int) -> str
         chunks=chunk.count,
         retries_left=job.retries_left,
     )
-    # A single chunk is the caller's own file (the name helps decoding); chunks are WAV.
+    # A single chunk is the caller's own file (the name helps decoding); chunks are FLAC.
     filename = records.text(record, "filename") if chunk.count == 1 else ""
     request = tpb.TranscribeStreamRequest(
         audio=audio_pb2.Audio(content=audio, filename=filename),
         config=transcription_pb2.TranscriptionConfig.FromString(record[b"config"]),
         job_id=job_id,
+        audio_duration_seconds=chunk.duration,
     )
     # Finish (or fail) the gRPC call before RQ's own timeout fires inside it.
     timeout = max(10.0, float(job.timeout or 180) - 10.0)
@@ -111,13 +113,14 @@ async def _transcribe(store: JobStore, job: Any, job_id: str, index: int) -> str
     try:
         outcome = await _call_transcriber(request, relay, timeout)
     except grpc.aio.AioRpcError as error:
-        code, details = error.code(), error.details() or ""
+        # The job's error is public: gRPC's own text (addresses) is logged, not stored.
+        code, details = error.code(), public_details(error, "the transcriber")
         if code in TRANSIENT:
             crashed = relay.received and code != grpc.StatusCode.RESOURCE_EXHAUSTED
             log.warning(
                 "transcriber_stopped" if crashed else "transcriber_unavailable",
                 code=code.name,
-                details=details,
+                details=error.details() or "",
             )
             raise TransientError(f"{code.name}: {details}", crashed=crashed) from None
         await _fail(store, job, chunk, code, details)

@@ -1,6 +1,8 @@
 """Generated requests against the live gateway of the edge mesh (API keys, mutual TLS): random
 field values, random and damaged audio, random keys and raw bytes. Whatever comes in, the
 answer is a status a caller can act on, never INTERNAL or UNKNOWN, and no service falls over.
+No message a caller reads (a status, a job's error, a failed event) names an internal address,
+unless the caller sent that text itself.
 
 `make test` runs a bounded number of examples; `make fuzz` runs SAYIT_FUZZ_EXAMPLES (10 000).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import Any
 
 import grpc
@@ -26,6 +29,7 @@ from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.common.audio import decode
+from tests.support.addresses import leaks
 from tests.support.edge import EdgeMesh
 from tests.support.encode import av_bytes, sf_bytes
 
@@ -95,7 +99,12 @@ REQUESTS = {
     "GetJob": st.builds(pb.GetJobRequest, name=names),
     "WatchJob": st.builds(pb.WatchJobRequest, name=names, after_sequence=INT64),
     "CancelJob": st.builds(pb.CancelJobRequest, name=names),
-    "ListJobs": st.builds(pb.ListJobsRequest, page_size=INT32, page_token=st.text(max_size=600)),
+    "ListJobs": st.builds(
+        pb.ListJobsRequest,
+        page_size=INT32,
+        page_token=st.text(max_size=600),
+        view=st.one_of(st.sampled_from([0, 1, 2]), INT32),
+    ),
 }
 STREAMING = {"TranscribeWithProgress", "WatchJob"}
 
@@ -118,19 +127,33 @@ def authorization(edge: EdgeMesh) -> st.SearchStrategy[list[tuple[str, str]]]:
     )
 
 
+def assert_no_address(method: str, message: str, sent: str) -> None:
+    """`message` names no internal address (text the caller sent itself may come back)."""
+    found = [leak for leak in leaks(message) if leak not in sent]
+    assert not found, f"{method}: {found} in {message!r}"
+
+
+def job_errors(reply: Any) -> list[str]:
+    """The error messages of the jobs in a unary reply."""
+    jobs = list(getattr(reply, "jobs", ()))
+    if hasattr(reply, "job"):
+        jobs.append(reply.job)
+    return [job.error.message for job in jobs if job.HasField("error")]
+
+
 @pytest.fixture(scope="module")
 def gateway(edge: EdgeMesh) -> grpc.Channel:
     return edge.channel()
 
 
-def test_generated_requests_never_get_internal_or_unknown(
-    edge: EdgeMesh, gateway: grpc.Channel
-) -> None:
+def generated_calls(edge: EdgeMesh, gateway: grpc.Channel, examples: int) -> dict[str, int]:
+    """Send `examples` generated requests; every failure must carry a message without an
+    internal address and never be INTERNAL or UNKNOWN. Returns the count of each code."""
     stub = pb_grpc.SpeechServiceStub(gateway)
     codes: dict[str, int] = {}
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
@@ -149,23 +172,110 @@ def test_generated_requests_never_get_internal_or_unknown(
             method = data.draw(st.sampled_from(sorted(REQUESTS)), label="method")
             request = data.draw(REQUESTS[method], label="request")
             call = getattr(stub, method)
+        sent = f"{request!r} {metadata!r}"
         try:
             reply = call(request, metadata=metadata, timeout=120)
             if method in STREAMING:
-                for _ in reply:
-                    pass
+                for response in reply:
+                    assert_no_address(method, response.event.failed.error.message, sent)
+            else:
+                for message in job_errors(reply):
+                    assert_no_address(method, message, sent)
             code = grpc.StatusCode.OK
         except grpc.RpcError as error:
             code = error.code()
             assert code not in NEVER, f"{method}: {code.name}: {error.details()}"
             assert error.details(), f"{method}: {code.name} without a message"
+            assert_no_address(method, error.details() or "", sent)
         codes[code.name] = codes.get(code.name, 0) + 1
 
     one_call()
-    print(f"{EXAMPLES} generated requests: {dict(sorted(codes.items()))}")
-    assert sum(codes.values()) >= EXAMPLES
+    assert sum(codes.values()) >= examples
+    return codes
+
+
+def assert_all_serving(edge: EdgeMesh) -> None:
     for name, process in edge.mesh.processes.items():
         assert process.alive(), f"{name} died:\n{process.log_tail()}"
         if process.addr:
             status = health_status(process.addr, tls=edge.certs.client_tls())
             assert status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+def test_generated_requests_never_get_internal_or_unknown(
+    edge: EdgeMesh, gateway: grpc.Channel
+) -> None:
+    codes = generated_calls(edge, gateway, EXAMPLES)
+    print(f"{EXAMPLES} generated requests: {dict(sorted(codes.items()))}")
+    assert_all_serving(edge)
+
+
+def test_with_the_scheduler_down_no_message_names_an_address(
+    edge: EdgeMesh, gateway: grpc.Channel
+) -> None:
+    """Every call that needs the scheduler fails UNAVAILABLE, and what gRPC said about the lost
+    connection (with the scheduler's address) reaches no caller."""
+    scheduler = edge.mesh.processes["scheduler"]
+    scheduler.kill()
+    try:
+        codes = generated_calls(edge, gateway, EXAMPLES)
+    finally:
+        scheduler.start()
+        scheduler.wait_serving()
+        wait_until_reachable(edge, gateway)
+    print(f"{EXAMPLES} generated requests, scheduler down: {dict(sorted(codes.items()))}")
+    assert_all_serving(edge)
+
+
+def test_with_the_scheduler_down_valid_calls_name_no_address(
+    edge: EdgeMesh, gateway: grpc.Channel
+) -> None:
+    """The generated requests are mostly invalid (refused before the scheduler is asked): these
+    valid ones are sure to need it."""
+    stub = pb_grpc.SpeechServiceStub(gateway)
+    valid = {
+        "GetJob": lambda: stub.GetJob(pb.GetJobRequest(name=NO_JOB), **acme(edge)),
+        "ListJobs": lambda: stub.ListJobs(pb.ListJobsRequest(), **acme(edge)),
+        "CancelJob": lambda: stub.CancelJob(pb.CancelJobRequest(name=NO_JOB), **acme(edge)),
+        "WatchJob": lambda: list(stub.WatchJob(pb.WatchJobRequest(name=NO_JOB), **acme(edge))),
+        "Transcribe": lambda: stub.Transcribe(
+            pb.TranscribeRequest(audio=audio_pb2.Audio(content=seeds()[0])), **acme(edge)
+        ),
+    }
+    scheduler = edge.mesh.processes["scheduler"]
+    scheduler.kill()
+    try:
+        for method, call in valid.items():
+            with pytest.raises(grpc.RpcError) as raised:
+                call()
+            error = raised.value
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, (method, error.details())
+            assert_no_address(method, error.details() or "", "")
+            assert (error.details() or "").startswith(
+                "the transcription service is unavailable; retry in a few seconds (request id "
+            ), error.details()
+    finally:
+        scheduler.start()
+        scheduler.wait_serving()
+        wait_until_reachable(edge, gateway)
+
+
+NO_JOB = "jobs/" + "0" * 32
+
+
+def acme(edge: EdgeMesh) -> dict[str, Any]:
+    return {"metadata": edge.auth("acme"), "timeout": 30}
+
+
+def wait_until_reachable(edge: EdgeMesh, gateway: grpc.Channel) -> None:
+    """Until the gateway reaches the scheduler again (its channel reconnects with backoff)."""
+    stub = pb_grpc.SpeechServiceStub(gateway)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stub.GetJob(pb.GetJobRequest(name=NO_JOB), metadata=edge.auth("acme"), timeout=5)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return
+            assert time.monotonic() < deadline, error.details()
+            time.sleep(0.2)

@@ -123,7 +123,12 @@ def test_a_gateway_that_is_not_up_yet_is_waited_for_by_retries() -> None:
 def test_service_config_and_polling_schedule() -> None:
     config = service_config(RetryPolicy())
     method = config["methodConfig"][0]  # type: ignore[index]
-    assert {"service": "sayit.speech.v1.SpeechService"} in method["name"]
+    speech = "sayit.speech.v1.SpeechService"
+    retried = {n["method"] for n in method["name"] if n["service"] == speech}
+    # Only what is safe to repeat: reads, watches and CreateJob (sent with an idempotency key).
+    assert retried == {"GetJob", "ListJobs", "WatchJob", "CreateJob"}
+    assert {"service": speech} not in method["name"]  # not the whole service: no Transcribe
+    assert config["retryThrottling"] == {"maxTokens": 10, "tokenRatio": 0.1}
     assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     assert method["retryPolicy"]["maxAttempts"] <= 5  # gRPC's cap
     json.dumps(config)  # the channel takes it as JSON

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+from google.rpc import status_pb2
 
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
@@ -19,13 +20,28 @@ from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
 class Script:
     """What the next calls do: stream `texts` as segments spread over the audio (then the
     transcript), or first wait for `release`, or refuse with `refuse` (code, details) before
-    doing anything, or fail with `fail_after` after its first segment."""
+    doing anything, or fail with `fail_after` after its first segment. With `raw_status` those
+    statuses come as gRPC itself would make them (a reset connection, a proxy): without the
+    google.rpc.Status trailer a SayIt service adds."""
 
     texts: tuple[str, ...] = ("안녕하세요.", "반갑습니다.")
     audio_seconds: float = 8.0
     refuse: tuple[grpc.StatusCode, str] | None = None
     fail_after: tuple[grpc.StatusCode, str] | None = None
     release: asyncio.Event | None = None
+    raw_status: bool = False
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str, *, raw: bool
+) -> None:
+    """Fail as a SayIt service does: with the google.rpc.Status trailer its interceptor adds
+    (a status without one is taken for gRPC's own and its text is not passed on); `raw`:
+    without it."""
+    if raw:
+        await context.abort(code, details)
+    rich = status_pb2.Status(code=code.value[0], message=details)
+    await context.abort(code, details, (("grpc-status-details-bin", rich.SerializeToString()),))
 
 
 @dataclass
@@ -41,7 +57,7 @@ class FakeTranscriber(pb_grpc.TranscriberServiceServicer):
         self.calls.append(request)
         script = self.script
         if script.refuse is not None:
-            await context.abort(*script.refuse)
+            await _abort(context, *script.refuse, raw=script.raw_status)
         self.started.set()
         total = script.audio_seconds
         yield _progress(0.0, total)
@@ -56,7 +72,7 @@ class FakeTranscriber(pb_grpc.TranscriberServiceServicer):
                 yield pb.TranscribeStreamResponse(segment=segment)
                 yield _progress(end, total)
                 if script.fail_after is not None:
-                    await context.abort(*script.fail_after)
+                    await _abort(context, *script.fail_after, raw=script.raw_status)
         except asyncio.CancelledError:
             self.cancelled += 1
             raise

@@ -10,13 +10,32 @@ import grpc
 import grpc.aio
 
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from services.common.status import to_status
 
 SERVICE = "sayit.test.v1.TestService"
+# What gRPC itself says when the peer is down.
+GRPC_CONNECT_FAILURE = (
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: "
+    "Failed to connect to remote host: Connection refused"
+)
 
 
 def downstream(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    """A status gRPC made itself (no google.rpc.Status trailer)."""
     return grpc.aio.AioRpcError(
         code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details, debug_error_string=""
+    )
+
+
+def written(error: NotFound | ResourceExhausted) -> grpc.aio.AioRpcError:
+    """A status a SayIt service wrote (with its google.rpc.Status trailer)."""
+    status = to_status(error)
+    return grpc.aio.AioRpcError(
+        status.code,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(*status.trailing_metadata),
+        details=status.details,
+        debug_error_string="",
     )
 
 
@@ -38,9 +57,11 @@ async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     if action == "crash":
         raise ValueError("secret internals: password=hunter2")
     if action == "down-unavailable":
-        raise downstream(grpc.StatusCode.UNAVAILABLE, "connection refused")
+        raise downstream(grpc.StatusCode.UNAVAILABLE, GRPC_CONNECT_FAILURE)
     if action == "down-notfound":
-        raise downstream(grpc.StatusCode.NOT_FOUND, "jobs/7 not found")
+        raise written(NotFound("jobs/7 not found"))
+    if action == "down-notfound-raw":
+        raise downstream(grpc.StatusCode.NOT_FOUND, "Method not found at ipv4:10.0.0.2:50052")
     if action == "down-unknown":
         raise downstream(grpc.StatusCode.UNKNOWN, "Exception calling application: boom")
     if action == "down-data-loss":

@@ -2,93 +2,170 @@
 
 Everything the model sees goes through `decode`: float32 mono at 16 kHz in [-1, 1]. libsndfile
 (via soundfile) reads WAV, FLAC, OGG Vorbis/Opus and MP3; PyAV (FFmpeg) reads the rest (M4A/AAC,
-WebM, ...). Audio is decoded in blocks and resampled as a stream, so hours of input cost little
-more than the 16 kHz result. Every failure is a `BadAudio` whose message says what is wrong.
+WebM, ...). The audio comes as bytes or as a seekable binary file (never read whole). It is
+decoded in blocks and resampled as a stream, so hours of input cost little more than the 16 kHz
+result. Every failure is a `BadAudio` whose message says what is wrong.
 
-The parts: `soundfile_reader` (libsndfile), `ffmpeg_reader` (PyAV), `sink` (resampling and the
-length checks), `wav_header`, `messages` (the errors) and `types`.
+Nothing goes past what was admitted: sample rates and channel counts outside sane ranges are
+refused before decoding; `probe` measures what a file holds in a bounded pass (time budget,
+cancel flag) and refuses a file holding more than it declares; `decode` stops at the declared or
+admitted length plus a small slack, and at the caller's limit.
+
+The parts: `source` (bytes or file), `soundfile_reader` (libsndfile), `ffmpeg_reader` (PyAV),
+`probing` and `measure` (the bounded measuring pass), `bounds` (ranges, slack, budget), `sink`
+(resampling and the length checks), `header`, `wav_header` and `length_headers` (what a file
+states), `messages` (the errors) and `types`.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from services.common.audio.ffmpeg_reader import audio_stream, decode_av, open_av, probe_av
+from services.common.audio.bounds import (
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    Budget,
+    Cancelled,
+    allowed,
+    check_format,
+)
+from services.common.audio.ffmpeg_reader import audio_stream, decode_av, open_av
 from services.common.audio.messages import named, require_content
-from services.common.audio.soundfile_reader import decode_soundfile, open_soundfile, probe_soundfile
+from services.common.audio.probing import check_held, probe_source
+from services.common.audio.sink import check_limit
+from services.common.audio.soundfile_reader import (
+    decode_soundfile,
+    open_soundfile,
+    soundfile_header,
+)
+from services.common.audio.source import AudioSource, Source
 from services.common.audio.types import SAMPLE_RATE, SUPPORTED, AudioInfo, Pcm16, Samples
 
 __all__ = [
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
     "SAMPLE_RATE",
     "SUPPORTED",
     "AudioInfo",
+    "AudioSource",
+    "Cancelled",
     "Pcm16",
     "Samples",
+    "allowed",
     "decode",
     "decode_pcm16",
+    "encode_flac",
     "encode_wav",
     "probe",
 ]
 
 
-def decode(content: bytes, filename: str = "", max_seconds: float | None = None) -> Samples:
+def decode(
+    source: AudioSource,
+    filename: str = "",
+    max_seconds: float | None = None,
+    admitted_seconds: float | None = None,
+) -> Samples:
     """The audio as float32 mono (channel average) at 16 kHz, values in [-1, 1].
 
-    With `max_seconds`, audio declared longer is refused before decoding, and audio with no
-    declared length is refused as soon as decoding passes the limit.
+    `source` is bytes or a seekable binary file. Decoding stops, with BadAudio, once past the
+    declared length plus its slack (`allowed`), past `admitted_seconds` (the length probed when
+    the audio was admitted; 0 or None = unknown) plus its slack, or past `max_seconds`; audio
+    declared longer than `max_seconds` is refused before decoding.
     """
-    samples: Samples = _decode(content, filename, max_seconds, np.float32)
+    samples: Samples = _decode(source, filename, max_seconds, admitted_seconds, np.float32)
     return samples
 
 
-def decode_pcm16(content: bytes, filename: str = "", max_seconds: float | None = None) -> Pcm16:
+def decode_pcm16(
+    source: AudioSource,
+    filename: str = "",
+    max_seconds: float | None = None,
+    admitted_seconds: float | None = None,
+) -> Pcm16:
     """Like `decode`, but as 16-bit PCM: half the memory, for hours of audio that are only cut
     and re-encoded (never fed to the model as a whole)."""
-    samples: Pcm16 = _decode(content, filename, max_seconds, np.int16)
+    samples: Pcm16 = _decode(source, filename, max_seconds, admitted_seconds, np.int16)
     return samples
 
 
 def _decode(
-    content: bytes, filename: str, max_seconds: float | None, dtype: type[np.generic]
+    content: AudioSource,
+    filename: str,
+    max_seconds: float | None,
+    admitted: float | None,
+    dtype: type[np.generic],
 ) -> np.ndarray:
-    require_content(content)
+    source = Source(content)
+    require_content(source.size)
     name = named(filename)
-    sound_file = open_soundfile(content)
+    sound_file = open_soundfile(source)
     if sound_file is not None:
+        # The file has one position: read the header, look past it, then decode afresh.
         with sound_file:
-            return decode_soundfile(sound_file, content, name, max_seconds, dtype)
-    with open_av(content, name) as container:
-        stream = audio_stream(container, content, name)
-        return decode_av(container, stream, content, name, max_seconds, dtype)
+            header = soundfile_header(sound_file, source)
+        check_format(header.sample_rate, header.channels, name)
+        check_limit(header.declared, max_seconds)
+        check_held(source, name, header)
+        sound_file = open_soundfile(source)
+        assert sound_file is not None
+        with sound_file:
+            return decode_soundfile(sound_file, source, name, max_seconds, admitted, dtype)
+    with open_av(source, name) as container:
+        stream = audio_stream(container, source, name)
+        return decode_av(container, stream, source, name, max_seconds, admitted, dtype)
 
 
-def probe(content: bytes, filename: str = "") -> AudioInfo:
-    """Duration, rate and channels, from headers where the format declares them.
+def probe(
+    source: AudioSource,
+    filename: str = "",
+    max_seconds: float | None = None,
+    *,
+    budget_seconds: float | None = None,
+    deadline: float | None = None,
+    cancel: threading.Event | None = None,
+) -> AudioInfo:
+    """Duration, rate and channels, from headers, checked against the audio the file holds.
 
-    Decodes only when no duration is declared (exact=False). Truncation inside compressed data is
+    A bounded pass measures the audio (packet durations, decoding only when the container
+    states none), stopping just past the declared length plus its slack or past `max_seconds`:
+    more than declared is BadAudio naming both lengths; with no declared length, the measured
+    length is returned (exact=False), or BadAudio past `max_seconds` or when the pass needs
+    more than `budget_seconds`. A length declared over `max_seconds` is returned unmeasured,
+    for the caller to refuse in its own words. `Cancelled` once `cancel` is set or the
+    monotonic `deadline` passes (the caller went away). Truncation inside compressed data is
     found only by `decode`; a WAV header that declares more data than present is found here.
     """
-    require_content(content)
-    name = named(filename)
-    sound_file = open_soundfile(content)
-    if sound_file is not None:
-        with sound_file:
-            return probe_soundfile(sound_file, content, name)
-    with open_av(content, name) as container:
-        stream = audio_stream(container, content, name)
-        return probe_av(container, stream, content, name)
+    source_ = Source(source)
+    require_content(source_.size)
+    return probe_source(
+        source_, named(filename), max_seconds, Budget(budget_seconds, deadline, cancel)
+    )
 
 
 def encode_wav(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
     """16-bit PCM mono WAV bytes of 1-D float samples in [-1, 1] (clipped, NaN -> 0), or of
     int16 samples as they are."""
+    return _encode(samples, sample_rate, "WAV")
+
+
+def encode_flac(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Like `encode_wav`, as 16-bit mono FLAC: lossless (decodes to the very same samples) and
+    about half the bytes of a WAV on speech, for audio that waits in Redis."""
+    return _encode(samples, sample_rate, "FLAC")
+
+
+def _encode(samples: npt.ArrayLike, sample_rate: int, container: str) -> bytes:
     array = np.asarray(samples)
     if array.ndim != 1:
-        raise ValueError(f"encode_wav takes 1-D mono samples, got shape {array.shape}")
+        raise ValueError(f"encoding takes 1-D mono samples, got shape {array.shape}")
     if array.dtype == np.int16:
         pcm = array
     else:
@@ -96,5 +173,5 @@ def encode_wav(samples: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> bytes:
         mono = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
         pcm = np.rint(np.clip(mono, -1.0, 1.0) * 32767.0).astype(np.int16)
     buffer = io.BytesIO()
-    sf.write(buffer, pcm, sample_rate, format="WAV", subtype="PCM_16")
+    sf.write(buffer, pcm, sample_rate, format=container, subtype="PCM_16")
     return buffer.getvalue()

@@ -6,8 +6,8 @@ from services.common.audio.types import SUPPORTED
 from services.common.errors import BadAudio
 
 
-def require_content(content: bytes) -> None:
-    if not content:
+def require_content(size: int) -> None:
+    if not size:
         raise BadAudio("audio.content is empty")
 
 
@@ -24,7 +24,8 @@ def damaged(seconds: float) -> BadAudio:
 
 
 def sniff_reason(content: bytes) -> str:
-    """Why decoding failed: a known signature means damaged data, not an unsupported format."""
+    """Why decoding failed: a known signature means damaged data, not an unsupported format.
+    `content` is the file's first bytes (12 are enough)."""
     kind = _sniff(content)
     if kind is None:
         return f"not a recognised audio format (supported: {SUPPORTED})"

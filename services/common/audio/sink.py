@@ -1,11 +1,12 @@
-"""Where decoded blocks go: resampled to 16 kHz into one array, then held to the declared length
-and the caller's limit."""
+"""Where decoded blocks go: resampled to 16 kHz into one array, held to the declared (or admitted)
+length plus its slack and to the caller's limit: decoding stops the moment either is passed."""
 
 from __future__ import annotations
 
 import numpy as np
 import soxr
 
+from services.common.audio.bounds import Hold, allowed, check_format, longer_than_declared
 from services.common.audio.messages import damaged, secs
 from services.common.audio.types import SAMPLE_RATE, Samples
 from services.common.errors import BadAudio
@@ -26,7 +27,8 @@ _INITIAL_SECONDS = 60.0
 
 class Sink:
     """Takes mono float32 blocks at any rate; keeps them resampled to 16 kHz in one array of
-    `dtype` (float32 in [-1, 1], or int16 PCM).
+    `dtype` (float32 in [-1, 1], or int16 PCM). With `hold`, audio longer than it allows is
+    refused as it arrives, so a header that understates the length costs no more than it says.
 
     The array is reserved from the declared length so long audio is not copied while it grows;
     reserved but unwritten pages are never touched, so over-reserving costs no memory.
@@ -37,9 +39,14 @@ class Sink:
         expected_seconds: float | None,
         max_seconds: float | None,
         dtype: type[np.generic] = np.float32,
+        hold: Hold | None = None,
     ) -> None:
+        if hold is not None:
+            expected_seconds = hold.seconds
         seconds = _INITIAL_SECONDS if expected_seconds is None else expected_seconds + 1.0
         seconds = min(seconds, _PREALLOCATE_MAX_SECONDS)
+        if hold is not None:
+            seconds = min(seconds, allowed(hold.seconds))
         if max_seconds is not None:
             seconds = min(seconds, max_seconds + 2 * _PADDING_SECONDS)
         self._dtype = dtype
@@ -48,10 +55,13 @@ class Sink:
         self._rate = 0
         self._resampler: soxr.ResampleStream | None = None
         self._max_seconds = max_seconds
+        self._hold = hold
+        self._most = None if hold is None else allowed(hold.seconds)
         self.seconds = 0.0  # of input audio written
 
     def write(self, mono: Samples, rate: int) -> None:
         if rate != self._rate:
+            check_format(rate, 1, "")  # a decoder may report a rate its header did not
             self._flush()
             self._rate = rate
             self._resampler = (
@@ -60,15 +70,17 @@ class Sink:
                 else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
             )
         self.seconds += len(mono) / rate
+        if self._hold is not None and self._most is not None and self.seconds > self._most:
+            raise longer_than_declared(self._hold.seconds, self._hold.admitted)
         if not mono.flags.writeable:
             mono = mono.copy()
         # NaN/inf (possible in float WAVs) would smear across the resampler's filter.
         if not np.isfinite(mono).all():
             np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
         np.clip(mono, -1.0, 1.0, out=mono)
+        if self._max_seconds is not None and self.seconds > limit_stop(self._max_seconds):
+            raise over_limit(self._max_seconds)
         self._append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
-        if self._max_seconds is not None and self.seconds > self._max_seconds + _PADDING_SECONDS:
-            raise BadAudio(f"audio is longer than the limit of {secs(self._max_seconds)} s")
 
     def finish(self) -> np.ndarray:
         self._flush()
@@ -127,3 +139,12 @@ def check_limit(declared: float | None, max_seconds: float | None) -> None:
         and declared > max_seconds + _PADDING_SECONDS
     ):
         raise BadAudio(f"audio is {secs(declared)} s long; the limit is {secs(max_seconds)} s")
+
+
+def limit_stop(max_seconds: float) -> float:
+    """The most audio a caller's limit lets through (codec padding on audio right at it)."""
+    return max_seconds + _PADDING_SECONDS
+
+
+def over_limit(max_seconds: float) -> BadAudio:
+    return BadAudio(f"audio is longer than the limit of {secs(max_seconds)} s")

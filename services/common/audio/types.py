@@ -22,4 +22,6 @@ class AudioInfo:
     sample_rate: int  # native rate of the file
     channels: int
     format: str  # short name e.g. "wav", "flac", "ogg", "mp3", "mp4", "webm"
-    exact: bool  # True when the duration came from headers/stream info without decoding everything
+    # True when the headers declare the duration (checked against the audio held); False when
+    # the file declares none and it was measured.
+    exact: bool

@@ -30,9 +30,17 @@ DETAILS_KEY = "grpc-status-details-bin"
 PEER = "transcriber 10.0.0.7:50053"
 
 
-def rpc_error(code: grpc.StatusCode, details: str | None = "downstream said no") -> grpc.RpcError:
+def rpc_error(
+    code: grpc.StatusCode, details: str | None = "downstream said no", *, written: bool = True
+) -> grpc.RpcError:
+    """A failed call; `written`: the status came from a SayIt service (it carries a
+    google.rpc.Status trailer), else from gRPC itself (connect failures, deadlines)."""
+    trailing = grpc.aio.Metadata()
+    if written:
+        rich = status_pb2.Status(code=status_code_number(code), message=details or "")
+        trailing = grpc.aio.Metadata((DETAILS_KEY, rich.SerializeToString()))
     return grpc.aio.AioRpcError(
-        code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details, debug_error_string=""
+        code, grpc.aio.Metadata(), trailing, details=details, debug_error_string=""
     )
 
 
@@ -153,17 +161,62 @@ def test_pass_through_without_a_class_sets_the_code_on_the_instance(
     assert SayItError("other").code == grpc.StatusCode.INTERNAL
 
 
-def test_unavailable_mentions_the_peer() -> None:
-    error = from_rpc_error(rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused"), PEER)
+GRPC_OWN_TEXT = (
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.7:50052: "
+    "Failed to connect to remote host: Connection refused"
+)
+
+
+def test_unavailable_written_by_sayit_keeps_its_message_and_hint() -> None:
+    error = from_rpc_error(rpc_error(grpc.StatusCode.UNAVAILABLE, "the job store is down"), PEER)
     assert type(error) is Unavailable
-    assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert error.message == "transcriber 10.0.0.7:50053 is unavailable: connection refused"
+    assert error.message == "the job store is down"
+    assert error.retry_after_seconds is None  # the downstream's own RetryInfo is passed on
 
 
-@pytest.mark.parametrize("details", ["", None])
-def test_unavailable_without_details(details: str | None) -> None:
-    error = from_rpc_error(rpc_error(grpc.StatusCode.UNAVAILABLE, details), "scheduler")
-    assert error.message == "scheduler is unavailable"
+def test_unavailable_from_grpc_itself_hides_the_address() -> None:
+    error = from_rpc_error(
+        rpc_error(grpc.StatusCode.UNAVAILABLE, GRPC_OWN_TEXT, written=False), "the scheduler"
+    )
+    assert type(error) is Unavailable
+    assert error.message == "the scheduler is unavailable; retry in a few seconds"
+    assert error.retry_after_seconds == errors.UNAVAILABLE_RETRY_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "the scheduler did not answer within"),
+        (grpc.StatusCode.CANCELLED, "the call to the scheduler was cancelled"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "a message to or from the scheduler is larger"),
+        (grpc.StatusCode.UNIMPLEMENTED, "the scheduler failed (UNIMPLEMENTED)"),
+        (grpc.StatusCode.INVALID_ARGUMENT, "the scheduler failed (INVALID_ARGUMENT)"),
+    ],
+)
+def test_grpc_own_statuses_get_a_message_without_the_raw_text(
+    code: grpc.StatusCode, expected: str
+) -> None:
+    error = from_rpc_error(rpc_error(code, GRPC_OWN_TEXT, written=False), "the scheduler")
+    assert error.message.startswith(expected)
+    assert "10.0.0.7" not in error.message and "ipv4" not in error.message
+
+
+def test_a_malformed_trailer_counts_as_grpc_own_text() -> None:
+    bad = grpc.aio.AioRpcError(
+        grpc.StatusCode.NOT_FOUND,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata((DETAILS_KEY, b"\xff\xff")),
+        details=GRPC_OWN_TEXT,
+        debug_error_string="",
+    )
+    assert from_rpc_error(bad, "the scheduler").message == "the scheduler failed (NOT_FOUND)"
+
+
+def test_public_details_is_the_mapped_message() -> None:
+    raw = rpc_error(grpc.StatusCode.UNAVAILABLE, GRPC_OWN_TEXT, written=False)
+    assert errors.public_details(raw, "the transcriber") == (
+        "the transcriber is unavailable; retry in a few seconds"
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,7 +232,7 @@ def test_other_codes_become_internal(code: grpc.StatusCode) -> None:
     error = from_rpc_error(rpc_error(code, "secret stack trace"), PEER)
     assert type(error) is Internal
     assert error.code == grpc.StatusCode.INTERNAL
-    assert error.message == f"transcriber 10.0.0.7:50053 failed ({code.name})"
+    assert error.message == f"{PEER} failed ({code.name})"
     assert "secret" not in error.message
 
 
@@ -277,7 +330,12 @@ def test_resource_exhausted_without_retry_has_no_details() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [NotFound("jobs/42 not found"), Unavailable("down"), SayItError("generic"), Internal("oops")],
+    [
+        NotFound("jobs/42 not found"),
+        Unavailable("down", retry_after_seconds=None),
+        SayItError("generic"),
+        Internal("oops"),
+    ],
     ids=lambda e: type(e).__name__,
 )
 def test_other_errors_carry_code_and_message(error: SayItError) -> None:

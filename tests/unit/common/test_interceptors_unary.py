@@ -128,11 +128,25 @@ async def test_internal_without_request_id_uses_a_generated_one(
         (
             "down-unavailable",
             grpc.StatusCode.UNAVAILABLE,
-            "a downstream service is unavailable: connection refused",
+            r"the transcription service is unavailable; retry in a few seconds "
+            r"\(request id [0-9a-f]{16}\)",
         ),
-        ("down-notfound", grpc.StatusCode.NOT_FOUND, "jobs/7 not found"),
-        ("down-unknown", grpc.StatusCode.INTERNAL, "a downstream service failed (UNKNOWN)"),
-        ("down-data-loss", grpc.StatusCode.INTERNAL, "a downstream service failed (DATA_LOSS)"),
+        ("down-notfound", grpc.StatusCode.NOT_FOUND, r"jobs/7 not found"),
+        (
+            "down-notfound-raw",
+            grpc.StatusCode.INTERNAL,
+            r"the transcription service failed \(NOT_FOUND\) \(request id [0-9a-f]{16}\)",
+        ),
+        (
+            "down-unknown",
+            grpc.StatusCode.INTERNAL,
+            r"the transcription service failed \(UNKNOWN\) \(request id [0-9a-f]{16}\)",
+        ),
+        (
+            "down-data-loss",
+            grpc.StatusCode.INTERNAL,
+            r"the transcription service failed \(DATA_LOSS\) \(request id [0-9a-f]{16}\)",
+        ),
     ],
 )
 async def test_downstream_failure(
@@ -143,10 +157,32 @@ async def test_downstream_failure(
     details: str,
 ) -> None:
     error = await failing(channel, action)
-    assert (error.code(), error.details()) == (code, details)
+    assert error.code() == code
+    assert re.fullmatch(details, error.details() or ""), error.details()
+    assert "ipv4" not in (error.details() or "") and "127.0.0.1" not in str(error.details())
     [line] = await logged.finished()
     assert_finished(line, "Unary", code.name)
     assert logged.events("rpc_crashed") == []  # a known outcome, not a crash
+
+
+async def test_downstream_unavailable_logs_the_raw_text_and_sends_retry_info(
+    channel: grpc.aio.Channel, logged: LogCapture
+) -> None:
+    error = await failing(channel, "down-unavailable", request_id="req-down-1")
+    assert error.details() == (
+        "the transcription service is unavailable; retry in a few seconds (request id req-down-1)"
+    )
+    [retry] = [
+        info
+        for item in rich_status(error).details
+        if item.Unpack(info := error_details_pb2.RetryInfo())
+    ]
+    assert retry.retry_delay.seconds == 2
+    assert ("grpc-retry-pushback-ms", "2000") in list(error.trailing_metadata() or ())
+    # The operator finds gRPC's own words (with the address) under the same request id.
+    [raw] = logged.events("downstream_failed")
+    assert raw["request_id"] == "req-down-1"
+    assert "ipv4:127.0.0.1:1" in raw["details"]
 
 
 async def test_handler_abort_is_kept(channel: grpc.aio.Channel, logged: LogCapture) -> None:

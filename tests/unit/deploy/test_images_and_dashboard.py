@@ -31,6 +31,9 @@ def test_compose_runs_the_mesh_with_aof_redis_and_health_checks() -> None:
     redis = services["redis"]
     assert "--appendonly" in redis["command"] and "yes" in redis["command"]
     assert "everysec" in redis["command"]
+    # Bounded and never evicting: a full Redis refuses writes instead of losing jobs.
+    assert redis["command"][redis["command"].index("--maxmemory") + 1] == "1gb"
+    assert redis["command"][redis["command"].index("--maxmemory-policy") + 1] == "noeviction"
     for name, service in services.items():
         if name == "redis":
             continue

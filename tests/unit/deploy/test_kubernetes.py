@@ -186,6 +186,10 @@ def test_keda_scales_queue_nodes_on_the_rq_queues() -> None:
     redis = named("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
     assert redis["args"][1:3] == ["--appendonly", "yes"]
     assert "--appendfsync" in redis["args"] and "everysec" in redis["args"]
+    # Bounded and never evicting, well under the container's memory limit (AOF rewrites fork).
+    assert redis["args"][redis["args"].index("--maxmemory") + 1] == "1gb"
+    assert redis["args"][redis["args"].index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis["resources"]["limits"]["memory"] == "2Gi"
 
 
 def test_api_keys_come_from_the_secret() -> None:

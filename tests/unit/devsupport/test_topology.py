@@ -85,6 +85,8 @@ def test_redis_args() -> None:
     assert args[:6] == ["--port", "6390", "--bind", "127.0.0.1", "--dir", "/data"]
     assert args[args.index("--appendonly") + 1] == "no"
     assert args[args.index("--save") + 1] == ""
+    assert args[args.index("--maxmemory") + 1] == "1024mb"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
 
 
 def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> None:

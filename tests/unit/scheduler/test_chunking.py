@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from devsupport import audio, evalset
-from services.common.audio import SAMPLE_RATE, decode_pcm16
+from services.common.audio import SAMPLE_RATE, decode_pcm16, encode_wav
 from services.scheduler import chunking
 from services.scheduler.chunking import ChunkPolicy, plan_cuts
 
@@ -78,7 +78,7 @@ def test_pieces_are_on_whole_samples_and_cover_the_audio() -> None:
     assert pieces[1].offset == pieces[0].end
 
 
-def test_real_speech_is_cut_in_its_pauses_and_chunks_are_wavs() -> None:
+def test_real_speech_is_cut_in_its_pauses() -> None:
     content, _, seconds = audio.korean_long(70.0)
     samples = decode_pcm16(content)
     assert samples.dtype == np.int16
@@ -89,9 +89,21 @@ def test_real_speech_is_cut_in_its_pauses_and_chunks_are_wavs() -> None:
         at = int(piece.offset * SAMPLE_RATE)
         around = samples[at - 800 : at + 800].astype(np.float32) / 32768
         assert float(np.sqrt(np.mean(around**2))) < audio.TARGET_RMS / 3
-    wav = chunking.chunk_audio(samples, pieces[1])
-    assert wav[:4] == b"RIFF"
-    assert len(decode_pcm16(wav)) == round(pieces[1].duration * SAMPLE_RATE)
+
+
+def test_chunks_are_lossless_flac_at_about_half_a_wavs_bytes() -> None:
+    # Real speech (the English clips, joined at one loudness): what a chunk in Redis holds.
+    content, _ = audio.joined(evalset.clips("en"))
+    samples = decode_pcm16(content)
+    piece = chunking.Piece(index=1, offset=10.0, duration=180.0)
+    flac = chunking.chunk_audio(samples, piece)
+    assert flac[:4] == b"fLaC"
+    expected = samples[10 * SAMPLE_RATE : 190 * SAMPLE_RATE]
+    wav = encode_wav(expected)
+    # Lossless: the transcriber decodes exactly the samples the WAV chunk carried.
+    assert np.array_equal(decode_pcm16(flac), decode_pcm16(wav))
+    assert np.array_equal(decode_pcm16(flac), expected)
+    assert len(flac) < 0.65 * len(wav), (len(flac), len(wav))
 
 
 def test_silence_finder_reports_pauses_between_clips() -> None:

@@ -36,8 +36,8 @@ async def test_long_audio_is_cut_into_chunks_that_are_stored_and_queued(harness:
     assert offsets[0] == 0.0 and offsets == sorted(offsets)
     assert sum(lengths) == pytest.approx(SECONDS, abs=0.01)
     assert all(5.0 < n < 15.0 for n in lengths), lengths
-    for index in range(4):  # each chunk is a WAV of its own, on the queue in order
-        assert harness.redis.get(harness.keys.chunk_audio(job_id, index))[:4] == b"RIFF"
+    for index in range(4):  # each chunk is a FLAC of its own, on the queue in order
+        assert harness.redis.get(harness.keys.chunk_audio(job_id, index))[:4] == b"fLaC"
     queued = harness.redis.lrange("rq:queue:sayit-default", 0, -1)
     assert queued == [f"{job_id}-{i}".encode() for i in range(4)]
     assert not harness.redis.exists(harness.keys.audio(job_id))  # the caller's file is gone

@@ -24,6 +24,12 @@ class Routing(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROUTING_UNSPECIFIED: _ClassVar[Routing]
     ROUTING_DIRECT: _ClassVar[Routing]
     ROUTING_QUEUED: _ClassVar[Routing]
+
+class JobView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_VIEW_UNSPECIFIED: _ClassVar[JobView]
+    JOB_VIEW_BASIC: _ClassVar[JobView]
+    JOB_VIEW_FULL: _ClassVar[JobView]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -33,6 +39,9 @@ JOB_STATE_CANCELLED: JobState
 ROUTING_UNSPECIFIED: Routing
 ROUTING_DIRECT: Routing
 ROUTING_QUEUED: Routing
+JOB_VIEW_UNSPECIFIED: JobView
+JOB_VIEW_BASIC: JobView
+JOB_VIEW_FULL: JobView
 
 class JobProgress(_message.Message):
     __slots__ = ("fraction", "audio_seconds_done", "audio_seconds_total", "chunks_done", "chunks_total")

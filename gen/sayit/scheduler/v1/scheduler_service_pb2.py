@@ -28,15 +28,15 @@ from sayit.common.v1 import job_pb2 as sayit_dot_common_dot_v1_dot_job__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*sayit/scheduler/v1/scheduler_service.proto\x12\x12sayit.scheduler.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"\x8a\x02\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x03 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x39\n\x0erouting_policy\x18\x04 \x01(\x0e\x32!.sayit.scheduler.v1.RoutingPolicy\x12\x15\n\rwait_if_short\x18\x05 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x07 \x01(\x01\"C\n\x11SubmitJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"/\n\rGetJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"I\n\x0fWatchJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"H\n\x0fListJobsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\rRoutingPolicy\x12\x1e\n\x1aROUTING_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUTING_POLICY_AUTO\x10\x01\x12\x18\n\x14ROUTING_POLICY_QUEUE\x10\x02\x32\xc7\x03\n\x10SchedulerService\x12X\n\tSubmitJob\x12$.sayit.scheduler.v1.SubmitJobRequest\x1a%.sayit.scheduler.v1.SubmitJobResponse\x12O\n\x06GetJob\x12!.sayit.scheduler.v1.GetJobRequest\x1a\".sayit.scheduler.v1.GetJobResponse\x12W\n\x08WatchJob\x12#.sayit.scheduler.v1.WatchJobRequest\x1a$.sayit.scheduler.v1.WatchJobResponse0\x01\x12X\n\tCancelJob\x12$.sayit.scheduler.v1.CancelJobRequest\x1a%.sayit.scheduler.v1.CancelJobResponse\x12U\n\x08ListJobs\x12#.sayit.scheduler.v1.ListJobsRequest\x1a$.sayit.scheduler.v1.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*sayit/scheduler/v1/scheduler_service.proto\x12\x12sayit.scheduler.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"\x8a\x02\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x03 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x39\n\x0erouting_policy\x18\x04 \x01(\x0e\x32!.sayit.scheduler.v1.RoutingPolicy\x12\x15\n\rwait_if_short\x18\x05 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x07 \x01(\x01\"C\n\x11SubmitJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"/\n\rGetJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"I\n\x0fWatchJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"p\n\x0fListJobsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12&\n\x04view\x18\x04 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\rRoutingPolicy\x12\x1e\n\x1aROUTING_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUTING_POLICY_AUTO\x10\x01\x12\x18\n\x14ROUTING_POLICY_QUEUE\x10\x02\x32\xc7\x03\n\x10SchedulerService\x12X\n\tSubmitJob\x12$.sayit.scheduler.v1.SubmitJobRequest\x1a%.sayit.scheduler.v1.SubmitJobResponse\x12O\n\x06GetJob\x12!.sayit.scheduler.v1.GetJobRequest\x1a\".sayit.scheduler.v1.GetJobResponse\x12W\n\x08WatchJob\x12#.sayit.scheduler.v1.WatchJobRequest\x1a$.sayit.scheduler.v1.WatchJobResponse0\x01\x12X\n\tCancelJob\x12$.sayit.scheduler.v1.CancelJobRequest\x1a%.sayit.scheduler.v1.CancelJobResponse\x12U\n\x08ListJobs\x12#.sayit.scheduler.v1.ListJobsRequest\x1a$.sayit.scheduler.v1.ListJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.scheduler.v1.scheduler_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROUTINGPOLICY']._serialized_start=1067
-  _globals['_ROUTINGPOLICY']._serialized_end=1165
+  _globals['_ROUTINGPOLICY']._serialized_start=1107
+  _globals['_ROUTINGPOLICY']._serialized_end=1205
   _globals['_SUBMITJOBREQUEST']._serialized_start=189
   _globals['_SUBMITJOBREQUEST']._serialized_end=455
   _globals['_SUBMITJOBRESPONSE']._serialized_start=457
@@ -54,9 +54,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELJOBRESPONSE']._serialized_start=830
   _globals['_CANCELJOBRESPONSE']._serialized_end=897
   _globals['_LISTJOBSREQUEST']._serialized_start=899
-  _globals['_LISTJOBSREQUEST']._serialized_end=971
-  _globals['_LISTJOBSRESPONSE']._serialized_start=973
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1065
-  _globals['_SCHEDULERSERVICE']._serialized_start=1168
-  _globals['_SCHEDULERSERVICE']._serialized_end=1623
+  _globals['_LISTJOBSREQUEST']._serialized_end=1011
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1013
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1105
+  _globals['_SCHEDULERSERVICE']._serialized_start=1208
+  _globals['_SCHEDULERSERVICE']._serialized_end=1663
 # @@protoc_insertion_point(module_scope)

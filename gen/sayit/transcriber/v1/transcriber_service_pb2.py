@@ -26,7 +26,7 @@ from sayit.common.v1 import audio_pb2 as sayit_dot_common_dot_v1_dot_audio__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.sayit/transcriber/v1/transcriber_service.proto\x12\x14sayit.transcriber.v1\x1a\x1bsayit/common/v1/audio.proto\x1a#sayit/common/v1/transcription.proto\"\x86\x01\n\x17TranscribeStreamRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x0e\n\x06job_id\x18\x03 \x01(\t\"_\n\x12TranscribeProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x02\x12\x1a\n\x12\x61udio_seconds_done\x18\x02 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x03 \x01(\x01\"\xc1\x01\n\x18TranscribeStreamResponse\x12<\n\x08progress\x18\x01 \x01(\x0b\x32(.sayit.transcriber.v1.TranscribeProgressH\x00\x12+\n\x07segment\x18\x02 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12\x31\n\ntranscript\x18\x03 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0eGetInfoRequest\"\xe7\x01\n\x0fGetInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x13\n\x0bslots_total\x18\x03 \x01(\x05\x12\x12\n\nslots_busy\x18\x04 \x01(\x05\x12\x1e\n\x16segments_decoded_total\x18\x05 \x01(\x03\x12\x1d\n\x15\x63\x61lls_completed_total\x18\x06 \x01(\x03\x12\x1d\n\x15\x63\x61lls_cancelled_total\x18\x07 \x01(\x03\x12\x13\n\x0b\x63pu_threads\x18\x08 \x01(\x05\x12\x15\n\rcalls_waiting\x18\t \x01(\x05\x32\xe1\x01\n\x12TranscriberService\x12s\n\x10TranscribeStream\x12-.sayit.transcriber.v1.TranscribeStreamRequest\x1a..sayit.transcriber.v1.TranscribeStreamResponse0\x01\x12V\n\x07GetInfo\x12$.sayit.transcriber.v1.GetInfoRequest\x1a%.sayit.transcriber.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.sayit/transcriber/v1/transcriber_service.proto\x12\x14sayit.transcriber.v1\x1a\x1bsayit/common/v1/audio.proto\x1a#sayit/common/v1/transcription.proto\"\xa6\x01\n\x17TranscribeStreamRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\"_\n\x12TranscribeProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x02\x12\x1a\n\x12\x61udio_seconds_done\x18\x02 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x03 \x01(\x01\"\xc1\x01\n\x18TranscribeStreamResponse\x12<\n\x08progress\x18\x01 \x01(\x0b\x32(.sayit.transcriber.v1.TranscribeProgressH\x00\x12+\n\x07segment\x18\x02 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12\x31\n\ntranscript\x18\x03 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0eGetInfoRequest\"\xe7\x01\n\x0fGetInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x13\n\x0bslots_total\x18\x03 \x01(\x05\x12\x12\n\nslots_busy\x18\x04 \x01(\x05\x12\x1e\n\x16segments_decoded_total\x18\x05 \x01(\x03\x12\x1d\n\x15\x63\x61lls_completed_total\x18\x06 \x01(\x03\x12\x1d\n\x15\x63\x61lls_cancelled_total\x18\x07 \x01(\x03\x12\x13\n\x0b\x63pu_threads\x18\x08 \x01(\x05\x12\x15\n\rcalls_waiting\x18\t \x01(\x05\x32\xe1\x01\n\x12TranscriberService\x12s\n\x10TranscribeStream\x12-.sayit.transcriber.v1.TranscribeStreamRequest\x1a..sayit.transcriber.v1.TranscribeStreamResponse0\x01\x12V\n\x07GetInfo\x12$.sayit.transcriber.v1.GetInfoRequest\x1a%.sayit.transcriber.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.transcriber.v1.transc
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRANSCRIBESTREAMREQUEST']._serialized_start=139
-  _globals['_TRANSCRIBESTREAMREQUEST']._serialized_end=273
-  _globals['_TRANSCRIBEPROGRESS']._serialized_start=275
-  _globals['_TRANSCRIBEPROGRESS']._serialized_end=370
-  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_start=373
-  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_end=566
-  _globals['_GETINFOREQUEST']._serialized_start=568
-  _globals['_GETINFOREQUEST']._serialized_end=584
-  _globals['_GETINFORESPONSE']._serialized_start=587
-  _globals['_GETINFORESPONSE']._serialized_end=818
-  _globals['_TRANSCRIBERSERVICE']._serialized_start=821
-  _globals['_TRANSCRIBERSERVICE']._serialized_end=1046
+  _globals['_TRANSCRIBESTREAMREQUEST']._serialized_end=305
+  _globals['_TRANSCRIBEPROGRESS']._serialized_start=307
+  _globals['_TRANSCRIBEPROGRESS']._serialized_end=402
+  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_start=405
+  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_end=598
+  _globals['_GETINFOREQUEST']._serialized_start=600
+  _globals['_GETINFOREQUEST']._serialized_end=616
+  _globals['_GETINFORESPONSE']._serialized_start=619
+  _globals['_GETINFORESPONSE']._serialized_end=850
+  _globals['_TRANSCRIBERSERVICE']._serialized_start=853
+  _globals['_TRANSCRIBERSERVICE']._serialized_end=1078
 # @@protoc_insertion_point(module_scope)

@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TranscribeStreamRequest(_message.Message):
-    __slots__ = ("audio", "config", "job_id")
+    __slots__ = ("audio", "config", "job_id", "audio_duration_seconds")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     audio: _audio_pb2.Audio
     config: _transcription_pb2.TranscriptionConfig
     job_id: str
-    def __init__(self, audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., job_id: _Optional[str] = ...) -> None: ...
+    audio_duration_seconds: float
+    def __init__(self, audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., config: _Optional[_Union[_transcription_pb2.TranscriptionConfig, _Mapping]] = ..., job_id: _Optional[str] = ..., audio_duration_seconds: _Optional[float] = ...) -> None: ...
 
 class TranscribeProgress(_message.Message):
     __slots__ = ("fraction", "audio_seconds_done", "audio_seconds_total")
