@@ -50,8 +50,9 @@ class SchedulerConfig:
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
     # Short jobs sent to the direct transcribers beyond their slots, to wait there for one
-    # with their audio decoded (see DirectSlots); the transcribers must let as many calls wait
-    # (SAYIT_TRANSCRIBER_WAITING), or those jobs are queued instead.
+    # (see DirectSlots; a waiting call decodes its audio once it holds the slot); the
+    # transcribers must let as many calls wait (SAYIT_TRANSCRIBER_WAITING), or those jobs are
+    # queued instead.
     direct_ahead: int = 0
     # Backpressure: new queued work is refused while the estimated queue wait is longer than
     # this (0 = never); the real-time factor assumed until finished jobs measure it.
@@ -97,8 +98,9 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         ge=0,
         le=1024,
         description="short jobs sent to the direct transcribers beyond their slots, to wait "
-        "there with their audio decoded so that a freed slot starts its next job at once "
-        "(without it a slot idled ~3% of a busy round between jobs); the transcribers' "
+        "there in line so that a freed slot starts its next job without a round trip through "
+        "the scheduler (without it a slot idled ~3% of a busy round between jobs; a waiting "
+        "call decodes its audio once it holds the slot); the transcribers' "
         "`SAYIT_TRANSCRIBER_WAITING` must allow as many, or those jobs are queued; `0` = off",
         json_schema_extra=doc("`SAYIT_DIRECT_SLOTS`"),
     )
