@@ -1,1 +1,2 @@
-"""Shared by every SayIt service: settings, logs, errors, interceptors, server, channels, audio."""
+"""Shared by every SayIt service: settings, logs, errors, interceptors, call caps, server,
+channels, Redis clients, audio."""

@@ -35,3 +35,6 @@ class ServerConfig:
     tls: ServerTLS | None = None
     # For channels to other services (and health checks).
     client_tls: ClientTLS | None = None
+    # Calls and open streams served at once (services.common.call_limits); 0 = no cap.
+    max_concurrent_rpcs: int = 0
+    max_open_streams: int = 0

@@ -10,10 +10,18 @@ timed out may have run. Callers differ only in patience:
 - `REQUESTS` (1 s): calls a client waits on, which answer UNAVAILABLE once it runs out;
 - `STREAMS` (30 s): event streams and the planner, which ride out a Redis restart;
 - `BACKGROUND` (60 s): queue workers, which must not lose the chunk they are transcribing.
+
+Every client has a pool of its own with a fixed size (`RedisPool`, from SAYIT_REDIS_MAX_CONNECTIONS
+and SAYIT_REDIS_POOL_WAIT_SECONDS): a command that finds every connection in use waits for one,
+for at most the pool's wait, and then fails with `POOL_EXHAUSTED` (a ConnectionError, which the
+job store turns into a retryable UNAVAILABLE that says so). redis-py's default pool would instead
+open connections until Redis or the process runs out, then fail "Too many connections".
+Connections carry a client name (`CLIENT SETNAME`), so `CLIENT LIST` shows whose they are.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -28,6 +36,24 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # BusyLoadingError (Redis loading its data after a restart) is a ConnectionError too.
 RETRIED = (redis.exceptions.ConnectionError,)
 _BASE, _CAP = 0.05, 1.0
+# What redis-py's blocking pools say when their wait for a free connection ran out.
+POOL_EXHAUSTED = "No connection available."
+
+
+@dataclass(frozen=True)
+class RedisPool:
+    """The size of one client's connection pool, and how long a command waits for a free
+    connection when all are in use."""
+
+    max_connections: int = 32
+    wait_seconds: float = 2.0
+
+
+DEFAULT_POOL = RedisPool()
+
+
+def pool_exhausted(error: BaseException) -> bool:
+    return isinstance(error, redis.exceptions.ConnectionError) and str(error) == POOL_EXHAUSTED
 
 
 def retries_for(patience_seconds: float) -> int:
@@ -39,25 +65,57 @@ def retries_for(patience_seconds: float) -> int:
     return retries
 
 
-def _options(socket_timeout: float) -> dict[str, object]:
-    return {
+def _options(socket_timeout: float, pool: RedisPool, name: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, socket_timeout),
+        "max_connections": pool.max_connections,
+        "timeout": pool.wait_seconds,  # the blocking pool's wait for a free connection
     }
+    if name:
+        options["client_name"] = name
+    return options
 
 
-def async_client(url: str, *, patience: float, socket_timeout: float) -> aioredis.Redis:
+def async_client(
+    url: str,
+    *,
+    patience: float,
+    socket_timeout: float,
+    pool: RedisPool = DEFAULT_POOL,
+    name: str | None = None,
+) -> aioredis.Redis:
     retry = AsyncRetry(ExponentialBackoff(cap=_CAP, base=_BASE), retries_for(patience), RETRIED)
-    return aioredis.Redis.from_url(url, retry=retry, **_options(socket_timeout))  # type: ignore[arg-type]
+    connections = aioredis.BlockingConnectionPool.from_url(
+        url, retry=retry, **_options(socket_timeout, pool, name)
+    )
+    return aioredis.Redis.from_pool(connections)
 
 
-def sync_client(url: str, *, patience: float, socket_timeout: float) -> redis.Redis:
+def sync_client(
+    url: str,
+    *,
+    patience: float,
+    socket_timeout: float,
+    pool: RedisPool = DEFAULT_POOL,
+    name: str | None = None,
+) -> redis.Redis:
     retry = Retry(ExponentialBackoff(cap=_CAP, base=_BASE), retries_for(patience), RETRIED)
-    return redis.Redis.from_url(url, retry=retry, **_options(socket_timeout))
+    connections = redis.BlockingConnectionPool.from_url(
+        url, retry=retry, **_options(socket_timeout, pool, name)
+    )
+    return redis.Redis.from_pool(connections)
 
 
-def async_twin(client: redis.Redis, *, patience: float, socket_timeout: float) -> aioredis.Redis:
+def async_twin(
+    client: redis.Redis,
+    *,
+    patience: float,
+    socket_timeout: float,
+    pool: RedisPool = DEFAULT_POOL,
+    name: str | None = None,
+) -> aioredis.Redis:
     """An asyncio client to the Redis server a blocking `client` talks to (RQ hands its
     callbacks a blocking one)."""
     given = client.connection_pool.connection_kwargs
@@ -68,4 +126,9 @@ def async_twin(client: redis.Redis, *, patience: float, socket_timeout: float) -
     if issubclass(client.connection_pool.connection_class, redis.SSLConnection):
         kwargs.update(ssl=True, **{k: v for k, v in given.items() if k.startswith("ssl_")})
     retry = AsyncRetry(ExponentialBackoff(cap=_CAP, base=_BASE), retries_for(patience), RETRIED)
-    return aioredis.Redis(retry=retry, **kwargs, **_options(socket_timeout))  # type: ignore[arg-type]
+    if kwargs.pop("ssl", False):
+        kwargs["connection_class"] = aioredis.SSLConnection
+    connections = aioredis.BlockingConnectionPool(
+        retry=retry, **kwargs, **_options(socket_timeout, pool, name)
+    )
+    return aioredis.Redis.from_pool(connections)

@@ -1,5 +1,7 @@
 """Serving a SayIt service: grpc.aio server, health, reflection, limits, TLS and graceful drain.
 
+Every server caps the calls and open streams it runs at once (services.common.call_limits).
+
 Health starts NOT_SERVING and turns SERVING once `startup` (e.g. loading the model) has finished.
 On SIGTERM/SIGINT: health turns NOT_SERVING (and keeps answering, so probes and load balancers
 see it), new calls are refused with UNAVAILABLE, and the calls in flight (and the `draining`
@@ -18,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
+from services.common.call_limits import GRPC_BACKSTOP_ROOM, CallCaps, CallLimits
 from services.common.config import ServerConfig
 from services.common.interceptors import Drain, ServiceInterceptor
 
@@ -83,9 +86,14 @@ async def serve(
     failed). Raises if the address cannot be bound. `interceptors` (e.g. the gateway's
     authentication) run inside the common one, so their errors are mapped and logged by it."""
     drain = Drain()
+    caps = CallCaps(config.max_concurrent_rpcs, config.max_open_streams)
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(drain), *interceptors],
+        # The caps come before a service's own interceptors: refusing costs no authentication.
+        interceptors=[ServiceInterceptor(drain), CallLimits(caps), *interceptors],
         options=server_options(config.max_message_bytes),
+        maximum_concurrent_rpcs=(
+            config.max_concurrent_rpcs + GRPC_BACKSTOP_ROOM if config.max_concurrent_rpcs else None
+        ),
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

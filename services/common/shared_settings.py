@@ -8,6 +8,7 @@ from typing import Annotated, Self
 from pydantic import Field, model_validator
 
 from services.common.config import MIB, LogConfig, ServerConfig
+from services.common.redis_client import RedisPool
 from services.common.settings import (
     Int,
     LogFormat,
@@ -116,6 +117,24 @@ class RedisSettings(Settings):
         description="Redis for jobs, events and RQ; for the gateway, the per-tenant limits",
     )
     redis_prefix: str = Field("sayit", description="prefix of SayIt's Redis keys")
+    redis_max_connections: Int = Field(
+        32,
+        ge=2,
+        le=10_000,
+        description="connections each Redis client of a process may hold (its pool); open "
+        "event streams share one, so this does not grow with them",
+    )
+    redis_pool_wait_seconds: float = Field(
+        2.0,
+        ge=0.0,
+        le=60.0,
+        description="how long a Redis command waits for a free pooled connection before the "
+        'call fails UNAVAILABLE ("the job store is busy")',
+    )
+
+    @property
+    def redis_pool(self) -> RedisPool:
+        return RedisPool(self.redis_max_connections, self.redis_pool_wait_seconds)
 
 
 class RequestSizeSettings(Settings):
@@ -147,8 +166,30 @@ class JobTTLSettings(Settings):
     )
 
 
+class CallCapSettings(Settings):
+    max_concurrent_rpcs: Int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="calls one server runs at once (streams included); beyond, a call is "
+        "refused RESOURCE_EXHAUSTED with a retry hint",
+    )
+    max_open_streams: Int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="streaming calls (WatchJob, TranscribeWithProgress, StreamingRecognize) one "
+        "server keeps open at once; beyond, a new one is refused RESOURCE_EXHAUSTED",
+    )
+
+
 class ServerSettings(
-    LogSettings, ServerTLSSettings, ClientTLSSettings, RequestSizeSettings, ShutdownSettings
+    LogSettings,
+    ServerTLSSettings,
+    ClientTLSSettings,
+    RequestSizeSettings,
+    ShutdownSettings,
+    CallCapSettings,
 ):
     """What every gRPC server reads besides its own address."""
 
@@ -160,4 +201,6 @@ class ServerSettings(
             log=self.log,
             tls=self.server_tls,
             client_tls=self.client_tls,
+            max_concurrent_rpcs=self.max_concurrent_rpcs,
+            max_open_streams=self.max_open_streams,
         )

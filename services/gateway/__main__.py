@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 
 from sayit.speech.v1 import speech_service_pb2, speech_service_pb2_grpc
 from services.common import logs, metrics
+from services.common.call_limits import CallCaps, CallLimits
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
 from services.common.server import Lifecycle, Service, serve
-from services.gateway import quotas
+from services.gateway import auth, quotas
 from services.gateway.auth import Authenticator
 from services.gateway.config import load_config
 from services.gateway.interceptor import EdgeInterceptor
@@ -54,7 +55,7 @@ async def main() -> int:
     limiter: Limiter | None = None
     per_tenant = (keyring or KeyRing({}, {})).limits
     if config.limits.any or any(config.limits.merged(own).any for own in per_tenant.values()):
-        redis_client = quotas.connect(config.redis_url)
+        redis_client = quotas.connect(config.redis_url, config.redis_pool)
         limiter = Limiter(redis_client, config.key_prefix, config.limits, per_tenant)
         log.info("limits_enabled", defaults=str(config.limits), redis=config.redis_url)
     channel = aio_channel(
@@ -82,6 +83,11 @@ async def main() -> int:
         Lifecycle(shutdown=shutdown),
         interceptors=[
             EdgeInterceptor(Authenticator(keyring) if keyring else None, limiter),
+            # Inside the edge: the tenant is known once the caller is authenticated.
+            CallLimits(
+                CallCaps(max_streams_per_tenant=config.max_streams_per_tenant),
+                tenant_of=lambda: auth.current().tenant,
+            ),
         ],
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field
 
 from services.common.config import ServerConfig
+from services.common.redis_client import DEFAULT_POOL, RedisPool
 from services.common.settings import ExpandedPath, HostPort, Int, OptionalHostPort
 from services.common.shared_settings import (
     MaxAudioSettings,
@@ -43,6 +44,9 @@ class GatewayConfig:
     key_prefix: str
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
+    # Streams one tenant keeps open at once on this gateway (services.common.call_limits).
+    max_streams_per_tenant: int = 0
+    redis_pool: RedisPool = DEFAULT_POOL
     # Wall time the probe may spend measuring a file that declares no length.
     probe_budget_seconds: float = 10.0
 
@@ -91,6 +95,13 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         ge=0.0,
         description="default audio seconds per tenant per UTC day; 0 = unlimited",
     )
+    max_streams_per_tenant: Int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="streaming calls one tenant keeps open at once on one gateway; beyond, a "
+        "new one is refused RESOURCE_EXHAUSTED (other tenants are not affected)",
+    )
 
     def config(self) -> GatewayConfig:
         return GatewayConfig(
@@ -111,6 +122,8 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             ),
             redis_url=self.redis_url,
             key_prefix=self.redis_prefix,
+            max_streams_per_tenant=self.max_streams_per_tenant,
+            redis_pool=self.redis_pool,
         )
 
 

@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 
 from services.common import logs
 from services.common.errors import QuotaViolation, ResourceExhausted
+from services.common.redis_client import DEFAULT_POOL, RedisPool
 from services.gateway.keys import TenantLimits
 
 log = logs.get_logger("sayit.quotas")
@@ -67,16 +68,21 @@ return {0, '0'}
 """
 
 
-def connect(url: str) -> aioredis.Redis:
+def connect(url: str, pool: RedisPool = DEFAULT_POOL) -> aioredis.Redis:
     """A client that fails fast: with Redis down, limits are skipped within a second instead of
-    every request waiting through redis-py's retries."""
-    return aioredis.Redis.from_url(
+    every request waiting through redis-py's retries. Its pool is bounded like every other
+    (services.common.redis_client)."""
+    connections = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=pool.max_connections,
+        timeout=pool.wait_seconds,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=10,
+        client_name="sayit-gateway",
     )
+    return aioredis.Redis.from_pool(connections)
 
 
 @dataclass(frozen=True)

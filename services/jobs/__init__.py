@@ -1,1 +1,2 @@
-"""The Redis job model shared by scheduler and worker: keys, changes, store, RQ queue, merge."""
+"""The Redis job model shared by scheduler and worker: keys, changes, store, the watch hub that
+follows event streams for a whole process, RQ queue, merge."""

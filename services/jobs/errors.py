@@ -13,12 +13,15 @@ import redis.exceptions
 
 from services.common import logs
 from services.common.errors import QuotaViolation, ResourceExhausted, Unavailable
+from services.common.redis_client import pool_exhausted
 
 log = logs.get_logger("sayit.jobs")
 
 # Redis restarting or failing over takes seconds; a reload of a large dataset longer.
 DOWN_RETRY_SECONDS = 2.0
 LOADING_RETRY_SECONDS = 5.0
+# How soon a caller may try again when every pooled connection stayed busy for the pool's wait.
+BUSY_RETRY_SECONDS = 1.0
 # How soon a caller refused by a full job store may try again: queued audio leaves Redis as its
 # chunks are transcribed, a few minutes of audio per worker-minute.
 STORE_FULL_RETRY_SECONDS = 30.0
@@ -58,6 +61,14 @@ def redis_errors() -> Iterator[None]:
             "the job store is loading its data; retry in a few seconds", LOADING_RETRY_SECONDS
         ) from error
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        if pool_exhausted(error):
+            # Every pooled connection stayed busy for the pool's whole wait: load, not an outage.
+            log.warning("job_store_busy")
+            raise Unavailable(
+                "the job store is busy (every connection of this server is in use); retry in a "
+                "moment",
+                BUSY_RETRY_SECONDS,
+            ) from error
         log.warning("job_store_unavailable", error=str(error), error_type=type(error).__name__)
         raise Unavailable(
             "the job store is unavailable; retry in a few seconds", DOWN_RETRY_SECONDS

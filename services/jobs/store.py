@@ -2,9 +2,10 @@
 
 One store for every process that touches jobs (the scheduler, the queue workers' tasks, the
 reconciler). Every change goes through the append script (services.jobs.changes); reads and
-the rest are plain commands. Redis being unreachable becomes UNAVAILABLE once the client's
-patience has run out (services.common.redis_client).
-"""
+the rest are plain commands. Watching follows live events through the process's one WatchHub
+(services.jobs.watch_hub), so open watches hold no Redis connection each. Redis being
+unreachable becomes UNAVAILABLE once the client's patience has run out
+(services.common.redis_client)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from services.jobs.chunks import Chunks
 from services.jobs.errors import redis_errors
 from services.jobs.poison import PoisonRegistry
 from services.jobs.schema import Keys
+from services.jobs.watch_hub import GONE, LAGGING, WatchHub
 
-# A blocked XREAD must return well before the client's socket timeout, or an idle watch fails
-# with a timeout instead of looping.
-WATCH_BLOCK_MS = 2000
 SOCKET_TIMEOUT_SECONDS = 10.0
+# Events read from a stream's history per command.
+HISTORY_PAGE = 100
 
 
 class JobStore:
@@ -38,10 +39,11 @@ class JobStore:
         ttl_seconds: int,
         *,
         streams: aioredis.Redis | None = None,
+        hub: WatchHub | None = None,
     ) -> None:
-        """`streams` (default: `client`) serves event streams: a client of its own keeps
-        long-lived watches off the pool that requests use, with a patience that rides out a
-        Redis restart."""
+        """`streams` (default: `client`) reads event streams' history, with a patience that
+        rides out a Redis restart; `hub` follows them live (default: a hub reading on
+        `client`'s pool, for a process that watches little)."""
         # Typed loosely: redis-py's return types are unions of bytes/str/RESP3 shapes.
         self._redis: Any = client
         self._streams: Any = streams or client
@@ -50,6 +52,7 @@ class JobStore:
         self._append = client.register_script(changes.APPEND_SCRIPT)
         self.chunks = Chunks(client, keys)
         self.poison = PoisonRegistry(client, keys)
+        self.hub = hub or WatchHub(client, keys)
 
     async def ping(self) -> None:
         with redis_errors():
@@ -250,30 +253,54 @@ class JobStore:
         self, job_id: str, tenant: str, after_sequence: int
     ) -> AsyncIterator[event_pb2.JobEvent]:
         """The job's events after `after_sequence`, as they are appended; ends after the
-        terminal event (or at once if the job ended at or before `after_sequence`)."""
+        terminal event (or at once if the job ended at or before `after_sequence`).
+
+        The watch subscribes to the process's WatchHub first and reads the stream's history
+        second, so every event is in one or the other; the live ones already read from history
+        are skipped by sequence. A watch that fell behind (see WatchHub) does the same again
+        from its last sequence."""
         with redis_errors():
             record = await self._streams.hgetall(self.keys.record(job_id))
         record = _owned(record, job_id, tenant)
         last_sequence = int(records.number(record, "seq"))
         if records.state_of(record) in schema.TERMINAL and after_sequence >= last_sequence:
             return
+        cursor = max(0, after_sequence)
+        while True:
+            async with self.hub.subscribe(job_id, cursor) as subscription:
+                async for message in self._history(job_id, cursor):
+                    cursor = message.sequence
+                    yield message
+                    if records.is_terminal(message):
+                        return
+                while True:
+                    item = await subscription.next()
+                    if item is GONE:
+                        return
+                    if item is LAGGING:
+                        break
+                    assert isinstance(item, event_pb2.JobEvent)
+                    if item.sequence <= cursor:
+                        continue
+                    cursor = item.sequence
+                    yield item
+                    if records.is_terminal(item):
+                        return
+
+    async def _history(self, job_id: str, after: int) -> AsyncIterator[event_pb2.JobEvent]:
+        """The events in the job's stream after sequence `after`, a page at a time."""
         stream = self.keys.events(job_id)
-        cursor = records.stream_id(max(0, after_sequence))
         while True:
             with redis_errors():
-                reply = await self._streams.xread({stream: cursor}, count=100, block=WATCH_BLOCK_MS)
-                if not reply:
-                    # Nothing new for a while: make sure the job still exists.
-                    if await self._streams.hget(self.keys.record(job_id), "state") is None:
-                        return
-                    continue
-            entries: Any = reply[0][1]
+                entries: Any = await self._streams.xrange(
+                    stream, min=f"({records.stream_id(after)}", count=HISTORY_PAGE
+                )
             for entry_id, fields in entries:
                 message = records.parse_event(job_id, entry_id, fields)
-                cursor = records.stream_id(message.sequence)
+                after = message.sequence
                 yield message
-                if records.is_terminal(message):
-                    return
+            if len(entries) < HISTORY_PAGE:
+                return
 
 
 def _owned(record: dict[bytes, bytes], job_id: str, tenant: str) -> dict[bytes, bytes]:

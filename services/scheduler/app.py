@@ -14,11 +14,18 @@ import redis.asyncio as aioredis
 
 from services.common import logs
 from services.common.channels import aio_channel
-from services.common.redis_client import REQUESTS, STREAMS, async_client, sync_client
+from services.common.redis_client import (
+    REQUESTS,
+    STREAMS,
+    RedisPool,
+    async_client,
+    sync_client,
+)
 from services.jobs.claims import Claims
 from services.jobs.queue import JobQueue
 from services.jobs.schema import Keys
 from services.jobs.store import SOCKET_TIMEOUT_SECONDS, JobStore
+from services.jobs.watch_hub import WatchHub
 from services.scheduler.admission import Admission, Backpressure, DirectSlots, StoredAudio
 from services.scheduler.cancellation import Cancellation
 from services.scheduler.config import SchedulerConfig
@@ -40,6 +47,7 @@ class Scheduler:
     instance: str
     requests_redis: aioredis.Redis
     streams_redis: aioredis.Redis
+    hub_redis: aioredis.Redis
     rq_redis: redis.Redis
     channel: grpc.aio.Channel
     executor: ThreadPoolExecutor
@@ -77,8 +85,10 @@ class Scheduler:
         self.planner.close()
         await asyncio.get_running_loop().run_in_executor(self.executor, self.job_queue.release)
         await self.channel.close()
+        await self.store.hub.close()
         await self.requests_redis.aclose()
         await self.streams_redis.aclose()
+        await self.hub_redis.aclose()
         self.rq_redis.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -86,12 +96,26 @@ class Scheduler:
 def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
     instance = instance or uuid.uuid4().hex[:12]
     keys = Keys(config.key_prefix)
-    url, timeout = config.redis_url, SOCKET_TIMEOUT_SECONDS
-    requests_redis = async_client(url, patience=REQUESTS, socket_timeout=timeout)
-    streams_redis = async_client(url, patience=STREAMS, socket_timeout=timeout)
+    url, timeout, pool = config.redis_url, SOCKET_TIMEOUT_SECONDS, config.redis_pool
+    # Every client is named after this scheduler, so CLIENT LIST shows what it holds.
+    name = f"sayit-scheduler-{instance}"
+    requests_redis = async_client(
+        url, patience=REQUESTS, socket_timeout=timeout, pool=pool, name=name
+    )
+    # Event streams' history and the watch hub's live reads, with a patience that rides out a
+    # Redis restart; the hub holds one connection, whatever the number of open streams, and
+    # history reads (short, at each watch's start) share a quarter of the pool's size.
+    history_pool = RedisPool(max(2, pool.max_connections // 4), pool.wait_seconds)
+    streams_redis = async_client(
+        url, patience=STREAMS, socket_timeout=timeout, pool=history_pool, name=name
+    )
+    hub_redis = async_client(
+        url, patience=STREAMS, socket_timeout=timeout, pool=RedisPool(1, timeout), name=name
+    )
+    hub = WatchHub(hub_redis, keys, waker=requests_redis, queue_events=config.watch_queue_events)
     # RQ is blocking: it runs in the executor, on a client of its own.
-    rq_redis = sync_client(url, patience=REQUESTS, socket_timeout=timeout)
-    store = JobStore(requests_redis, keys, config.job_ttl_seconds, streams=streams_redis)
+    rq_redis = sync_client(url, patience=REQUESTS, socket_timeout=timeout, pool=pool, name=name)
+    store = JobStore(requests_redis, keys, config.job_ttl_seconds, streams=streams_redis, hub=hub)
     job_queue = JobQueue(rq_redis, config.queue, promote_interval_seconds=config.reconcile_seconds)
     executor = ThreadPoolExecutor(8, thread_name_prefix="blocking")
     channel = aio_channel(
@@ -174,6 +198,7 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         instance=instance,
         requests_redis=requests_redis,
         streams_redis=streams_redis,
+        hub_redis=hub_redis,
         rq_redis=rq_redis,
         channel=channel,
         executor=executor,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from services.common.config import ServerConfig
+from services.common.redis_client import DEFAULT_POOL, RedisPool
 from services.common.settings import HostPort, Int, OptionalHostPort, doc
 from services.common.shared_settings import (
     JobTTLSettings,
@@ -66,6 +67,9 @@ class SchedulerConfig:
     )
     # When audio that crashed a transcriber is refused (services.scheduler.poison).
     poison: PoisonPolicy = field(default_factory=lambda: PoisonPolicy(ttl_seconds=3600, crashes=1))
+    redis_pool: RedisPool = DEFAULT_POOL
+    # Events queued for one watcher before it is left to catch up from the stream (WatchHub).
+    watch_queue_events: int = 256
     # Bytes of queued audio Redis may hold before new queued work is refused (0 = half of
     # Redis's maxmemory; see admission.stored_audio).
     stored_audio_budget_bytes: int = 0
@@ -167,6 +171,13 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         le=100.0,
         description="real-time factor of a queue worker assumed until finished jobs measure it",
     )
+    watch_queue_events: Int = Field(
+        256,
+        ge=2,
+        le=100_000,
+        description="events held in memory for one open job stream that reads slowly; beyond, "
+        "it catches up from Redis by itself instead of holding up the others",
+    )
     stored_audio_budget_bytes: Int = Field(
         0,
         ge=0,
@@ -238,6 +249,8 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
                 queue_wait_seconds=self.max_queue_wait_seconds,
             ),
             poison=PoisonPolicy(ttl_seconds=self.poison_ttl_seconds, crashes=self.poison_crashes),
+            redis_pool=self.redis_pool,
+            watch_queue_events=self.watch_queue_events,
             stored_audio_budget_bytes=self.stored_audio_budget_bytes,
         )
 

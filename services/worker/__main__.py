@@ -71,7 +71,11 @@ def main() -> int:
             log.error("transcriber_not_serving", transcriber=config.transcriber_addr)
             return 1
         connection = sync_client(
-            config.redis_url, patience=BACKGROUND, socket_timeout=SOCKET_TIMEOUT_SECONDS
+            config.redis_url,
+            patience=BACKGROUND,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            pool=config.redis_pool,
+            name="sayit-worker",
         )
         with contextlib.suppress(StopRequested, KeyboardInterrupt):
             _run_until_stopped(config, connection, transcriber)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from services.common.config import LogConfig
+from services.common.redis_client import DEFAULT_POOL, RedisPool
 from services.common.settings import (
     CommaList,
     ExpandedPath,
@@ -48,6 +49,7 @@ class WorkerConfig:
     metrics_dir: Path | None = None
     # TLS to the transcriber beside the worker (SAYIT_TLS_CA_FILE, SAYIT_TLS_CLIENT_CERT_FILE...).
     tls: ClientTLS | None = None
+    redis_pool: RedisPool = DEFAULT_POOL
 
 
 class WorkerSettings(
@@ -114,6 +116,7 @@ class WorkerSettings(
             metrics_addr=self.worker_metrics_addr,
             metrics_dir=self.worker_metrics_dir,
             tls=self.client_tls,
+            redis_pool=self.redis_pool,
         )
 
 

@@ -59,7 +59,11 @@ def transcribe_chunk(job_id: str, index: int) -> Coroutine[Any, Any, str]:
 
 async def _transcribe_chunk(settings: WorkerConfig, job: Any, job_id: str, index: int) -> str:
     client = async_client(
-        settings.redis_url, patience=BACKGROUND, socket_timeout=SOCKET_TIMEOUT_SECONDS
+        settings.redis_url,
+        patience=BACKGROUND,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        pool=settings.redis_pool,
+        name="sayit-worker-task",
     )
     try:
         store = JobStore(client, Keys(settings.key_prefix), settings.job_ttl_seconds)
