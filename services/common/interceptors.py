@@ -30,6 +30,10 @@ from services.common.status import internal_status, to_status
 
 REQUEST_ID_KEY = "x-request-id"
 JOB_ID_KEY = "x-sayit-job-id"
+# Initial metadata a transcriber sends once it holds a slot for a call, before it decodes the
+# audio: a call cut off after it is one the transcriber was working on (see
+# services.scheduler.poison).
+ACCEPTED_KEY = "x-sayit-accepted"
 # Calls that are probes rather than work: logged at debug level so they don't drown the logs.
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

@@ -151,12 +151,15 @@ def plan_change(pieces: list[tuple[float, float]]) -> Change:
     )
 
 
-def overflowed_change(duration: float, queue: str) -> Change:
+def overflowed_change(duration: float, queue: str, budget_seconds: float = 0.0) -> Change:
     """A direct job no direct transcriber could take after all (or whose wait for a slot ran
-    out) goes to `queue` as one chunk, planned at once."""
+    out) goes to `queue` as one chunk, planned at once; `budget_seconds` is its processing
+    budget as a queued job (0: keep the one it has)."""
+    budget: dict[str, str | int | float] = {"budget_s": budget_seconds} if budget_seconds else {}
     return Change(
         allow=(RUNNING, QUEUED),
         set={
+            **budget,
             "state": QUEUED,
             "routing": QUEUED_ROUTE,
             "queue": queue,

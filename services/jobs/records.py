@@ -37,6 +37,7 @@ def new_record(
     owner: str = "",
     chunks_total: int = 1,
     fingerprint: str = "",
+    budget_seconds: float = 0.0,
 ) -> dict[str, bytes | str | int | float]:
     created = now_ms()
     record: dict[str, bytes | str | int | float] = {
@@ -56,6 +57,9 @@ def new_record(
         "owner": owner,
         # Audio + effective config + model, for the result cache and in-flight sharing.
         "fingerprint": fingerprint,
+        # How long the job may take from its creation before the reconciler fails it (0: none;
+        # see services.scheduler.budget).
+        "budget_s": budget_seconds,
     }
     if state == RUNNING:
         record["started_ms"] = created

@@ -67,6 +67,11 @@ class Keys:
         """The set of jobs not yet ended, which the reconciler checks on."""
         return f"{self.prefix}:active"
 
+    def poison(self, fingerprint: str) -> str:
+        """How often some audio (under some effective config) crashed a transcriber, and when
+        last (see services.jobs.poison)."""
+        return f"{self.prefix}:poison:{fingerprint}"
+
     def scheduler(self, instance: str) -> str:
         """A scheduler instance's heartbeat; its direct jobs die with it."""
         return f"{self.prefix}:scheduler:{instance}"

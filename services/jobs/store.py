@@ -23,6 +23,7 @@ from services.jobs import changes, listing, metrics, records, schema
 from services.jobs.changes import Applied, Change
 from services.jobs.chunks import Chunks
 from services.jobs.errors import redis_errors
+from services.jobs.poison import PoisonRegistry
 from services.jobs.schema import Keys
 from services.jobs.watch_hub import GONE, LAGGING, WatchHub
 
@@ -53,6 +54,7 @@ class JobStore:
         self.ttl_seconds = ttl_seconds
         self._append = client.register_script(changes.APPEND_SCRIPT)
         self.chunks = Chunks(client, keys)
+        self.poison = PoisonRegistry(client, keys)
         self.hub = hub or WatchHub(client, keys)
 
     async def ping(self) -> None:

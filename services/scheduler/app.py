@@ -31,6 +31,7 @@ from services.scheduler.cancellation import Cancellation
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.direct import DirectJobs
 from services.scheduler.planner import Planner
+from services.scheduler.poison import PoisonGuard
 from services.scheduler.reconcile import Reconciler
 from services.scheduler.repeats import RepeatPolicy, Repeats
 from services.scheduler.servicer import SchedulerServicer
@@ -148,6 +149,7 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         planner,
         timeout_seconds=config.queue.job_timeout,
         audio_ttl_seconds=config.audio_ttl_seconds,
+        budget=config.budget,
     )
     cancellation = Cancellation(store, direct, planner, job_queue, executor)
     repeats = Repeats(
@@ -180,12 +182,15 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         executor,
         instance,
         result_cache_ttl_seconds=config.result_cache_ttl_seconds,
+        poison=PoisonGuard(store, config.poison, instance),
+        budget=config.budget,
     )
     reconciler = Reconciler(
         store,
         job_queue,
         planner,
         executor,
+        direct,
         instance=instance,
         interval_seconds=config.reconcile_seconds,
     )

@@ -4,7 +4,7 @@ them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import Field
 
@@ -17,8 +17,11 @@ from services.common.shared_settings import (
     RedisSettings,
     ServerSettings,
 )
+from services.jobs.poison import KEEP_SECONDS
 from services.jobs.queue import QueuePolicy
+from services.scheduler.budget import BudgetPolicy
 from services.scheduler.chunking import ChunkPolicy
+from services.scheduler.poison import PoisonPolicy
 
 DEFAULT_ADDR = "127.0.0.1:50052"
 DAY = 86400
@@ -48,13 +51,22 @@ class SchedulerConfig:
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
     # Short jobs sent to the direct transcribers beyond their slots, to wait there for one
-    # with their audio decoded (see DirectSlots); the transcribers must let as many calls wait
-    # (SAYIT_TRANSCRIBER_WAITING), or those jobs are queued instead.
+    # (see DirectSlots; a waiting call decodes its audio once it holds the slot); the
+    # transcribers must let as many calls wait (SAYIT_TRANSCRIBER_WAITING), or those jobs are
+    # queued instead.
     direct_ahead: int = 0
     # Backpressure: new queued work is refused while the estimated queue wait is longer than
     # this (0 = never); the real-time factor assumed until finished jobs measure it.
     max_queue_wait_seconds: float = 3600.0
     default_rtf: float = 0.3
+    # How long a job may take before the reconciler fails it (services.scheduler.budget).
+    budget: BudgetPolicy = field(
+        default_factory=lambda: BudgetPolicy(
+            min_seconds=600.0, factor=3.0, queue_wait_seconds=3600.0
+        )
+    )
+    # When audio that crashed a transcriber is refused (services.scheduler.poison).
+    poison: PoisonPolicy = field(default_factory=lambda: PoisonPolicy(ttl_seconds=3600, crashes=1))
     redis_pool: RedisPool = DEFAULT_POOL
     # Events queued for one watcher before it is left to catch up from the stream (WatchHub).
     watch_queue_events: int = 256
@@ -90,8 +102,9 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         ge=0,
         le=1024,
         description="short jobs sent to the direct transcribers beyond their slots, to wait "
-        "there with their audio decoded so that a freed slot starts its next job at once "
-        "(without it a slot idled ~3% of a busy round between jobs); the transcribers' "
+        "there in line so that a freed slot starts its next job without a round trip through "
+        "the scheduler (without it a slot idled ~3% of a busy round between jobs; a waiting "
+        "call decodes its audio once it holds the slot); the transcribers' "
         "`SAYIT_TRANSCRIBER_WAITING` must allow as many, or those jobs are queued; `0` = off",
         json_schema_extra=doc("`SAYIT_DIRECT_SLOTS`"),
     )
@@ -174,6 +187,34 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
         "`maxmemory` (no limit if Redis has none)",
     )
 
+    job_budget_min_seconds: float = Field(
+        600.0,
+        ge=1.0,
+        description="every job's processing budget starts at this; a job still not ended when "
+        "its budget (counted from its creation) is spent is failed with DEADLINE_EXCEEDED",
+    )
+    job_budget_factor: float = Field(
+        3.0,
+        ge=0.0,
+        description="processing budget = `SAYIT_JOB_BUDGET_MIN_SECONDS` + audio seconds × "
+        "factor, plus `SAYIT_MAX_QUEUE_WAIT_SECONDS` for a queued job",
+    )
+    poison_ttl_seconds: Int = Field(
+        3600,
+        ge=0,
+        le=KEEP_SECONDS,
+        description="audio (under the same settings) whose transcription crashed a transcriber "
+        "is refused at once (FAILED, INTERNAL) for this long after its last crash, once it "
+        "crashed `SAYIT_POISON_CRASHES` times; `0` = never refused",
+    )
+    poison_crashes: Int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="crashes within `SAYIT_POISON_TTL_SECONDS` after which the same audio is "
+        "refused (a queued chunk's crash counts once per attempt)",
+    )
+
     def config(self) -> SchedulerConfig:
         return SchedulerConfig(
             server=self.server_config(self.scheduler_addr),
@@ -202,6 +243,12 @@ class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioS
             metrics_addr=self.scheduler_metrics_addr,
             max_queue_wait_seconds=self.max_queue_wait_seconds,
             default_rtf=self.queue_default_rtf,
+            budget=BudgetPolicy(
+                min_seconds=self.job_budget_min_seconds,
+                factor=self.job_budget_factor,
+                queue_wait_seconds=self.max_queue_wait_seconds,
+            ),
+            poison=PoisonPolicy(ttl_seconds=self.poison_ttl_seconds, crashes=self.poison_crashes),
             redis_pool=self.redis_pool,
             watch_queue_events=self.watch_queue_events,
             stored_audio_budget_bytes=self.stored_audio_budget_bytes,

@@ -5,6 +5,10 @@ record and events (so GetJob, WatchJob and other schedulers see it) and serves i
 in-process: a caller waiting for the job's end awaits the task, not the job's event stream.
 Redis only records the job, and carries it on if it overflows to the queue: when no direct
 transcriber could take it after all, or when its wait for a slot ran out.
+
+A call cut off (UNAVAILABLE) after the transcriber had accepted it means the transcriber's
+process died on this audio: the job fails INTERNAL, is not retried or queued, and the crash is
+counted against the audio's fingerprint (services.scheduler.poison).
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import logs
 from services.common.errors import public_details, status_code_number
+from services.common.interceptors import ACCEPTED_KEY
 from services.jobs import changes, schema
 from services.jobs.queue import HIGH
 from services.jobs.store import JobStore
 from services.scheduler.admission import DirectSlots
+from services.scheduler.budget import BudgetPolicy
 from services.scheduler.planner import Planner
+from services.scheduler.poison import CRASHED_MESSAGE
 
 log = logs.get_logger("sayit.scheduler")
 
@@ -45,6 +52,7 @@ class DirectJobs:
         *,
         timeout_seconds: Any,
         audio_ttl_seconds: int,
+        budget: BudgetPolicy,
     ) -> None:
         """`timeout_seconds(audio_seconds)` is the deadline of one transcription."""
         self._store = store
@@ -53,6 +61,7 @@ class DirectJobs:
         self._planner = planner
         self._timeout = timeout_seconds
         self._audio_ttl = audio_ttl_seconds
+        self._budget = budget
         self.tasks: dict[str, asyncio.Task[str]] = {}
 
     async def start(
@@ -73,7 +82,8 @@ class DirectJobs:
         )
         await self._store.create(job_id, record, accepted)
         holding = {"slot": reserved}
-        task = asyncio.create_task(self._run(job_id, request, duration, holding))
+        fingerprint = str(record.get("fingerprint", ""))
+        task = asyncio.create_task(self._run(job_id, request, duration, holding, fingerprint))
         self.tasks[job_id] = task
 
         def finished(_: asyncio.Task[str]) -> None:
@@ -94,7 +104,12 @@ class DirectJobs:
         return task.cancelled() or task.exception() is not None or task.result() != OVERFLOW
 
     async def _run(
-        self, job_id: str, request: pb.SubmitJobRequest, duration: float, holding: dict[str, bool]
+        self,
+        job_id: str,
+        request: pb.SubmitJobRequest,
+        duration: float,
+        holding: dict[str, bool],
+        fingerprint: str,
     ) -> str:
         try:
             if not holding["slot"]:
@@ -108,7 +123,7 @@ class DirectJobs:
                 ).state
                 if state != schema.RUNNING:
                     return ENDED  # cancelled while it waited
-            outcome = await self._transcribe(job_id, request, duration)
+            outcome = await self._transcribe(job_id, request, duration, fingerprint)
             if outcome == OVERFLOW:
                 await self._overflow(job_id, request, duration)
             elif outcome == COMPLETED:
@@ -123,7 +138,9 @@ class DirectJobs:
             await self._store.fail(job_id, grpc.StatusCode.INTERNAL, "internal error")
             return FAILED
 
-    async def _transcribe(self, job_id: str, request: pb.SubmitJobRequest, total: float) -> str:
+    async def _transcribe(
+        self, job_id: str, request: pb.SubmitJobRequest, total: float, fingerprint: str
+    ) -> str:
         """Stream the transcriber's work into the job. COMPLETED, FAILED, ENDED (the job ended
         elsewhere, e.g. cancelled) or OVERFLOW (no transcriber could start it)."""
         call = self._stub.TranscribeStream(
@@ -157,6 +174,9 @@ class DirectJobs:
             return ENDED
         except grpc.aio.AioRpcError as error:
             code = error.code()
+            if code == grpc.StatusCode.UNAVAILABLE and (received or await _accepted(call)):
+                await self._crashed(job_id, fingerprint, error)
+                return FAILED
             if not received and code in _OVERFLOW_CODES:
                 log.info(
                     "direct_overflow", code=code.name, after=round(time.monotonic() - started, 3)
@@ -173,9 +193,21 @@ class DirectJobs:
             call.cancel()
             raise
 
+    async def _crashed(self, job_id: str, fingerprint: str, error: grpc.aio.AioRpcError) -> None:
+        """The transcriber died while working on this audio: fail the job without retrying it
+        (another transcriber would die the same way) and count the crash against the audio."""
+        crashes = await self._store.poison.record(fingerprint) if fingerprint else None
+        log.error(
+            "direct_transcriber_crashed",
+            details=error.details(),
+            crashes=crashes.count if crashes else None,
+        )
+        await self._store.fail(job_id, grpc.StatusCode.INTERNAL, CRASHED_MESSAGE)
+
     async def _overflow(self, job_id: str, request: pb.SubmitJobRequest, duration: float) -> None:
         """Queue the job on the high queue as one chunk: the caller's own audio."""
-        applied = await self._store.apply(job_id, changes.overflowed_change(duration, HIGH))
+        budget = self._budget.seconds(duration, queued=True)
+        applied = await self._store.apply(job_id, changes.overflowed_change(duration, HIGH, budget))
         if applied.state != schema.QUEUED:
             return
         await self._store.chunks.set_audio(job_id, 0, request.audio.content, self._audio_ttl)
@@ -196,3 +228,13 @@ class DirectJobs:
                     "the scheduler shut down before the job finished; submit it again",
                 )
                 task.cancel()
+
+
+async def _accepted(call: Any) -> bool:
+    """Whether the transcriber had taken the call on (it sends ACCEPTED_KEY once it holds a slot
+    for it) before the call ended."""
+    try:
+        metadata = await call.initial_metadata()
+    except Exception:  # none came: not accepted
+        return False
+    return any(key == ACCEPTED_KEY for key, _ in (metadata or ()))

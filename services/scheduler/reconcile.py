@@ -2,8 +2,12 @@
 
 Every few seconds: refresh this scheduler's heartbeat; let RQ retry or fail chunks whose worker
 stopped sending heartbeats; put retries that are due back on their queue; and check every job
-not yet ended against whoever should be running it:
-- a direct job whose scheduler is gone is failed;
+not yet ended against its budget and against whoever should be running it:
+- a job past its processing budget (services.scheduler.budget) is failed, DEADLINE_EXCEEDED,
+  whatever its routing, and its work stopped;
+- a direct job whose scheduler is gone is failed; so is a direct job of this scheduler whose
+  task is gone (it ended without recording the end, e.g. that write hit a Redis failure), once
+  two checks in a row found it so (a job being created has its record a moment before its task);
 - a queued job nobody is planning (its scheduler died) is planned here;
 - a planned job's unfinished chunks are checked with RQ: a chunk RQ gave up on fails the job,
   a chunk RQ lost (never queued, or gone) is queued again while its audio is there;
@@ -26,6 +30,8 @@ from services.common import logs
 from services.jobs import changes, completion, records, schema
 from services.jobs.queue import JobQueue
 from services.jobs.store import JobStore
+from services.scheduler import budget
+from services.scheduler.direct import DirectJobs
 from services.scheduler.planner import Planner
 
 log = logs.get_logger("sayit.scheduler")
@@ -50,6 +56,7 @@ class Reconciler:
         job_queue: JobQueue,
         planner: Planner,
         executor: Executor,
+        direct: DirectJobs,
         *,
         instance: str,
         interval_seconds: float,
@@ -58,6 +65,9 @@ class Reconciler:
         self._queue = job_queue
         self._planner = planner
         self._executor = executor
+        self._direct = direct
+        # This scheduler's direct jobs found without a task at the last check.
+        self._taskless: set[str] = set()
         self._instance = instance
         self._interval = interval_seconds
 
@@ -79,7 +89,9 @@ class Reconciler:
         await self.heartbeat()
         await self._blocking(self._queue.reap_abandoned)
         await self._blocking(self._queue.promote_due_retries)
-        for job_id in await self._store.active_ids():
+        active = await self._store.active_ids()
+        self._taskless &= set(active)
+        for job_id in active:
             try:
                 await self._check(job_id)
             except Exception as error:
@@ -98,8 +110,12 @@ class Reconciler:
             await self._store.untrack(job_id)
             return
         owner = records.text(record, "owner")
+        if await self._over_budget(job_id, record):
+            return
         if records.text(record, "routing") == schema.DIRECT:
-            if owner != self._instance and not await self._store.alive(owner):
+            if owner == self._instance:
+                await self._check_own_direct(job_id, record)
+            elif not await self._store.alive(owner):
                 await self._fail(
                     job_id, record, "the scheduler running it stopped; submit it again"
                 )
@@ -124,6 +140,30 @@ class Reconciler:
         if lost and schema.now_ms() - records.number(record, "planned_ms") > _QUEUEING_GRACE_MS:
             await self._requeue(job_id, record, lost)
 
+    async def _over_budget(self, job_id: str, record: records.RawRecord) -> bool:
+        """Fail the job if it has run past its processing budget; True if so."""
+        allowed = records.number(record, "budget_s")
+        spent = (schema.now_ms() - records.number(record, "created_ms")) / 1000
+        if not allowed or spent <= allowed:
+            return False
+        message = budget.exceeded_message(allowed, records.number(record, "duration"))
+        await self._fail(job_id, record, message, grpc.StatusCode.DEADLINE_EXCEEDED)
+        return True
+
+    async def _check_own_direct(self, job_id: str, record: records.RawRecord) -> None:
+        if job_id in self._direct.tasks:
+            self._taskless.discard(job_id)
+        elif job_id not in self._taskless:
+            self._taskless.add(job_id)  # maybe being created: look again next time
+        else:
+            self._taskless.discard(job_id)
+            await self._fail(
+                job_id,
+                record,
+                "the job's transcription ended but its result could not be recorded; "
+                "submit it again",
+            )
+
     async def _plan_orphan(self, job_id: str, record: records.RawRecord, owner: str) -> None:
         if self._planner.running(job_id):
             return
@@ -145,10 +185,22 @@ class Reconciler:
         meta = self._planner.meta(records.text(record, "request_id"))
         await self._planner.enqueue(job_id, records.text(record, "queue"), durations, meta)
 
-    async def _fail(self, job_id: str, record: records.RawRecord, reason: str) -> None:
-        if await self._store.fail(job_id, grpc.StatusCode.UNAVAILABLE, reason):
-            log.warning("job_reconciled_failed", job_id=job_id, reason=reason)
-            count = int(records.number(record, "chunks_total"))
-            if count:
-                await self._blocking(self._queue.stop_chunks, job_id, count)
+    async def _fail(
+        self,
+        job_id: str,
+        record: records.RawRecord,
+        reason: str,
+        code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
+    ) -> None:
+        """Fail the job (its terminal event ends its watchers' streams) and stop its work: its
+        direct task here, or its chunks in the queue."""
+        if await self._store.fail(job_id, code, reason):
+            log.warning("job_reconciled_failed", job_id=job_id, code=code.name, reason=reason)
+            task = self._direct.tasks.get(job_id)
+            if task is not None:
+                task.cancel()
+            elif records.text(record, "routing") == schema.QUEUED_ROUTE:
+                count = int(records.number(record, "chunks_total"))
+                if count:
+                    await self._blocking(self._queue.stop_chunks, job_id, count)
         await self._store.untrack(job_id)

@@ -1,4 +1,5 @@
-"""A submission, from request to job: answer repeats without transcribing again, admit the job
+"""A submission, from request to job: refuse audio that crashed the engine, answer repeats
+without transcribing again, admit the job
 (direct slot, wait, or queue), record it and start it, and, for a caller that waits for short
 audio, follow it to its end.
 
@@ -22,9 +23,11 @@ from services.jobs import records, schema
 from services.jobs.store import JobStore
 from services.scheduler import fingerprints, metrics
 from services.scheduler.admission import Admission, Route
+from services.scheduler.budget import BudgetPolicy
 from services.scheduler.cancellation import Cancellation
 from services.scheduler.direct import DirectJobs
 from services.scheduler.planner import Planner
+from services.scheduler.poison import PoisonGuard
 from services.scheduler.repeats import Repeats
 
 log = logs.get_logger("sayit.scheduler")
@@ -52,7 +55,11 @@ class Submissions:
         instance: str,
         *,
         result_cache_ttl_seconds: int,
+        poison: PoisonGuard,
+        budget: BudgetPolicy,
     ) -> None:
+        self._poison = poison
+        self._budget = budget
         self._cache_ttl = result_cache_ttl_seconds
         self._store = store
         self._admission = admission
@@ -84,6 +91,8 @@ class Submissions:
         else:
             fingerprint, job_id = staged.fingerprint, staged.job_id
         logs.bind(job_id=job_id)
+        if await self._poison.refuse(job_id, tenant, request, fingerprint, duration):
+            return await self._store.job(job_id, tenant)
         wait = request.wait_if_short and self._admission.is_short(duration)
         repeat = await self._repeats.find(job_id, tenant, request, fingerprint, duration)
         if repeat is not None:
@@ -146,6 +155,7 @@ class Submissions:
             owner=self._instance,
             chunks_total=1 if single else 0,
             fingerprint=fingerprint,
+            budget_seconds=self._budget.seconds(duration, queued=not route.direct),
         )
         record["cache_ttl"] = self._cache_ttl
         record["request_id"] = str(logs.current().get("request_id", ""))

@@ -43,9 +43,9 @@ class TranscriberConfig:
     slots: int
     cpu_threads: int
     max_audio_seconds: float
-    # Calls that may wait, audio decoded, for a busy slot instead of being refused: the
-    # scheduler sends each slot's next short job ahead (SAYIT_DIRECT_AHEAD), so that a freed
-    # slot starts decoding at once.
+    # Calls that may wait for a busy slot instead of being refused: the scheduler sends each
+    # slot's next short job ahead (SAYIT_DIRECT_AHEAD), so that a freed slot starts on it at
+    # once. A call decodes its audio only once it holds a slot.
     waiting: int = 0
     # Batched decoding (faster-whisper's BatchedInferencePipeline) for audio at least
     # batch_min_seconds long; batch_size <= 1 turns it off. Defaults measured by bench.batched.
@@ -126,8 +126,9 @@ class TranscriberSettings(ServerSettings, MaxAudioSettings, ModelSettings, HugeP
         None,
         ge=0,
         le=1024,
-        description="calls that may wait, audio decoded, first come first served, for a busy "
-        "slot (the scheduler's jobs sent ahead); more are refused; `0` = refuse at once",
+        description="calls that may wait, first come first served, for a busy slot (the "
+        "scheduler's jobs sent ahead), their audio decoded only once they hold it; more are "
+        "refused before any decoding; `0` = refuse at once",
         json_schema_extra=doc("`SAYIT_TRANSCRIBER_SLOTS`"),
     )
     cpu_threads: Int | None = Field(

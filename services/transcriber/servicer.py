@@ -1,4 +1,5 @@
-"""TranscriberService: decode audio, run the engine in a slot, stream what it produces."""
+"""TranscriberService: take a slot, decode the audio, run the engine in the slot, stream what it
+produces."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
 from services.common import audio, hugepages, logs
 from services.common.errors import ResourceExhausted, Unavailable
+from services.common.interceptors import ACCEPTED_KEY
 from services.common.slots import Slots
 from services.common.threads import ThreadedIterator
 from services.transcriber import convert, guards, metrics
@@ -106,24 +108,33 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
         if request.job_id:
             logs.bind(job_id=request.job_id)
         engine_request, preset = convert.engine_request(request.config, served_model=model.name)
-        samples = await asyncio.get_running_loop().run_in_executor(
-            self._decoding,
-            audio.decode,
-            request.audio.content,
-            request.audio.filename,
-            self._config.max_audio_seconds,
-            # Held to what was admitted: a header that understated it is refused, not decoded.
-            request.audio_duration_seconds,
-        )
-        total = len(samples) / audio.SAMPLE_RATE
-        if batches(self._config, total, engine_request.language):
-            engine_request = replace(engine_request, batched=True)
+        # The slot first, then the audio: a call that finds no slot (and no room in line) is
+        # refused before any decoding, and no slot is ever held by audio decoded for nothing.
         if not await self._slots.acquire():
             raise ResourceExhausted(
                 f"all {self._slots.total} transcription slots of this transcriber are busy and "
                 f"{self._slots.line} call(s) already wait for one; retry later",
                 retry_after_seconds=1.0,
             )
+        try:
+            # Tells the caller this transcriber took the call on: if the call is cut off from
+            # here, this process died working on this audio.
+            await context.send_initial_metadata(((ACCEPTED_KEY, "1"),))
+            samples = await asyncio.get_running_loop().run_in_executor(
+                self._decoding,
+                audio.decode,
+                request.audio.content,
+                request.audio.filename,
+                self._config.max_audio_seconds,
+                # Held to what was admitted: a header that understated it is refused, not decoded.
+                request.audio_duration_seconds,
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        total = len(samples) / audio.SAMPLE_RATE
+        if batches(self._config, total, engine_request.language):
+            engine_request = replace(engine_request, batched=True)
         # From here the slot belongs to the thread: it is released when the thread has stopped.
         started = time.monotonic()
         decoding = ThreadedIterator(

@@ -2,7 +2,8 @@
 whole job, saying why, once a chunk has no attempt left.
 
 A chunk that crashes its transcriber every time therefore ends its job after a bounded number
-of attempts instead of looping.
+of attempts instead of looping, and each of those crashes is counted against the job's audio
+(services.jobs.poison), so the scheduler refuses the same audio at once next time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 
 from services.common import logs
-from services.jobs import blocking, queue
+from services.jobs import blocking, queue, records
 from services.jobs import metrics as job_metrics
 from services.jobs.chunks import ChunkInfo
 from services.jobs.schema import Keys
@@ -72,13 +73,23 @@ def on_chunk_failure(
     async def fail(store: JobStore) -> tuple[bool, ChunkInfo, str]:
         chunk = await store.chunks.info(job_id, index) or ChunkInfo(index, 1, 0.0, 0.0, False)
         code, reason = _verdict(describe(chunk), attempts, abandoned, exc_value)
-        return await store.fail(job_id, code, reason), chunk, reason
+        failed = await store.fail(job_id, code, reason)
+        if failed and _crashed(abandoned, exc_value):
+            fingerprint = records.text(await store.raw_record(job_id), "fingerprint")
+            if fingerprint:
+                await store.poison.record(fingerprint, attempts)
+        return failed, chunk, reason
 
     keys = Keys(str(meta.get("prefix", "sayit")))
     failed, chunk, reason = blocking.run(connection, keys, int(meta.get("ttl", 604800)), fail)
     if failed:
         queue.stop_chunks(connection, job_id, chunk.count, skip=index)
         log.warning("job_failed", job_id=job_id, chunk=index, reason=reason)
+
+
+def _crashed(abandoned: bool, error: BaseException) -> bool:
+    """The chunk's last attempt died with its work horse or its transcriber."""
+    return abandoned or (isinstance(error, TransientError) and error.crashed)
 
 
 def _verdict(

@@ -11,6 +11,7 @@ chunk (see services.worker.failures), the rest fail the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -25,7 +26,7 @@ from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
 from services.common import logs
 from services.common.channels import aio_channel
 from services.common.errors import public_details
-from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
+from services.common.interceptors import ACCEPTED_KEY, JOB_ID_KEY, REQUEST_ID_KEY
 from services.common.redis_client import BACKGROUND, async_client
 from services.jobs import changes, completion, merge, queue, records, schema
 from services.jobs.chunks import ChunkInfo
@@ -120,7 +121,9 @@ async def _transcribe(store: JobStore, job: Any, job_id: str, index: int) -> str
         # The job's error is public: gRPC's own text (addresses) is logged, not stored.
         code, details = error.code(), public_details(error, "the transcriber")
         if code in TRANSIENT:
-            crashed = relay.received and code != grpc.StatusCode.RESOURCE_EXHAUSTED
+            # Cut off once the transcriber had taken the chunk on: it died working on it.
+            started_on = relay.received or relay.accepted
+            crashed = started_on and code != grpc.StatusCode.RESOURCE_EXHAUSTED
             log.warning(
                 "transcriber_stopped" if crashed else "transcriber_unavailable",
                 code=code.name,
@@ -172,10 +175,15 @@ class _Relay:
         self._job_id = job_id
         self._chunk = chunk
         self.received = False
+        # The transcriber held a slot for the chunk (ACCEPTED_KEY), even if it sent nothing yet.
+        self.accepted = False
 
     async def run(self, call: Any) -> str:
         """Stops early (cancelling the transcriber's work) if the job ended meanwhile."""
         job_id, chunk = self._job_id, self._chunk
+        with contextlib.suppress(Exception):  # none came: the call's own error follows
+            metadata = await call.initial_metadata()
+            self.accepted = any(key == ACCEPTED_KEY for key, _ in (metadata or ()))
         async for response in call:
             self.received = True
             kind = response.WhichOneof("event")

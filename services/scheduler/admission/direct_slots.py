@@ -9,9 +9,10 @@ out. The expected wait comes from the audio seconds ahead of it and the real-tim
 direct slots have shown (a moving average, `default_rtf` until the first job finishes).
 
 Besides the slots, `ahead` more jobs may be sent to the transcribers, where they wait, audio
-decoded, for a slot to free: the slot then starts its next job at once instead of idling while
-the scheduler records the last one, hands the slot on and sends the next job's audio (3% of a
-busy slot's time with short clips).
+sent, for a slot to free (a transcriber decodes a call's audio only once it holds a slot): the
+slot then starts its next job at once instead of idling while the scheduler records the last
+one, hands the slot on and sends the next job's audio (3% of a busy slot's time with short
+clips).
 """
 
 from __future__ import annotations
