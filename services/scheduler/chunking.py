@@ -24,7 +24,7 @@ Silence = tuple[float, float]  # start, end in seconds
 
 
 class Pcm(Protocol):
-    """16 kHz int16 samples: an array, or a file read a slice at a time (pcm_file.PcmFile)."""
+    """16 kHz int16 samples: an array, or a file read a slice at a time (audio.PcmFile)."""
 
     def __len__(self) -> int: ...
 

@@ -26,6 +26,7 @@ import grpc
 
 from sayit.common.v1 import event_pb2, job_pb2
 from services.common import logs
+from services.common.audio import decode_pcm16_to_file
 from services.common.errors import BadAudio, ResourceExhausted, Unavailable
 from services.jobs import changes, records, schema
 from services.jobs.errors import is_out_of_memory, store_full
@@ -33,7 +34,6 @@ from services.jobs.queue import JobQueue
 from services.jobs.store import JobStore
 from services.scheduler import chunking
 from services.scheduler.chunking import ChunkPolicy
-from services.scheduler.pcm_file import PcmFile, decode_to_file
 
 log = logs.get_logger("sayit.scheduler")
 T = TypeVar("T")
@@ -188,19 +188,18 @@ class Planner:
                 async for part in parts:
                     await self._run(self._decoding, source.write, part)
                 try:
-                    count = await self._run(
+                    samples = await self._run(
                         self._decoding,
-                        decode_to_file,
+                        decode_pcm16_to_file,
                         source,
                         records.text(record, "filename"),
-                        self._max_audio_seconds,
                         pcm_out,
+                        self._max_audio_seconds,
                         records.number(record, "duration"),  # as admitted
                     )
                 except BadAudio as error:
                     await self._fail(job_id, grpc.StatusCode.INVALID_ARGUMENT, error.message)
                     return
-                samples = PcmFile(pcm_out, count)
                 pieces = await self._run(self._decoding, chunking.plan, samples, self.policy)
                 try:
                     for piece in pieces:

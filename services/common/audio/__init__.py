@@ -4,7 +4,8 @@ Everything the model sees goes through `decode`: float32 mono at 16 kHz in [-1, 
 (via soundfile) reads WAV, FLAC, OGG Vorbis/Opus and MP3; PyAV (FFmpeg) reads the rest (M4A/AAC,
 WebM, ...). The audio comes as bytes or as a seekable binary file (never read whole). It is
 decoded in blocks and resampled as a stream, so hours of input cost little more than the 16 kHz
-result. Every failure is a `BadAudio` whose message says what is wrong.
+result, or only a few blocks with `decode_pcm16_to_file` (the PCM goes to a file). Every failure
+is a `BadAudio` whose message says what is wrong.
 
 Nothing goes past what was admitted: sample rates and channel counts outside sane ranges are
 refused before decoding; `probe` measures what a file holds in a bounded pass (time budget,
@@ -13,14 +14,15 @@ admitted length plus a small slack, and at the caller's limit.
 
 The parts: `source` (bytes or file), `soundfile_reader` (libsndfile), `ffmpeg_reader` (PyAV),
 `probing` and `measure` (the bounded measuring pass), `bounds` (ranges, slack, budget), `sink`
-(resampling and the length checks), `header`, `wav_header` and `length_headers` (what a file
-states), `messages` (the errors) and `types`.
+(resampling and the length checks), `pcm_file` (PCM on disk), `header`, `wav_header` and
+`length_headers` (what a file states), `messages` (the errors) and `types`.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +39,7 @@ from services.common.audio.bounds import (
 )
 from services.common.audio.ffmpeg_reader import audio_stream, decode_av, open_av
 from services.common.audio.messages import named, require_content
+from services.common.audio.pcm_file import PcmFile
 from services.common.audio.probing import check_held, probe_source
 from services.common.audio.sink import check_limit
 from services.common.audio.soundfile_reader import (
@@ -57,10 +60,12 @@ __all__ = [
     "AudioSource",
     "Cancelled",
     "Pcm16",
+    "PcmFile",
     "Samples",
     "allowed",
     "decode",
     "decode_pcm16",
+    "decode_pcm16_to_file",
     "encode_flac",
     "encode_wav",
     "probe",
@@ -80,7 +85,8 @@ def decode(
     the audio was admitted; 0 or None = unknown) plus its slack, or past `max_seconds`; audio
     declared longer than `max_seconds` is refused before decoding.
     """
-    samples: Samples = _decode(source, filename, max_seconds, admitted_seconds, np.float32)
+    samples = _decode(source, filename, max_seconds, admitted_seconds, np.float32)
+    assert isinstance(samples, np.ndarray)
     return samples
 
 
@@ -92,8 +98,23 @@ def decode_pcm16(
 ) -> Pcm16:
     """Like `decode`, but as 16-bit PCM: half the memory, for hours of audio that are only cut
     and re-encoded (never fed to the model as a whole)."""
-    samples: Pcm16 = _decode(source, filename, max_seconds, admitted_seconds, np.int16)
+    samples = _decode(source, filename, max_seconds, admitted_seconds, np.int16)
+    assert isinstance(samples, np.ndarray)
     return samples
+
+
+def decode_pcm16_to_file(
+    source: AudioSource,
+    filename: str,
+    out: BinaryIO,
+    max_seconds: float | None = None,
+    admitted_seconds: float | None = None,
+) -> PcmFile:
+    """Like `decode_pcm16`, but written to `out` (an open binary file) and read back a slice at
+    a time: memory does not grow with the audio's length, for hours of audio being cut."""
+    pcm = _decode(source, filename, max_seconds, admitted_seconds, np.int16, out)
+    assert isinstance(pcm, PcmFile)
+    return pcm
 
 
 def _decode(
@@ -102,7 +123,8 @@ def _decode(
     max_seconds: float | None,
     admitted: float | None,
     dtype: type[np.generic],
-) -> np.ndarray:
+    out: BinaryIO | None = None,
+) -> np.ndarray | PcmFile:
     source = Source(content)
     require_content(source.size)
     name = named(filename)
@@ -117,10 +139,10 @@ def _decode(
         sound_file = open_soundfile(source)
         assert sound_file is not None
         with sound_file:
-            return decode_soundfile(sound_file, source, name, max_seconds, admitted, dtype)
+            return decode_soundfile(sound_file, source, name, max_seconds, admitted, dtype, out)
     with open_av(source, name) as container:
         stream = audio_stream(container, source, name)
-        return decode_av(container, stream, source, name, max_seconds, admitted, dtype)
+        return decode_av(container, stream, source, name, max_seconds, admitted, dtype, out)
 
 
 def probe(

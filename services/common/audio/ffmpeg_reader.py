@@ -4,6 +4,7 @@ the formats it does not read (M4A/AAC, WebM, ...)."""
 from __future__ import annotations
 
 import contextlib
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -13,6 +14,7 @@ from services.common.audio.header import Header
 from services.common.audio.length_headers import states_length
 from services.common.audio.measure import Progress, av_frames
 from services.common.audio.messages import sniff_reason, undecodable
+from services.common.audio.pcm_file import PcmFile
 from services.common.audio.sink import BLOCK_FRAMES, Sink, check_complete, check_limit, finish
 from services.common.audio.source import Source
 from services.common.audio.types import SUPPORTED, Samples
@@ -95,7 +97,8 @@ def decode_av(
     max_seconds: float | None,
     admitted: float | None,
     dtype: type[np.generic],
-) -> np.ndarray:
+    out: BinaryIO | None = None,
+) -> np.ndarray | PcmFile:
     check_format(
         stream.codec_context.sample_rate or 16_000, stream.codec_context.channels or 1, name
     )
@@ -104,7 +107,7 @@ def decode_av(
     if wav_seconds is not None:
         declared = max(declared or 0.0, wav_seconds)
     check_limit(declared, max_seconds)
-    sink = Sink(declared, max_seconds, dtype, hold_to(declared, admitted))
+    sink = Sink(declared, max_seconds, dtype, hold_to(declared, admitted), out)
     progress = Progress()
     # Decoders hand out small frames (1024 samples for AAC); group them into blocks for soxr.
     pending: list[Samples] = []

@@ -1,13 +1,17 @@
-"""Where decoded blocks go: resampled to 16 kHz into one array, held to the declared (or admitted)
-length plus its slack and to the caller's limit: decoding stops the moment either is passed."""
+"""Where decoded blocks go: resampled to 16 kHz into one array (or, as int16, a file), held to the
+declared (or admitted) length plus its slack and to the caller's limit: decoding stops the moment
+either is passed."""
 
 from __future__ import annotations
+
+from typing import BinaryIO
 
 import numpy as np
 import soxr
 
 from services.common.audio.bounds import Hold, allowed, check_format, longer_than_declared
 from services.common.audio.messages import damaged, secs
+from services.common.audio.pcm_file import PcmFile
 from services.common.audio.types import SAMPLE_RATE, Samples
 from services.common.errors import BadAudio
 
@@ -27,7 +31,8 @@ _INITIAL_SECONDS = 60.0
 
 class Sink:
     """Takes mono float32 blocks at any rate; keeps them resampled to 16 kHz in one array of
-    `dtype` (float32 in [-1, 1], or int16 PCM). With `hold`, audio longer than it allows is
+    `dtype` (float32 in [-1, 1], or int16 PCM), or with `out` as int16 PCM written to that file
+    (memory then does not grow with the audio). With `hold`, audio longer than it allows is
     refused as it arrives, so a header that understates the length costs no more than it says.
 
     The array is reserved from the declared length so long audio is not copied while it grows;
@@ -40,6 +45,7 @@ class Sink:
         max_seconds: float | None,
         dtype: type[np.generic] = np.float32,
         hold: Hold | None = None,
+        out: BinaryIO | None = None,
     ) -> None:
         if hold is not None:
             expected_seconds = hold.seconds
@@ -49,6 +55,9 @@ class Sink:
             seconds = min(seconds, allowed(hold.seconds))
         if max_seconds is not None:
             seconds = min(seconds, max_seconds + 2 * _PADDING_SECONDS)
+        self._out = out
+        if out is not None:  # written to the file as int16; nothing kept in memory
+            dtype, seconds = np.int16, 0.0
         self._dtype = dtype
         self._data: np.ndarray = np.empty(max(int(seconds * SAMPLE_RATE), 1), dtype=dtype)
         self._size = 0
@@ -82,8 +91,11 @@ class Sink:
             raise over_limit(self._max_seconds)
         self._append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
 
-    def finish(self) -> np.ndarray:
+    def finish(self) -> np.ndarray | PcmFile:
         self._flush()
+        if self._out is not None:
+            self._out.flush()
+            return PcmFile(self._out, self._size)
         return self._data[: self._size]
 
     def _flush(self) -> None:
@@ -93,23 +105,31 @@ class Sink:
 
     def _append(self, chunk: Samples) -> None:
         end = self._size + len(chunk)
+        if self._out is not None:
+            self._out.write(_to_pcm16(chunk).tobytes())
+            self._size = end
+            return
         if end > len(self._data):
             grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=self._dtype)
             grown[: self._size] = self._data[: self._size]
             self._data = grown
         # The resampler can overshoot full scale slightly; clip while copying in.
         if self._dtype == np.int16:
-            # x 32768 as libsndfile reads 16-bit PCM (÷ 32768): 16-bit sources come back exact.
-            scaled = chunk * 32768.0
-            np.rint(scaled, out=scaled)
-            np.clip(scaled, -32768.0, 32767.0, out=scaled)
-            self._data[self._size : end] = scaled.astype(np.int16)
+            self._data[self._size : end] = _to_pcm16(chunk)
         else:
             np.clip(chunk, -1.0, 1.0, out=self._data[self._size : end])
         self._size = end
 
 
-def finish(sink: Sink, declared: float | None, failed: bool) -> np.ndarray:
+def _to_pcm16(chunk: Samples) -> np.ndarray:
+    # x 32768 as libsndfile reads 16-bit PCM (÷ 32768): 16-bit sources come back exact.
+    scaled = chunk * 32768.0
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -32768.0, 32767.0, out=scaled)
+    return scaled.astype(np.int16)
+
+
+def finish(sink: Sink, declared: float | None, failed: bool) -> np.ndarray | PcmFile:
     samples = sink.finish()
     check_complete(declared, sink.seconds, failed)
     if failed and declared is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import numpy as np
 import soundfile as sf
 
@@ -15,6 +17,7 @@ from services.common.audio.bounds import (
 from services.common.audio.header import Header
 from services.common.audio.length_headers import mp3_vbri_seconds, states_length
 from services.common.audio.messages import damaged, undecodable
+from services.common.audio.pcm_file import PcmFile
 from services.common.audio.sink import BLOCK_FRAMES, Sink, check_limit, finish
 from services.common.audio.source import Source
 from services.common.audio.wav_header import wav_declared_seconds, wav_undeclared_seconds
@@ -92,7 +95,8 @@ def decode_soundfile(
     max_seconds: float | None,
     admitted: float | None,
     dtype: type[np.generic],
-) -> np.ndarray:
+    out: BinaryIO | None = None,
+) -> np.ndarray | PcmFile:
     rate, channels = sound_file.samplerate, sound_file.channels
     if rate <= 0 or channels <= 0:
         raise undecodable(name, "the header declares no sample rate or channels")
@@ -102,7 +106,7 @@ def decode_soundfile(
     check_limit(declared, max_seconds)
     if declared is not None and declared + wav_undeclared_seconds(source) > allowed(declared):
         raise longer_than_declared(declared)  # libsndfile would stop at the declared data
-    sink = Sink(declared, max_seconds, dtype, hold_to(declared, admitted))
+    sink = Sink(declared, max_seconds, dtype, hold_to(declared, admitted), out)
     # One block buffer reused for every read: libsndfile converts to float32 straight into it.
     block = np.empty((BLOCK_FRAMES, channels), dtype=np.float32)
     failed = False
