@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import grpc
 
-from sayit.common.v1 import event_pb2, job_pb2
 from sayit.scheduler.v1 import scheduler_service_pb2 as pb
 from services.common import logs
 from services.common.errors import status_code_number
-from services.jobs import changes, records, schema
+from services.jobs import changes, schema
 from services.jobs.poison import Crashes
 from services.jobs.store import JobStore
+from services.scheduler import instant_jobs
 
 log = logs.get_logger("sayit.scheduler")
 
@@ -75,24 +75,9 @@ class PoisonGuard:
         crashes = await self._store.poison.crashes(fingerprint)
         if not self._policy.refuses(crashes, schema.now_ms()):
             return False
-        record = records.new_record(
-            tenant=tenant,
-            state=schema.RUNNING,
-            routing=schema.DIRECT,
-            queue="",
-            duration=duration,
-            config=request.config,
-            filename=request.audio.filename,
-            owner=self._instance,
-            fingerprint=fingerprint,
+        await instant_jobs.create(
+            self._store, job_id, tenant, request, fingerprint, duration, self._instance
         )
-        accepted = changes.event(
-            job_id,
-            accepted=event_pb2.JobAccepted(
-                routing=job_pb2.ROUTING_DIRECT, audio_duration_seconds=duration
-            ),
-        )
-        await self._store.create(job_id, record, accepted)
         message = refused_message(crashes, self._policy)
         code = status_code_number(grpc.StatusCode.INTERNAL)
         await self._store.apply(job_id, changes.failed_change(job_id, code, message))

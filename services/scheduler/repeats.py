@@ -17,14 +17,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from sayit.common.v1 import event_pb2, job_pb2, transcription_pb2
+from sayit.common.v1 import transcription_pb2
 from sayit.scheduler.v1 import scheduler_service_pb2 as pb
 from services.common import logs
 from services.common.errors import InvalidArgument, Unavailable
 from services.jobs import changes, records, schema
 from services.jobs.claims import Claims
 from services.jobs.store import JobStore
-from services.scheduler import fingerprints
+from services.scheduler import fingerprints, instant_jobs
 
 log = logs.get_logger("sayit.scheduler")
 
@@ -161,22 +161,7 @@ class Repeats:
         transcript.from_cache = True
         transcript.processing_seconds = 0.0
         # Answered at once, like a direct job; the transcript says where it came from.
-        record = records.new_record(
-            tenant=tenant,
-            state=schema.RUNNING,
-            routing=schema.DIRECT,
-            queue="",
-            duration=duration,
-            config=request.config,
-            filename=request.audio.filename,
-            owner=self._instance,
-            fingerprint=fingerprint,
+        await instant_jobs.create(
+            self._store, job_id, tenant, request, fingerprint, duration, self._instance
         )
-        accepted = changes.event(
-            job_id,
-            accepted=event_pb2.JobAccepted(
-                routing=job_pb2.ROUTING_DIRECT, audio_duration_seconds=duration
-            ),
-        )
-        await self._store.create(job_id, record, accepted)
         await self._store.apply(job_id, changes.completed_change(job_id, transcript))
