@@ -186,7 +186,12 @@ async def scenario(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--watchers", type=int, default=1000, help="WatchJob streams to open")
-    parser.add_argument("--held-jobs", type=int, default=12, help="queued 231 s jobs to watch")
+    parser.add_argument(
+        "--held-jobs",
+        type=int,
+        default=24,
+        help="queued 231 s jobs to watch (two or more per key keep the crowd open as they end)",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
     parser.add_argument(
         "--rate",

@@ -1,10 +1,10 @@
 """A crowd of open WatchJob streams, for `make crowd` (bench/crowd.py).
 
-Each watcher follows one of the held jobs (spread round-robin, so over the callers' API keys
-too) and counts as *open* once its first event arrived. A refusal carrying RetryInfo (the rate
-limit, or a cap on streams per tenant or per server) is counted by its kind and tried again
+Each watcher keeps one API key (round-robin) and follows one of that key's held jobs; it counts
+as *open* once its first event arrived. A refusal carrying RetryInfo (the rate limit, or a cap
+on streams per tenant or per server) is counted by its kind and tried again
 after the delay asked; any other error ends the watcher. When a held job ends, its watchers
-move to the next held job still open, so the crowd stays as large as the jobs allow.
+move to the key's next held job still open, so the crowd stays as large as the jobs allow.
 """
 
 from __future__ import annotations
@@ -68,9 +68,14 @@ class Crowd:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _next_job(self, start: int) -> HeldJob | None:
-        for step in range(len(self.held)):
-            job = self.held[(start + step) % len(self.held)]
+    def _next_job(self, number: int) -> HeldJob | None:
+        """The watcher's next open job among its own API key's: watchers keep their key, so
+        the crowd stays spread over the tenants as their jobs end (and no tenant's stream cap
+        is hit by watchers piling onto the last jobs open)."""
+        own = [job for job in self.held if job.caller == number % self._keys]
+        start = number // self._keys
+        for step in range(len(own)):
+            job = own[(start + step) % len(own)]
             if job.name not in self.state.ended:
                 return job
         return None
