@@ -28,7 +28,9 @@ def test_korean_and_english_accuracy(transcriber: processes.ServiceProcess) -> N
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(run, clips))
-    for language, bound in (("ko", 0.10), ("en", 0.08)):
+    # CTranslate2's int8 kernels differ by CPU, and so do the transcripts: English on these short
+    # clips measured 6.3-8.2 % WER across the machines seen (docs/benchmarks.md), Korean 8.7-9 %.
+    for language, bound in (("ko", 0.10), ("en", 0.09)):
         scores = [
             scoring.score(c.reference, t.text, language)
             for c, t in results

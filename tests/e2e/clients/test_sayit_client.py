@@ -49,12 +49,13 @@ def test_transcribe_waits_for_queued_jobs_and_polling_fallback(
     pauses: list[tuple[float, float]] = []
 
     def clock() -> float:
-        # Six times real time, so the 30 s switch happens within the job.
-        return started + (time.monotonic() - started) * 6
+        # Thirty times real time, so the 30 s switch happens after 1 s, well within the job
+        # (which can take under 5 s on a fast machine).
+        return started + (time.monotonic() - started) * 30
 
     def sleep(seconds: float) -> None:
         pauses.append((clock() - started, seconds))
-        time.sleep(seconds / 6)
+        time.sleep(seconds / 30)
 
     snapshots: list[job_pb2.TranscriptionJob] = []
     poller = threading.Thread(

@@ -91,7 +91,9 @@ async def test_a_direct_job_whose_last_write_hit_a_redis_failure_still_ends(
     assert ended.error.message == (
         "the job's transcription ended but its result could not be recorded; submit it again"
     )
-    await until(lambda: job_id.encode() not in harness.redis.smembers(harness.keys.active()))
+    await until(
+        lambda: job_id.encode() not in harness.redis.smembers(harness.keys.active()), within=15
+    )
     print(
         f"\nredis down {back_at - failed_at:.2f} s; terminal {ended_at - failed_at:.2f} s after "
         f"the failure, {ended_at - back_at:.2f} s after Redis was back"
