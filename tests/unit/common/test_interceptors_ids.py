@@ -4,18 +4,23 @@ request id used, and an edge server ignores a caller's job id."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import grpc
 import grpc.aio
 import pytest
+import pytest_asyncio
 
 from services.common import interceptors
 from services.common.correlation import MAX_ID_CHARS, is_valid_id, request_id
+from services.common.interceptors import ServiceInterceptor
 from services.common.log_throttle import LogThrottle
 from tests.support.interceptor_calls import assert_finished, failing
-from tests.support.interceptor_service import SERVICE
+from tests.support.interceptor_service import SERVICE, generic_handlers
 from tests.support.log_capture import LogCapture
+from tests.support.raw_h2 import unary_call
 
 
 @pytest.fixture(autouse=True)
@@ -123,15 +128,49 @@ async def test_the_edge_ignores_a_callers_job_id(
     assert victim not in json.dumps(logged.lines)
 
 
+@pytest_asyncio.fixture(scope="module")
+async def raw_addr() -> AsyncIterator[str]:
+    """A server for raw HTTP/2 calls (the package's `channel` hides its address)."""
+    server = grpc.aio.server(interceptors=[ServiceInterceptor()])
+    server.add_generic_rpc_handlers(generic_handlers())
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
 @pytest.mark.parametrize(
     "sent",
-    ["a\nb", "\x1b[31mred\x1b[0m", "tab\there", "nul\x00", "é", "a" * 10_000],
+    [
+        b'good"}\n{"event": "forged", "request_id": "victim',
+        b"\x1b[31mred\x1b[0m",
+        b"tab\there\r",
+        b"nul\x00byte",
+        "é€".encode(),
+        b"z" * 3000,
+    ],
 )
-def test_request_id_replaces_what_metadata_filters_would_stop_first(sent: str) -> None:
-    """gRPC's client library refuses control characters and non-ASCII in metadata, but a raw
-    HTTP/2 client can send them: they are replaced all the same."""
-    used, why = request_id(sent)
-    assert used != sent and is_valid_id(used) and why is not None
+async def test_ids_grpc_clients_cannot_send_still_never_reach_the_log(
+    raw_addr: str, logged: LogCapture, sent: bytes
+) -> None:
+    """gRPC's client library refuses control characters and non-ASCII in metadata, but gRPC's
+    server takes them from any HTTP/2 client: they are replaced all the same."""
+    ok = await asyncio.to_thread(
+        unary_call,
+        raw_addr,
+        f"/{SERVICE}/Unary",
+        b"ok",
+        [(b"x-request-id", sent), (b"x-sayit-job-id", sent)],
+    )
+    assert ok, "the server reset the call"
+    [line] = await logged.finished()
+    assert_finished(line, "Unary", "OK")
+    assert is_valid_id(line["request_id"]) and "job_id" not in line
+    text = sent.decode(errors="replace")
+    for entry in logged.lines:
+        for field in entry.values():
+            assert not (isinstance(field, str) and ("victim" in field or text in field)), entry
+    assert logged.events("metadata_id_refused")[0]["key"] == "x-request-id"
 
 
 def test_request_id_keeps_valid_and_fills_missing() -> None:
