@@ -94,7 +94,7 @@ def test_quota_store_down_refuses_with_retry_info_until_it_is_back(
         assert str(store.port) not in error.details() and "redis" not in error.details().lower()
         retry = details(error)["RetryInfo"].retry_delay.ToTimedelta().total_seconds()  # type: ignore[attr-defined]
         assert retry == 2.0
-        # Streams and uploads are refused the same way, before anything is read or watched.
+        # Streams and uploads are refused the same way, before anything is watched or read.
         watch = rpc_error(
             lambda: list(
                 edge.stub(gateway.addr).WatchJob(
@@ -106,8 +106,21 @@ def test_quota_store_down_refuses_with_retry_info_until_it_is_back(
         )
         assert watch.code() == grpc.StatusCode.UNAVAILABLE
         assert REFUSED_MESSAGE in watch.details()
+        upload = rpc_error(
+            edge.stub(gateway.addr).UploadJob,
+            iter(
+                [
+                    pb.UploadJobRequest(header=pb.UploadJobHeader(filename="a.wav")),
+                    pb.UploadJobRequest(audio_chunk=b"\0" * 4096),
+                ]
+            ),
+            metadata=edge.auth("acme"),
+            timeout=10,
+        )
+        assert upload.code() == grpc.StatusCode.UNAVAILABLE
+        assert REFUSED_MESSAGE in upload.details()
         samples = scrape(metrics_addr)
-        assert value(samples, METRIC, outcome="refused") == 2
+        assert value(samples, METRIC, outcome="refused") == 3
         assert value(samples, METRIC, outcome="let_through") == 0
         [line, *_] = events(gateway, "quota_store_failed")
         assert line["outcome"] == "refused" and line["request_id"] == "during-outage"
