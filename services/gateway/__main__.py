@@ -57,25 +57,25 @@ async def main() -> int:
     per_tenant = (keyring or KeyRing({}, {})).limits
     if config.limits.any or any(config.limits.merged(own).any for own in per_tenant.values()):
         redis_client = quotas.connect(config.redis_url, config.redis_pool)
-        outage = StoreOutage(fail_open=config.quota_fail_open)
-        limiter = Limiter(redis_client, config.key_prefix, config.limits, per_tenant, outage)
-        log.info(
-            "limits_enabled",
-            defaults=str(config.limits),
-            redis=config.redis_url,
-            quota_fail_open=config.quota_fail_open,
+        limiter = Limiter(
+            redis_client,
+            config.key_prefix,
+            config.limits,
+            per_tenant,
+            StoreOutage(fail_open=config.quota_fail_open),
         )
-        if config.quota_fail_open:
-            log.warning(
-                "quota_fail_open",
-                reason="SAYIT_QUOTA_FAIL_OPEN is set: while the quota store fails, requests go "
-                "through without rate or audio limits",
-            )
+        log.info("limits_enabled", defaults=str(config.limits), redis=config.redis_url)
     channel = aio_channel(
         config.scheduler_addr, config.server.max_message_bytes, config.server.client_tls
     )
     executor = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="probe")
     servicer = SpeechServicer(config, channel, limiter, executor)
+    if limiter is not None and config.quota_fail_open:
+        log.warning(
+            "quota_fail_open",
+            reason="SAYIT_QUOTA_FAIL_OPEN is set: while the quota store fails, requests go "
+            "through without their rate or audio limits checked",
+        )
 
     async def shutdown() -> None:
         await channel.close()
