@@ -44,12 +44,13 @@ def test_a_valid_request_id_is_every_hops_and_the_caller_is_told(
 def test_hostile_ids_never_reach_the_logs_of_any_hop(mesh: Mesh) -> None:
     hostile = b'x"}\n{"event": "rpc_finished", "job_id": "' + VICTIM_JOB.encode() + b'"}\x1b[2J'
     seen = {name: len(mesh.log_events(name)) for name in ("gateway", "scheduler")}
-    ok = unary_call(
-        mesh.gateway_addr,
-        LIST_JOBS,
-        b"",
-        [(b"x-request-id", hostile), (b"x-sayit-job-id", VICTIM_JOB.encode())],
-    )
+    metadata = [(b"x-request-id", hostile), (b"x-sayit-job-id", VICTIM_JOB.encode())]
+    # A mesh that requires API keys (issue 17) names its development key: send it, so the call
+    # reaches the scheduler too.
+    key = getattr(mesh, "api_key", None)
+    if key:
+        metadata.append((b"authorization", f"Bearer {key}".encode()))
+    ok = unary_call(mesh.gateway_addr, LIST_JOBS, b"", metadata)
     assert ok, "the gateway reset the call"
     gateway = new_lines(mesh, "gateway", seen["gateway"])
     [finished] = [
@@ -61,6 +62,10 @@ def test_hostile_ids_never_reach_the_logs_of_any_hop(mesh: Mesh) -> None:
     scheduler = [
         e for e in new_lines(mesh, "scheduler", seen["scheduler"]) if e.get("request_id") == used
     ]
+    if finished["code"] == "OK":  # the scheduler got the call under the replacement id
+        assert [e["method"] for e in scheduler if e.get("event") == "rpc_finished"] == [
+            SCHEDULER_LIST_JOBS
+        ]
     for line in [*gateway, *scheduler]:
         assert line.get("job_id") != VICTIM_JOB, line
         assert "\x1b" not in str(line) and '"}' not in str(line.get("request_id")), line
