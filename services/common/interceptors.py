@@ -9,6 +9,9 @@ are not the method's message is INVALID_ARGUMENT; anything unexpected is INTERNA
 message and a logged traceback, so callers never see UNKNOWN. While the server drains (after
 SIGTERM), new calls are refused with UNAVAILABLE and the calls in flight are counted so the
 server can stop once they are done.
+
+Request and job ids from metadata are checked before anything logs, stores or forwards them
+(services.common.correlation); every response's trailing metadata names the request id used.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
 
-from services.common import logs, metrics
+from services.common import correlation, logs, metrics
 from services.common.errors import InvalidArgument, SayItError, Unavailable, from_rpc_error
+from services.common.log_throttle import LogThrottle
 from services.common.redact import has_address
 from services.common.status import internal_status, to_status
 
@@ -38,6 +41,8 @@ ACCEPTED_KEY = "x-sayit-accepted"
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 log = logs.get_logger("sayit.rpc")
+# A caller sending a bad id on every call gets one warning per interval, not one per call.
+_bad_id_log = LogThrottle(10.0)
 
 
 class Drain:
@@ -109,27 +114,44 @@ def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
     for item in context.invocation_metadata() or ():
         if item.key == key:
             value = item.value
-            return value.decode() if isinstance(value, bytes) else value
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
     return None
 
 
 class _Call:
     """The bookkeeping for one RPC: context binding, outcome, and the final log line."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext, kind: str) -> None:
+    def __init__(
+        self, method: str, context: grpc.aio.ServicerContext, kind: str, *, edge: bool
+    ) -> None:
         self.method = method
         self.context = context
         self.kind = kind
         self.start = time.monotonic()
         metrics.rpc_started(kind, method)
         self.code = grpc.StatusCode.OK
-        self.request_id = _metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
+        sent = _metadata_value(context, REQUEST_ID_KEY)
+        self.request_id, replaced = correlation.request_id(sent)
         structlog.contextvars.clear_contextvars()
         bindings = {"request_id": self.request_id}
-        job_id = _metadata_value(context, JOB_ID_KEY)
-        if job_id:
+        # At the edge the header is a caller's claim: the job id is bound once it is known.
+        job_id = None if edge else _metadata_value(context, JOB_ID_KEY)
+        dropped = job_id is not None and not correlation.is_valid_id(job_id)
+        if job_id and not dropped:
             bindings["job_id"] = job_id
         logs.bind(**bindings)
+        if replaced or dropped:
+            skipped = _bad_id_log.due()
+            if skipped is not None:
+                log.warning(
+                    "metadata_id_refused",
+                    method=method,
+                    key=REQUEST_ID_KEY if replaced else JOB_ID_KEY,
+                    reason=replaced or correlation.why_invalid(job_id or ""),
+                    skipped=skipped,
+                )
+        self.trailing = ((REQUEST_ID_KEY, self.request_id),)
+        context.set_trailing_metadata(self.trailing)
 
     async def fail(self, error: BaseException) -> None:
         """Abort the call with the status for `error` (raises grpc's AbortError)."""
@@ -144,7 +166,9 @@ class _Call:
             self.code = grpc.StatusCode.INTERNAL
             log.error("rpc_crashed", method=self.method, exc_info=error)
             status = internal_status(self.request_id)
-        await self.context.abort(status.code, status.details, status.trailing_metadata)
+        await self.context.abort(
+            status.code, status.details, (*status.trailing_metadata, *self.trailing)
+        )
 
     def cancelled(self) -> None:
         remaining = self.context.time_remaining()
@@ -169,8 +193,12 @@ class _Call:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, drain: Drain | None = None) -> None:
+    """`edge`: the server takes calls from outside the mesh (the gateway), so caller metadata
+    that only SayIt's services may set (the job id) is ignored."""
+
+    def __init__(self, drain: Drain | None = None, *, edge: bool = False) -> None:
         self._drain = drain or Drain()
+        self._edge = edge
 
     async def intercept_service(
         self,
@@ -181,18 +209,25 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method: str = handler_call_details.method
-        drain = self._drain
+        drain, edge = self._drain, self._edge
         # Single-request handlers get a tolerant deserializer; request streams keep grpc's.
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary, drain, metrics.UNARY, check=True),
+                _wrap_unary(
+                    method, handler.unary_unary, drain, metrics.UNARY, check=True, edge=edge
+                ),
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(
-                    method, handler.unary_stream, drain, metrics.SERVER_STREAM, check=True
+                    method,
+                    handler.unary_stream,
+                    drain,
+                    metrics.SERVER_STREAM,
+                    check=True,
+                    edge=edge,
                 ),
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
@@ -200,13 +235,25 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 _wrap_unary(
-                    method, handler.stream_unary, drain, metrics.CLIENT_STREAM, check=False
+                    method,
+                    handler.stream_unary,
+                    drain,
+                    metrics.CLIENT_STREAM,
+                    check=False,
+                    edge=edge,
                 ),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(method, handler.stream_stream, drain, metrics.BIDI_STREAM, check=False),
+            _wrap_stream(
+                method,
+                handler.stream_stream,
+                drain,
+                metrics.BIDI_STREAM,
+                check=False,
+                edge=edge,
+            ),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -218,10 +265,16 @@ _SHUTDOWN_RETRY_SECONDS = 0.5
 
 
 def _wrap_unary(
-    method: str, behavior: Callable[..., Any], drain: Drain, kind: str, *, check: bool
+    method: str,
+    behavior: Callable[..., Any],
+    drain: Drain,
+    kind: str,
+    *,
+    check: bool,
+    edge: bool = False,
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, context, kind)
+        call = _Call(method, context, kind, edge=edge)
         counted = False
         try:
             counted = drain.begin(method)
@@ -247,15 +300,21 @@ def _wrap_unary(
 
 
 def _wrap_stream(
-    method: str, behavior: Callable[..., Any], drain: Drain, kind: str, *, check: bool
+    method: str,
+    behavior: Callable[..., Any],
+    drain: Drain,
+    kind: str,
+    *,
+    check: bool,
+    edge: bool = False,
 ) -> Callable[..., Any]:
     # Streaming handlers either yield responses or call `await context.write()` and return;
     # grpc.aio refuses a mix, so the wrapper takes the handler's own form.
     if not inspect.isasyncgenfunction(behavior):
-        return _wrap_unary(method, behavior, drain, kind, check=check)
+        return _wrap_unary(method, behavior, drain, kind, check=check, edge=edge)
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, context, kind)
+        call = _Call(method, context, kind, edge=edge)
         counted = False
         try:
             counted = drain.begin(method)

@@ -81,15 +81,18 @@ async def serve(
     services: Sequence[Service],
     lifecycle: Lifecycle,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    *,
+    edge: bool = False,
 ) -> int:
     """Serve until SIGTERM/SIGINT, then drain; the process exit code (0, or 1 if start-up
     failed). Raises if the address cannot be bound. `interceptors` (e.g. the gateway's
-    authentication) run inside the common one, so their errors are mapped and logged by it."""
+    authentication) run inside the common one, so their errors are mapped and logged by it.
+    `edge`: public callers reach this server (services.common.correlation)."""
     drain = Drain()
     caps = CallCaps(config.max_concurrent_rpcs, config.max_open_streams)
     server = grpc.aio.server(
         # The caps come before a service's own interceptors: refusing costs no authentication.
-        interceptors=[ServiceInterceptor(drain), CallLimits(caps), *interceptors],
+        interceptors=[ServiceInterceptor(drain, edge=edge), CallLimits(caps), *interceptors],
         options=server_options(config.max_message_bytes),
         maximum_concurrent_rpcs=(
             config.max_concurrent_rpcs + GRPC_BACKSTOP_ROOM if config.max_concurrent_rpcs else None

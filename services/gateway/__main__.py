@@ -22,6 +22,7 @@ from services.gateway.interceptor import EdgeInterceptor
 from services.gateway.keys import KeyRing, load_keyring
 from services.gateway.quotas import Limiter
 from services.gateway.servicer import SpeechServicer
+from services.gateway.store_outage import StoreOutage
 
 SERVICE_NAME = speech_service_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
 # Probing is header reads for most formats; a few hundred ms for hours of raw AAC/MP3.
@@ -56,13 +57,25 @@ async def main() -> int:
     per_tenant = (keyring or KeyRing({}, {})).limits
     if config.limits.any or any(config.limits.merged(own).any for own in per_tenant.values()):
         redis_client = quotas.connect(config.redis_url, config.redis_pool)
-        limiter = Limiter(redis_client, config.key_prefix, config.limits, per_tenant)
+        limiter = Limiter(
+            redis_client,
+            config.key_prefix,
+            config.limits,
+            per_tenant,
+            StoreOutage(fail_open=config.quota_fail_open),
+        )
         log.info("limits_enabled", defaults=str(config.limits), redis=config.redis_url)
     channel = aio_channel(
         config.scheduler_addr, config.server.max_message_bytes, config.server.client_tls
     )
     executor = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="probe")
     servicer = SpeechServicer(config, channel, limiter, executor)
+    if limiter is not None and config.quota_fail_open:
+        log.warning(
+            "quota_fail_open",
+            reason="SAYIT_QUOTA_FAIL_OPEN is set: while the quota store fails, requests go "
+            "through without their rate or audio limits checked",
+        )
 
     async def shutdown() -> None:
         await channel.close()
@@ -89,6 +102,7 @@ async def main() -> int:
                 tenant_of=lambda: auth.current().tenant,
             ),
         ],
+        edge=True,
     )
 
 

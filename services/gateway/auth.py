@@ -18,13 +18,18 @@ DEFAULT_TENANT = "default"
 ANONYMOUS = Principal(DEFAULT_TENANT, "", ALL_RPCS)
 
 # The principal of the call being handled; each RPC runs in its own task, hence its own copy.
-_current: ContextVar[Principal] = ContextVar("sayit_principal", default=ANONYMOUS)
+# No default: code reached without the edge interceptor having admitted the call fails (INTERNAL)
+# instead of serving it as a tenant with every right.
+_current: ContextVar[Principal] = ContextVar("sayit_principal")
 
 _HOW = "send metadata 'authorization: Bearer <API key>'"
 
 
 def current() -> Principal:
-    return _current.get()
+    principal = _current.get(None)
+    if principal is None:
+        raise RuntimeError("no principal: the call did not pass the gateway's interceptor")
+    return principal
 
 
 def set_current(principal: Principal) -> None:

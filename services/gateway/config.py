@@ -11,7 +11,7 @@ from pydantic import Field
 
 from services.common.config import ServerConfig
 from services.common.redis_client import DEFAULT_POOL, RedisPool
-from services.common.settings import ExpandedPath, HostPort, Int, OptionalHostPort
+from services.common.settings import ExpandedPath, Flag, HostPort, Int, OptionalHostPort
 from services.common.shared_settings import (
     MaxAudioSettings,
     ModelNameSettings,
@@ -42,6 +42,8 @@ class GatewayConfig:
     # Redis for the limits, shared by every gateway replica.
     redis_url: str
     key_prefix: str
+    # With the limits' Redis failing: let requests through (True) or refuse them (False).
+    quota_fail_open: bool = False
     # Prometheus /metrics listen address; "" = off.
     metrics_addr: str = ""
     # Streams one tenant keeps open at once on this gateway (services.common.call_limits).
@@ -99,6 +101,13 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         ge=0.0,
         description="default audio seconds per tenant per UTC day; 0 = unlimited",
     )
+    quota_fail_open: Flag = Field(
+        False,
+        description="when the gateway's quota store (Redis) fails, let requests through without "
+        "checking their rate and daily audio (logged, and counted in "
+        '`sayit_gateway_quota_store_errors_total{outcome="let_through"}`); false = refuse '
+        "them with UNAVAILABLE and RetryInfo",
+    )
     max_streams_per_tenant: Int = Field(
         100,
         ge=1,
@@ -138,6 +147,7 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             ),
             redis_url=self.redis_url,
             key_prefix=self.redis_prefix,
+            quota_fail_open=self.quota_fail_open,
             max_streams_per_tenant=self.max_streams_per_tenant,
             redis_pool=self.redis_pool,
             max_upload_bytes=self.max_upload_bytes,

@@ -11,6 +11,17 @@ CACHE_HITS = Counter(
     "Submissions answered with a stored transcript (from_cache) instead of transcribing.",
 )
 
+QUOTA_STORE_ERRORS = Counter(
+    "sayit_gateway_quota_store_errors_total",
+    "Quota checks that failed because the quota store (Redis) could not answer, by what the "
+    "gateway did with the request: refused (UNAVAILABLE) or let_through (SAYIT_QUOTA_FAIL_OPEN).",
+    ["outcome"],
+)
+REFUSED, LET_THROUGH = "refused", "let_through"
+# Both series exist from the start, so a dashboard's rate() sees the first error.
+for _outcome in (REFUSED, LET_THROUGH):
+    QUOTA_STORE_ERRORS.labels(outcome=_outcome)
+
 
 def submitted(job: job_pb2.TranscriptionJob) -> None:
     if job.HasField("transcript") and job.transcript.from_cache:

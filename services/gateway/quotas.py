@@ -2,8 +2,9 @@
 
 Every check-and-charge is one Lua script, so any number of gateway replicas share the same
 buckets and counters without races; the script reads Redis' clock, so replicas' clocks do not
-matter for the bucket. Days are UTC days. When Redis cannot be reached the limits are skipped
-(fail open, logged): they protect the service, they are not what keeps it up.
+matter for the bucket. Days are UTC days. When Redis cannot be reached or errors, the request is
+refused with UNAVAILABLE, or let through when SAYIT_QUOTA_FAIL_OPEN is set
+(services.gateway.store_outage).
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from services.common import logs
 from services.common.errors import QuotaViolation, ResourceExhausted
 from services.common.redis_client import DEFAULT_POOL, RedisPool
 from services.gateway.keys import TenantLimits
-
-log = logs.get_logger("sayit.quotas")
+from services.gateway.store_outage import StoreOutage
 
 DAY_SECONDS = 86400
 OK, RATE_LIMITED, OVER_QUOTA = 0, 1, 2
@@ -69,9 +68,9 @@ return {0, '0'}
 
 
 def connect(url: str, pool: RedisPool = DEFAULT_POOL) -> aioredis.Redis:
-    """A client that fails fast: with Redis down, limits are skipped within a second instead of
-    every request waiting through redis-py's retries. Its pool is bounded like every other
-    (services.common.redis_client)."""
+    """A client that fails fast: with Redis down, a request is answered (refused, or let through
+    when failing open) within a second instead of waiting through redis-py's retries. Its pool
+    is bounded like every other (services.common.redis_client)."""
     connections = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=pool.max_connections,
@@ -118,8 +117,10 @@ class Limiter:
         prefix: str,
         defaults: Limits,
         per_tenant: dict[str, TenantLimits],
+        outage: StoreOutage | None = None,
     ) -> None:
         self._client: Any = client
+        self._outage = outage or StoreOutage(fail_open=False)
         self._script = client.register_script(SCRIPT)
         self._prefix = prefix
         self._defaults = defaults
@@ -181,9 +182,25 @@ class Limiter:
         """Give back audio seconds charged for a request that was not accepted after all."""
         limits = self.limits(tenant)
         if limits.audio_seconds_per_day > 0 and seconds > 0:
-            await self._run(tenant, limits, take=0, seconds=-seconds)
+            try:
+                await self._script_call(tenant, limits, take=0, seconds=-seconds)
+            except redis.exceptions.RedisError as error:
+                self._outage.refund_failed(tenant, error)
 
     async def _run(
+        self, tenant: str, limits: Limits, *, take: int, seconds: float
+    ) -> tuple[int, float]:
+        """Check and charge; a store that fails refuses the request (or, failing open, lets it
+        through as if within its limits)."""
+        try:
+            return await self._script_call(tenant, limits, take=take, seconds=seconds)
+        except redis.exceptions.RedisError as error:
+            # Every failure of the store is a RedisError: connection refused or reset, timeouts,
+            # a pool with no free connection, an error reply (e.g. an ACL refusing the script).
+            self._outage.check_failed(tenant, error)
+            return OK, 0.0
+
+    async def _script_call(
         self, tenant: str, limits: Limits, *, take: int, seconds: float
     ) -> tuple[int, float]:
         keys = [self._bucket_key(tenant), self._audio_key(tenant)]
@@ -195,11 +212,7 @@ class Limiter:
             seconds,
             2 * DAY_SECONDS,
         ]
-        try:
-            outcome, value = await self._script(keys=keys, args=args)
-        except redis.exceptions.RedisError as error:
-            log.warning("quota_check_skipped", tenant=tenant, error=str(error))
-            return OK, 0.0
+        outcome, value = await self._script(keys=keys, args=args)
         return int(outcome), float(value)
 
     def _bucket_key(self, tenant: str) -> str:

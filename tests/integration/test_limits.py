@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from devsupport.mesh import RedisServer
-from services.common.errors import ResourceExhausted
+from services.common.errors import ResourceExhausted, Unavailable
 from services.common.names import new_job_id
 from services.gateway.keys import TenantLimits
 from services.gateway.quotas import Limiter, Limits, connect
+from services.gateway.store_outage import REFUSED_MESSAGE, StoreOutage
 from services.jobs.queue import DEFAULT, HIGH
 from services.jobs.schema import Keys
 from services.scheduler.admission.backpressure import Backpressure
@@ -89,14 +92,58 @@ async def test_audio_quota_charges_refunds_and_refuses(client: aioredis.Redis) -
     assert 86400 < ttl <= 2 * 86400
 
 
-async def test_limits_fail_open_when_redis_is_down() -> None:
+def store_errors(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "sayit_gateway_quota_store_errors_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_limits_fail_closed_when_redis_is_down(tmp_path: Path) -> None:
+    """The default: the store down refuses with UNAVAILABLE and a retry hint (fast), and the
+    limits are checked again once it is back."""
+    own = RedisServer(tmp_path / "redis").start()
+    client = connect(own.url)
+    limits = limiter(
+        client, "x", requests_per_second=100, request_burst=5, audio_seconds_per_day=50
+    )
+    try:
+        await limits.take_request("acme")
+        own.kill()
+        refused = store_errors("refused")
+        started = time.monotonic()
+        for attempt in (limits.take_request("acme"), limits.charge_audio("acme", 1.0)):
+            with pytest.raises(Unavailable) as caught:
+                await attempt
+            assert caught.value.message == REFUSED_MESSAGE
+            assert caught.value.retry_after_seconds == 2.0
+            assert str(own.port) not in caught.value.message
+        # Refunds never raise: the caller already has the refusal that asked for one.
+        await limits.refund_audio("acme", 1.0)
+        assert time.monotonic() - started < 4, "Redis being down must not stall every request"
+        assert store_errors("refused") == refused + 2
+        own.start()  # same port
+        await limits.take_request("acme")
+        await limits.charge_audio("acme", 1.0)
+        assert await limits.used_audio_seconds("acme") == pytest.approx(1.0)
+    finally:
+        await client.aclose()
+        own.stop()
+
+
+async def test_limits_fail_open_when_told_to() -> None:
     dead = connect("redis://127.0.0.1:1/0")
+    defaults = Limits(requests_per_second=0, request_burst=1, audio_seconds_per_day=0)
+    own = TenantLimits(requests_per_second=0.001, request_burst=1, audio_seconds_per_day=1)
+    limits = Limiter(dead, "x", defaults, {"acme": own}, StoreOutage(fail_open=True))
+    let_through, refused = store_errors("let_through"), store_errors("refused")
     started = time.monotonic()
-    limits = limiter(dead, "x", requests_per_second=0.001, request_burst=1, audio_seconds_per_day=1)
     for _ in range(3):
         await limits.take_request("acme")
         await limits.charge_audio("acme", 0.5)
     assert time.monotonic() - started < 3, "Redis being down must not stall every request"
+    assert store_errors("let_through") == let_through + 6
+    assert store_errors("refused") == refused
 
 
 # --- backpressure --------------------------------------------------------------------------------

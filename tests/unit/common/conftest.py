@@ -20,7 +20,19 @@ from tests.support.log_capture import LogCapture
 
 @pytest_asyncio.fixture(scope="package")
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = grpc.aio.server(interceptors=[ServiceInterceptor()])
+    async for client in _serve(ServiceInterceptor()):
+        yield client
+
+
+@pytest_asyncio.fixture(scope="package")
+async def edge_channel() -> AsyncIterator[grpc.aio.Channel]:
+    """The same service behind an edge interceptor (as the gateway's: public callers)."""
+    async for client in _serve(ServiceInterceptor(edge=True)):
+        yield client
+
+
+async def _serve(interceptor: ServiceInterceptor) -> AsyncIterator[grpc.aio.Channel]:
+    server = grpc.aio.server(interceptors=[interceptor])
     server.add_generic_rpc_handlers(generic_handlers())
     port = server.add_insecure_port("127.0.0.1:0")
     assert port > 0

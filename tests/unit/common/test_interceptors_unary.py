@@ -34,12 +34,10 @@ async def test_duration_is_measured(channel: grpc.aio.Channel, logged: LogCaptur
 
 
 async def test_job_id_is_logged(channel: grpc.aio.Channel, logged: LogCapture) -> None:
-    await call_unary(
-        channel, "ok", request_id="req-job", metadata=[("x-sayit-job-id", "jobs/1234")]
-    )
+    await call_unary(channel, "ok", request_id="req-job", metadata=[("x-sayit-job-id", "0123abcd")])
     await call_unary(channel, "ok", request_id="req-nojob")
     first, second = await logged.finished(2)
-    assert (first["request_id"], first["job_id"]) == ("req-job", "jobs/1234")
+    assert (first["request_id"], first["job_id"]) == ("req-job", "0123abcd")
     assert second["request_id"] == "req-nojob"
     assert "job_id" not in second  # nothing leaks from one call to the next
 
