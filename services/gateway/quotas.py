@@ -9,6 +9,7 @@ matter for the bucket. Days are UTC days. When Redis cannot be reached the limit
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,7 +118,7 @@ class Limiter:
         client: aioredis.Redis,
         prefix: str,
         defaults: Limits,
-        per_tenant: dict[str, TenantLimits],
+        per_tenant: Mapping[str, TenantLimits],
     ) -> None:
         self._client: Any = client
         self._script = client.register_script(SCRIPT)
