@@ -2,14 +2,19 @@
 directory) make it on first start and reuse it afterwards, and the tools attach it to their
 channels to the gateway.
 
-`api-keys.toml` is the gateway's SAYIT_API_KEYS_FILE (tenant `dev`, key name `dev`, every right);
-`dev-api-key` holds the key itself, readable by its owner only. A keys file that is already there
-is never rewritten: keys added to it by hand stay.
+`api-keys.toml` is the gateway's SAYIT_API_KEYS_FILE (tenant `dev`, key name `dev`, every right;
+hashes only, so readable by all: compose's gateway reads it as another user); `dev-api-key`
+holds the key itself, readable by its owner only. A keys file that is already there is never
+rewritten: keys added to it by hand stay.
+
+    python -m devsupport.dev_keys [DIR]    # make them in DIR (default .run) if not there
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +42,9 @@ def ensure(directory: Path) -> DevKeys:
     keys_file, key_file = directory / KEYS_FILE, directory / KEY_FILE
     if not keys_file.exists():
         key = new_key()
-        _write_private(key_file, key + "\n")
+        _write(key_file, key + "\n", 0o600)
         # Written last: a keys file without its key file would never be made again.
-        _write_private(keys_file, keys_entry(key, TENANT, TENANT, ["all"]))
+        _write(keys_file, keys_entry(key, TENANT, TENANT, ["all"]), 0o644)
         return DevKeys(keys_file, key)
     try:
         return DevKeys(keys_file, key_file.read_text().strip() or None)
@@ -47,12 +52,14 @@ def ensure(directory: Path) -> DevKeys:
         return DevKeys(keys_file, None)
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write(path: Path, text: str, mode: int) -> None:
+    # Made with its mode (never readable by others, even for a moment), then renamed in place.
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as file:
         file.write(text)
+    os.chmod(tmp, mode)  # whatever the umask took away
     tmp.replace(path)
 
 
@@ -120,3 +127,19 @@ class _Details(grpc.ClientCallDetails):
 def keyed(channel: grpc.Channel, key: str | None) -> grpc.Channel:
     """`channel`, sending `key` with every call (unchanged without a key)."""
     return grpc.intercept_channel(channel, _KeyInterceptor(key)) if key else channel
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devsupport.dev_keys",
+        description="Make the dev tenant's API key and keys file (kept when already there).",
+    )
+    parser.add_argument("directory", nargs="?", type=Path, default=Path(".run"))
+    keys = ensure(parser.parse_args(argv).directory)
+    print(f"keys file: {keys.keys_file}")
+    print(f"dev key: {keys.keys_file.parent / KEY_FILE}" if keys.key else "no dev key (own file)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
