@@ -130,9 +130,11 @@ def parse_keyring(content: bytes, path: Path) -> KeyRing:
         if digest in by_hash:
             raise ConfigError(f"{where}: {path} keys[{index}] repeats the sha256 of another key")
         by_hash[digest] = principal
+    tenants = data.get("tenants") or {}
+    if not isinstance(tenants, dict):
+        raise ConfigError(f"{where}: {path} tenants must be a table ([tenants.NAME])")
     limits = {
-        name: _limits(value, f"{where}: {path} tenants.{name}")
-        for name, value in (data.get("tenants") or {}).items()
+        name: _limits(value, f"{where}: {path} tenants.{name}") for name, value in tenants.items()
     }
     return KeyRing(by_hash, limits)
 
