@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
-
 from devsupport import mesh
 from devsupport.mesh import Mesh
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -42,12 +40,12 @@ def running(
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def stub(addr: str) -> pb_grpc.SpeechServiceStub:
-    channel = grpc.insecure_channel(
-        addr,
-        options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-        ],
+def stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
+    """A stub on the mesh's gateway, sending its dev key with every call."""
+    channel = mesh.gateway_channel(
+        **{
+            "grpc.max_send_message_length": MAX_MESSAGE,
+            "grpc.max_receive_message_length": MAX_MESSAGE,
+        }
     )
     return pb_grpc.SpeechServiceStub(channel)

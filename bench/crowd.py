@@ -46,6 +46,7 @@ from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.client.credentials import find_api_key
 
 T = TypeVar("T")
 STREAMS_PER_CONNECTION = 100
@@ -68,7 +69,8 @@ async def patiently(call: Callable[[], Awaitable[T]], patience_seconds: float = 
 
 def api_keys(settings: LoadSettings, keys_file: Path | None) -> list[str | None]:
     if keys_file is None:
-        return [settings.api_key]
+        # SAYIT_API_KEY, else the key `make up` wrote to ./.run/dev-api-key.
+        return [find_api_key(settings.api_key, {}, Path.cwd())]
     keys = [line.strip() for line in keys_file.read_text().splitlines() if line.strip()]
     if not keys:
         raise SystemExit(f"{keys_file} holds no API key (one per line)")

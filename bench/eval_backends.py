@@ -33,6 +33,7 @@ from sayit.speech.v1 import speech_service_pb2 as spb
 from sayit.speech.v1 import speech_service_pb2_grpc as spb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
+from services.client.credentials import find_api_key
 from services.common import audio
 from services.common.audio import SAMPLE_RATE
 from services.transcriber import presets
@@ -239,7 +240,8 @@ class GatewayTranscriber:
         self, addr: str, *, preset_name: str = presets.ACCURATE, detect: bool = False
     ) -> None:
         settings = EvalGatewaySettings.from_env(os.environ)
-        tls, key = settings.client_tls, settings.api_key
+        # SAYIT_API_KEY, else the key `make up` wrote to ./.run/dev-api-key.
+        tls, key = settings.client_tls, find_api_key(settings.api_key, {}, Path.cwd())
         self.addr = addr
         self.preset_name = preset_name
         self.detect = detect

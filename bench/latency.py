@@ -118,7 +118,7 @@ def run(quick: bool) -> list[Figure]:
     del engine
 
     with bench_mesh.running(direct_slots=1, direct_threads=threads, queue_threads=threads) as mesh:
-        stub = bench_mesh.stub(mesh.gateway_addr)
+        stub = bench_mesh.stub(mesh)
         _with_progress(stub, short.read(), short.language, cancel=False)  # warm-up
         shorts = [
             _with_progress(stub, short.read(), short.language, cancel=False) for _ in range(repeats)

@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
@@ -39,6 +40,7 @@ from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.client.credentials import find_api_key
 
 LONG_CLIP = "en_long_ljspeech_LJ001"
 REFUSED = "refused (RetryInfo)"
@@ -229,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = LoadSettings.from_env(os.environ)
-    stub, metadata = open_stub(settings, settings.api_key)
+    # SAYIT_API_KEY, else the key `make up` wrote to ./.run/dev-api-key.
+    stub, metadata = open_stub(settings, find_api_key(settings.api_key, {}, Path.cwd()))
     shorts = UniqueAudio(evalset.clips(max_seconds=12))
     longs = UniqueAudio([evalset.clip(LONG_CLIP)])
     results = Results()

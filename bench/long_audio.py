@@ -74,9 +74,7 @@ RECOVERY_SECONDS, QUICK_RECOVERY_SECONDS = 90.0, 32.0
 
 
 def _stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
-    channel = grpc.insecure_channel(
-        mesh.gateway_addr, options=[("grpc.max_send_message_length", 64 << 20)]
-    )
+    channel = mesh.gateway_channel(**{"grpc.max_send_message_length": 64 << 20})
     return pb_grpc.SpeechServiceStub(channel)
 
 

@@ -84,7 +84,7 @@ def run(quick: bool) -> list[Figure]:
             EngineProcess(threads) as engine,
         ):
             # One call at a time always finds the direct slot free: no queue transcriber needed.
-            stub = bench_mesh.stub(mesh.gateway_addr)
+            stub = bench_mesh.stub(mesh)
             engine.run(_engine_seconds, clips[0].id)  # warm-ups, not timed
             transcribe(stub, clips[0])
             for clip in clips:

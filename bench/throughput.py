@@ -141,7 +141,7 @@ def run(quick: bool) -> list[Figure]:
     # process than in another for as long as the process lives.
     baseline, served = [], []
     with bench_mesh.running(direct_slots=slots, direct_threads=threads) as mesh:
-        call = _mesh_call(bench_mesh.stub(mesh.gateway_addr))
+        call = _mesh_call(bench_mesh.stub(mesh))
         for n in range(pairs):
             if n:
                 mesh.restart("transcriber-direct")

@@ -46,7 +46,7 @@ def send(mesh: Mesh, path: Path, mode: str, index: int) -> str:
 
 def _send(mesh: Mesh, path: Path, mode: str, index: int) -> str:
     options = [("grpc.max_send_message_length", 2**31 - 1)]
-    with grpc.insecure_channel(mesh.gateway_addr, options=options) as channel:
+    with mesh.gateway_channel(**dict(options)) as channel:
         stub = pb_grpc.SpeechServiceStub(channel)
         config = tpb.TranscriptionConfig(language_code="ko")
         if mode == "upload":
@@ -108,7 +108,7 @@ def main() -> int:
                     pool.map(lambda i: send(mesh, files[i], args.mode, i), range(args.callers))
                 )
             elapsed = time.monotonic() - started
-            with grpc.insecure_channel(mesh.gateway_addr) as channel:
+            with mesh.gateway_channel() as channel:
                 stub = pb_grpc.SpeechServiceStub(channel)
                 ended = {n: n for n in names if n.startswith("refused")}
                 for name in names:

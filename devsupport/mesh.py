@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import redis
 
-from devsupport import topology
-from devsupport.processes import ServiceProcess, free_port
+from devsupport import dev_keys, topology
+from devsupport.processes import ServiceProcess, channel, free_port
 from services.common.tls import ClientTLS
 
 
@@ -99,6 +100,10 @@ class Mesh:
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # How the tests reach the services when they serve TLS.
     tls: ClientTLS | None = None
+    # The gateway requires API keys: a dev tenant's key made in `directory` (`api_key`), unless
+    # service_env gives the gateway a keys file of its own. False: SAYIT_AUTH=off.
+    api_keys: bool = True
+    api_key: str | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     metrics_addrs: dict[str, str] = field(default_factory=dict)
 
@@ -109,6 +114,24 @@ class Mesh:
     @property
     def scheduler_addr(self) -> str:
         return self.processes["scheduler"].addr or ""
+
+    @property
+    def metadata(self) -> list[tuple[str, str]]:
+        """Call metadata carrying the dev key (empty when the mesh has none)."""
+        return dev_keys.metadata(self.api_key)
+
+    def gateway_channel(self, **options: int) -> grpc.Channel:
+        """A channel to the gateway that sends the dev key with every call."""
+        return dev_keys.keyed(channel(self.gateway_addr, self.tls, **options), self.api_key)
+
+    def _gateway_auth_env(self) -> dict[str, str]:
+        if not self.api_keys:
+            return {"SAYIT_AUTH": "off", "SAYIT_API_KEYS_FILE": ""}
+        if "SAYIT_API_KEYS_FILE" in {**self.extra_env, **self.service_env.get("gateway", {})}:
+            return {"SAYIT_AUTH": "on"}
+        keys = dev_keys.ensure(self.directory)
+        self.api_key = keys.key
+        return {"SAYIT_AUTH": "on", "SAYIT_API_KEYS_FILE": str(keys.keys_file)}
 
     def build(self) -> Mesh:
         """The processes of the local mesh (devsupport.topology) on free ports, not started."""
@@ -124,7 +147,10 @@ class Mesh:
             direct_threads=self.direct_threads,
             queue_threads=self.queue_threads,
             name_workers=True,
-            env=self.service_env,
+            env={
+                **self.service_env,
+                "gateway": {**self._gateway_auth_env(), **self.service_env.get("gateway", {})},
+            },
         )
         base = {
             # Metrics endpoints are off unless asked for (never inherited from the shell).

@@ -7,7 +7,7 @@ Where a tool reads a variable with a service's meaning, the field reuses that de
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,7 @@ from services.common.settings import (
     HostPort,
     Int,
     KeepEmpty,
+    Lowercase,
     OptionalHostPort,
     Settings,
     doc,
@@ -76,6 +77,10 @@ class MeshSettings(ClientTLSSettings, ShutdownSettings):
     mesh_queue_transcribers: Int = Field(
         2, ge=0, description="transcriber + worker pairs of `make up`"
     )
+    # The gateway requires API keys: unless one of these says otherwise, `make up` gives it the
+    # dev tenant's keys file (.run/api-keys.toml, the key in .run/dev-api-key).
+    api_keys_file: ExpandedPath | None = same_as(GatewaySettings, "api_keys_file", None)
+    auth: Annotated[Literal["on", "off"], Lowercase] = same_as(GatewaySettings, "auth", "on")
 
     def metrics_addr(self, module: str) -> str:
         """The Prometheus endpoint of a service module's first process ("" = off)."""
@@ -91,6 +96,7 @@ class DemoSettings(Settings):
     used_by = "`make run`"
 
     gateway_addr: HostPort = same_as(GatewaySettings, "gateway_addr", "127.0.0.1:50051")
+    api_key: str | None = same_as(CliSettings, "api_key", None)
 
 
 class CallerSettings(ClientTLSSettings):

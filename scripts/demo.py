@@ -1,21 +1,25 @@
 """`make run`: one short Korean clip (answered at once) and one long clip (queued, progress
-streamed) through the gateway; prints both transcripts."""
+streamed) through the gateway; prints both transcripts. The key is SAYIT_API_KEY, else the one
+`make up` wrote to .run/dev-api-key."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+from pathlib import Path
 
 import grpc
 
-from devsupport import evalset
+from devsupport import dev_keys, evalset
 from devsupport.settings import DemoSettings
 from sayit.common.v1 import audio_pb2, job_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.client.credentials import find_api_key
 
 SHORT, LONG = "ko_deeply_sub100111a00054", "en_long_ljspeech_LJ001"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _request(clip: evalset.Clip) -> dict[str, object]:
@@ -26,8 +30,11 @@ def _request(clip: evalset.Clip) -> dict[str, object]:
 
 
 def main() -> int:
-    addr = DemoSettings.from_env(os.environ).gateway_addr
-    stub = pb_grpc.SpeechServiceStub(grpc.insecure_channel(addr))
+    settings = DemoSettings.from_env(os.environ)
+    key = find_api_key(settings.api_key, {}, ROOT)
+    stub = pb_grpc.SpeechServiceStub(
+        dev_keys.keyed(grpc.insecure_channel(settings.gateway_addr), key)
+    )
     try:
         short = evalset.clip(SHORT)
         started = time.monotonic()

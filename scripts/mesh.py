@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from devsupport import topology
+from devsupport import dev_keys, topology
 from devsupport.settings import MeshSettings
 from services.common.errors import ConfigError
 from services.common.healthcheck import check
@@ -146,9 +146,21 @@ def _pid(proc: Proc) -> int | None:
     return pid
 
 
+def gateway_keys(mesh: MeshSettings) -> dict[str, str]:
+    """The gateway requires API keys: the dev tenant's (made in .run/ on first start, reused
+    after), unless SAYIT_API_KEYS_FILE names other keys or SAYIT_AUTH=off (both inherited)."""
+    if mesh.api_keys_file is not None or mesh.auth == "off":
+        return {}
+    keys = dev_keys.ensure(RUN)
+    if keys.key:
+        print(f"API key of tenant {dev_keys.TENANT!r}: .run/{dev_keys.KEY_FILE}")
+    return {"SAYIT_API_KEYS_FILE": str(keys.keys_file)}
+
+
 def up(mesh: MeshSettings) -> int:
     (RUN / "redis").mkdir(parents=True, exist_ok=True)
     choice = choose_redis(mesh)
+    own_env = {"gateway": gateway_keys(mesh)}
     if choice.note:
         print(choice.note)
     REDIS_URL_FILE.write_text(choice.url)
@@ -161,7 +173,12 @@ def up(mesh: MeshSettings) -> int:
         child = subprocess.Popen(
             proc.argv(),
             cwd=ROOT,
-            env={**os.environ, "SAYIT_REDIS_URL": choice.url, **proc.env},
+            env={
+                **os.environ,
+                "SAYIT_REDIS_URL": choice.url,
+                **proc.env,
+                **own_env.get(proc.name, {}),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

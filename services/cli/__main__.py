@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -24,6 +25,7 @@ from services.cli.config import CliConfig, load_config
 from services.cli.output import STDOUT, Output
 from services.cli.transcribe import EXIT_INTERRUPTED, Request, submit_only, transcribe
 from services.client import FORMATS, ClientError, SayItClient, make_config
+from services.client.credentials import find_api_key
 from services.common.errors import ConfigError
 
 EXIT_USAGE = 2
@@ -36,7 +38,11 @@ def _parser(config: CliConfig) -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"gateway host:port (SAYIT_ADDR; now {config.addr})",
     )
-    common.add_argument("--api-key", default=argparse.SUPPRESS, help="API key (SAYIT_API_KEY)")
+    common.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        help="API key (SAYIT_API_KEY, else ./.run/dev-api-key, the key `make up` made)",
+    )
     common.add_argument("--tls", action="store_true", default=argparse.SUPPRESS, help="use TLS")
     common.add_argument(
         "--ca-file",
@@ -90,7 +96,11 @@ def _client(args: argparse.Namespace, config: CliConfig) -> SayItClient:
     tls = bool(getattr(args, "tls", False) or ca_file)
     return SayItClient(
         getattr(args, "addr", config.addr),
-        api_key=getattr(args, "api_key", None) or config.api_key,
+        # "" when none is found: the client looks no further.
+        api_key=find_api_key(
+            getattr(args, "api_key", None) or config.api_key, os.environ, Path.cwd()
+        )
+        or "",
         tls=tls,
         root_certificates=open(ca_file, "rb").read() if ca_file else None,
         upload_threshold_bytes=config.upload_threshold_bytes,

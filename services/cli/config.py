@@ -37,7 +37,8 @@ class CliSettings(Settings):
     api_key: str | None = Field(
         None,
         repr=False,  # never in a log line or traceback
-        description="API key sent as `authorization: Bearer <key>` (the CLI's `--api-key`)",
+        description="API key sent as `authorization: Bearer <key>` (the CLI's `--api-key`); "
+        "unset = `./.run/dev-api-key` when there is one (the key `make up` made)",
     )
     ca_file: ExpandedPath | None = Field(
         None,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,6 +17,7 @@ from sayit.common.v1 import event_pb2, job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.client.credentials import find_api_key
 from services.client.errors import ClientError, from_rpc_error, translated
 from services.client.inputs import AudioInput, load_audio, make_config
 from services.client.outcomes import ENDED_STATES, is_terminal, transcript_of, transcript_of_job
@@ -56,7 +59,8 @@ class SayItClient:
         max_message_bytes: int = 100 * MIB,
         upload_threshold_bytes: int = DEFAULT_UPLOAD_THRESHOLD_BYTES,
     ) -> None:
-        """`addr`: the gateway (host:port). `api_key`: sent as `authorization: Bearer <key>`.
+        """`addr`: the gateway (host:port). `api_key`: sent as `authorization: Bearer <key>`;
+        None = `SAYIT_API_KEY`, else ./.run/dev-api-key (the key `make up` made); "" = no key.
         `tls`: use TLS (with `root_certificates` PEM bytes, else the system's roots).
         `timeout`: deadline of unary calls; `wait_timeout`: of `Transcribe` (which waits for
         short audio); `stream_timeout`: of event streams. `reattach_seconds`: how long `watch`
@@ -84,8 +88,9 @@ class SayItClient:
             self._channel = grpc.insecure_channel(addr, options=options)
         self._stub = pb_grpc.SpeechServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        key = find_api_key(api_key, os.environ, Path.cwd())
         self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {api_key}"),) if api_key else ()
+            (("authorization", f"Bearer {key}"),) if key else ()
         )
         self.addr = addr
         self.timeout = timeout

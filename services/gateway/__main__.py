@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +21,7 @@ from services.gateway import auth, quotas
 from services.gateway.auth import Authenticator
 from services.gateway.config import load_config
 from services.gateway.interceptor import EdgeInterceptor
-from services.gateway.keys import KeyRing, load_keyring
+from services.gateway.live_keys import LiveKeys
 from services.gateway.quotas import Limiter
 from services.gateway.servicer import SpeechServicer
 from services.gateway.store_outage import StoreOutage
@@ -32,7 +34,11 @@ PROBE_THREADS = 2
 async def main() -> int:
     try:
         config = load_config(os.environ)
-        keyring = load_keyring(config.api_keys_file) if config.api_keys_file else None
+        keys = (
+            LiveKeys(config.api_keys_file, config.api_keys_reload_seconds)
+            if config.api_keys_file
+            else None
+        )
     except ConfigError as error:
         print(f"gateway: bad configuration: {error}", file=sys.stderr)
         return 2
@@ -44,17 +50,24 @@ async def main() -> int:
             print(f"gateway: {error}", file=sys.stderr)
             return 1
     log = logs.get_logger("sayit.gateway")
-    if keyring is None:
+    if keys is None:
+        # Only with SAYIT_AUTH=off (the settings refuse a missing keys file otherwise).
         log.warning(
             "auth_disabled",
-            reason="SAYIT_API_KEYS_FILE is not set: every caller is the 'default' tenant with "
-            "every right; set it to require API keys",
+            reason="SAYIT_AUTH=off: every caller is the 'default' tenant with every right, "
+            "without a key; do not expose this gateway beyond a development machine",
         )
     else:
-        log.info("auth_enabled", keys=len(keyring.by_hash), tenants=sorted(keyring.tenants))
+        log.info(
+            "auth_enabled",
+            file=str(config.api_keys_file),
+            keys=len(keys.ring.by_hash),
+            tenants=sorted(keys.ring.tenants),
+            reload_seconds=config.api_keys_reload_seconds,
+        )
     redis_client: aioredis.Redis | None = None
     limiter: Limiter | None = None
-    per_tenant = (keyring or KeyRing({}, {})).limits
+    per_tenant = keys.tenant_limits if keys else {}
     if config.limits.any or any(config.limits.merged(own).any for own in per_tenant.values()):
         redis_client = quotas.connect(config.redis_url, config.redis_pool)
         limiter = Limiter(
@@ -77,7 +90,20 @@ async def main() -> int:
             "through without their rate or audio limits checked",
         )
 
+    watcher: asyncio.Task[None] | None = None
+
+    async def startup() -> None:
+        nonlocal watcher
+        if keys is not None:
+            # Keys are revoked and added by editing the file: polled, or at once on SIGHUP.
+            watcher = asyncio.create_task(keys.watch())
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, keys.request_reload)
+
     async def shutdown() -> None:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await channel.close()
         if redis_client is not None:
             await redis_client.aclose()
@@ -93,9 +119,9 @@ async def main() -> int:
                 ),
             )
         ],
-        Lifecycle(shutdown=shutdown),
+        Lifecycle(startup=startup, shutdown=shutdown),
         interceptors=[
-            EdgeInterceptor(Authenticator(keyring) if keyring else None, limiter),
+            EdgeInterceptor(Authenticator(lambda: keys.ring) if keys else None, limiter),
             # Inside the edge: the tenant is known once the caller is authenticated.
             CallLimits(
                 CallCaps(max_streams_per_tenant=config.max_streams_per_tenant),

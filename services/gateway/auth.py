@@ -1,12 +1,12 @@
 """Who is calling: API keys in `authorization: Bearer <key>` metadata -> a Principal.
 
-With no keys file, authentication is off and every caller is the default tenant with every
-right (the gateway logs a warning at start).
+With SAYIT_AUTH=off there is no keys file: every caller is the default tenant with every right
+(the gateway logs a warning at start, and GetInfo says so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -16,6 +16,8 @@ from services.gateway.keys import ALL_RPCS, KeyRing, Principal
 AUTHORIZATION_KEY = "authorization"
 DEFAULT_TENANT = "default"
 ANONYMOUS = Principal(DEFAULT_TENANT, "", ALL_RPCS)
+# A caller who sent no key to an RPC that needs none (GetInfo): no tenant, no rights.
+UNKNOWN = Principal("", "", frozenset())
 
 # The principal of the call being handled; each RPC runs in its own task, hence its own copy.
 # No default: code reached without the edge interceptor having admitted the call fails (INTERNAL)
@@ -36,13 +38,18 @@ def set_current(principal: Principal) -> None:
     _current.set(principal)
 
 
-def bearer_key(metadata: Iterable[Any]) -> str:
-    """The key in the call's authorization metadata; UNAUTHENTICATED if missing or malformed."""
+def _authorization(metadata: Iterable[Any]) -> list[str]:
     values = []
     for item in metadata or ():
         key, value = (item.key, item.value) if hasattr(item, "key") else item
         if key == AUTHORIZATION_KEY:
             values.append(value.decode(errors="replace") if isinstance(value, bytes) else value)
+    return values
+
+
+def bearer_key(metadata: Iterable[Any]) -> str:
+    """The key in the call's authorization metadata; UNAUTHENTICATED if missing or malformed."""
+    values = _authorization(metadata)
     if not values:
         raise Unauthenticated(f"no API key: {_HOW}")
     if len(values) > 1:
@@ -55,15 +62,25 @@ def bearer_key(metadata: Iterable[Any]) -> str:
 
 
 class Authenticator:
-    def __init__(self, keyring: KeyRing) -> None:
+    def __init__(self, keyring: Callable[[], KeyRing]) -> None:
+        # Asked at every call: the keys in force change when the keys file is reloaded.
         self._keyring = keyring
 
-    def authenticate(self, metadata: Iterable[Any], rpc: str) -> Principal:
-        principal = self._keyring.lookup(bearer_key(metadata))
+    def identify(self, metadata: Iterable[Any]) -> Principal:
+        """Who sent the key in `metadata`; UNAUTHENTICATED if there is none or it is unknown."""
+        principal = self._keyring().lookup(bearer_key(metadata))
         if principal is None:
             raise Unauthenticated(
                 "API key not recognised (mistyped, revoked, or for another deployment)"
             )
+        return principal
+
+    def identify_if_sent(self, metadata: Iterable[Any]) -> Principal:
+        """As `identify` when the call carries a key; UNKNOWN when it carries none."""
+        return self.identify(metadata) if _authorization(metadata) else UNKNOWN
+
+    def authenticate(self, metadata: Iterable[Any], rpc: str) -> Principal:
+        principal = self.identify(metadata)
         if not principal.may(rpc):
             raise PermissionDenied(
                 f"API key {principal.key_name!r} may not call {rpc}; ask for a key with that "

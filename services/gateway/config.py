@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.common.config import ServerConfig
 from services.common.redis_client import DEFAULT_POOL, RedisPool
-from services.common.settings import ExpandedPath, Flag, HostPort, Int, OptionalHostPort
+from services.common.settings import (
+    ExpandedPath,
+    Flag,
+    HostPort,
+    Int,
+    Lowercase,
+    OptionalHostPort,
+    invalid,
+)
 from services.common.shared_settings import (
     MaxAudioSettings,
     ModelNameSettings,
@@ -35,7 +44,7 @@ class GatewayConfig:
     stream_timeout_seconds: float
     # Longest audio accepted (the scheduler checks it too).
     max_audio_seconds: float
-    # API keys and tenants; None = authentication off (every caller is the default tenant).
+    # API keys and tenants; None only with SAYIT_AUTH=off (every caller is the default tenant).
     api_keys_file: Path | None
     # Default per-tenant limits (a tenant's own limits come from the keys file); 0 = unlimited.
     limits: Limits
@@ -55,6 +64,8 @@ class GatewayConfig:
     # system's temporary directory).
     max_upload_bytes: int = 2 * 1024**3
     upload_dir: str = ""
+    # How often the keys file is checked for changes (it is also reloaded on SIGHUP).
+    api_keys_reload_seconds: float = 2.0
 
 
 class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
@@ -81,7 +92,20 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
     api_keys_file: ExpandedPath | None = Field(
         None,
         description="the API keys file (TOML, sha256 of each key, tenant, roles, per-tenant "
-        "limits); unset = authentication off",
+        "limits), reloaded when it changes and on SIGHUP; required unless `SAYIT_AUTH=off`",
+    )
+    auth: Annotated[Literal["on", "off"], Lowercase] = Field(
+        "on",
+        description="`off` lets every caller in as the `default` tenant with every right, "
+        "without a key (development only; logged at start, and `GetInfo` says so); `on` "
+        "needs `SAYIT_API_KEYS_FILE`",
+    )
+    api_keys_reload_seconds: float = Field(
+        2.0,
+        gt=0.0,
+        le=3600.0,
+        description="how often the gateway checks `SAYIT_API_KEYS_FILE` for changes; a file "
+        "that does not load is refused (logged) and the keys before it stay in force",
     )
     tenant_requests_per_second: float = Field(
         50.0,
@@ -128,6 +152,22 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         "(unnamed files, gone when the call ends); empty = the system's temporary directory",
     )
 
+    @model_validator(mode="after")
+    def _keys_or_auth_off(self) -> Self:
+        # Keys are on by default: a gateway without them must be asked for explicitly.
+        if self.auth == "on" and self.api_keys_file is None:
+            raise invalid(
+                "SAYIT_API_KEYS_FILE is not set and the gateway requires API keys: point it at "
+                "a keys file (python -m services.gateway.keys new --tenant NAME makes an entry), "
+                "or set SAYIT_AUTH=off to let every caller in without a key (development only)"
+            )
+        if self.auth == "off" and self.api_keys_file is not None:
+            raise invalid(
+                "SAYIT_AUTH=off and SAYIT_API_KEYS_FILE are both set: unset one (keys are "
+                "either required or off)"
+            )
+        return self
+
     def config(self) -> GatewayConfig:
         return GatewayConfig(
             server=self.server_config(self.gateway_addr),
@@ -140,6 +180,7 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             probe_budget_seconds=self.probe_budget_seconds,
             max_audio_seconds=self.max_audio_seconds,
             api_keys_file=self.api_keys_file,
+            api_keys_reload_seconds=self.api_keys_reload_seconds,
             limits=Limits(
                 requests_per_second=self.tenant_requests_per_second,
                 request_burst=self.tenant_request_burst,

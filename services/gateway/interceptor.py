@@ -2,7 +2,8 @@
 make its principal current, and take one request from the tenant's rate limit. All of it from
 metadata, before the handler reads a request message (for UploadJob, before any audio).
 
-Health and reflection are not SpeechService calls, so they stay reachable without a key.
+Health and reflection are not SpeechService calls, so they stay reachable without a key; nor
+does GetInfo need one (a key it is sent must be valid, and tells it the caller's tenant).
 Errors raised here are mapped to statuses and logged by the common interceptor around it.
 """
 
@@ -20,6 +21,8 @@ from services.gateway.auth import Authenticator
 from services.gateway.quotas import Limiter
 
 SERVICE_PREFIX = "/sayit.speech.v1.SpeechService/"
+# SpeechService RPCs open to callers without a key.
+OPEN_RPCS = frozenset({"GetInfo"})
 
 
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
@@ -30,8 +33,14 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     async def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> None:
         principal = auth.ANONYMOUS
         if self._authenticator is not None:
-            principal = self._authenticator.authenticate(context.invocation_metadata() or (), rpc)
+            metadata = context.invocation_metadata() or ()
+            if rpc in OPEN_RPCS:
+                principal = self._authenticator.identify_if_sent(metadata)
+            else:
+                principal = self._authenticator.authenticate(metadata, rpc)
         auth.set_current(principal)
+        if not principal.tenant:
+            return  # an open RPC called without a key: no tenant to log or charge
         logs.bind(
             tenant=principal.tenant,
             **({"api_key": principal.key_name} if principal.key_name else {}),

@@ -57,6 +57,15 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def keys_entry(key: str, tenant: str, name: str, roles: list[str]) -> str:
+    """The keys file's [[keys]] entry for `key` (its hash, never the key)."""
+    quoted = ", ".join(f'"{role}"' for role in roles)
+    return (
+        f'[[keys]]\nname = "{name}"\nsha256 = "{hash_key(key)}"\ntenant = "{tenant}"\n'
+        f"roles = [{quoted}]\n"
+    )
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the tenant that owns their jobs and the RPCs they may call."""
@@ -93,11 +102,23 @@ class KeyRing:
 
 def load_keyring(path: Path) -> KeyRing:
     """Parse and check a keys file; ConfigError naming the file and entry otherwise."""
+    return parse_keyring(read_keys_file(path), path)
+
+
+def read_keys_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"SAYIT_API_KEYS_FILE: cannot read {path}: {error.strerror or error}"
+        ) from None
+
+
+def parse_keyring(content: bytes, path: Path) -> KeyRing:
+    """The keys file's `content` (read from `path`, named in errors), checked."""
     where = "SAYIT_API_KEYS_FILE"
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read {path}: {error.strerror or error}") from None
+        data = tomllib.loads(content.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{where}: {path} is not valid TOML: {error}") from None
     entries = data.get("keys", [])
@@ -109,9 +130,11 @@ def load_keyring(path: Path) -> KeyRing:
         if digest in by_hash:
             raise ConfigError(f"{where}: {path} keys[{index}] repeats the sha256 of another key")
         by_hash[digest] = principal
+    tenants = data.get("tenants") or {}
+    if not isinstance(tenants, dict):
+        raise ConfigError(f"{where}: {path} tenants must be a table ([tenants.NAME])")
     limits = {
-        name: _limits(value, f"{where}: {path} tenants.{name}")
-        for name, value in (data.get("tenants") or {}).items()
+        name: _limits(value, f"{where}: {path} tenants.{name}") for name, value in tenants.items()
     }
     return KeyRing(by_hash, limits)
 
@@ -195,13 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bad tenant name {args.tenant!r}", file=sys.stderr)
             return 2
         key = new_key()
-        roles = ", ".join(f'"{r.strip()}"' for r in args.roles.split(",") if r.strip())
+        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
         print(f"# The key (give it to the caller; it is not stored anywhere):\n# {key}")
-        print("[[keys]]")
-        print(f'name = "{args.name or args.tenant}"')
-        print(f'sha256 = "{hash_key(key)}"')
-        print(f'tenant = "{args.tenant}"')
-        print(f"roles = [{roles}]")
+        print(keys_entry(key, args.tenant, args.name or args.tenant, roles), end="")
         return 0
     try:
         ring = load_keyring(args.file)

@@ -10,6 +10,7 @@ refused with UNAVAILABLE, or let through when SAYIT_QUOTA_FAIL_OPEN is set
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,7 +117,7 @@ class Limiter:
         client: aioredis.Redis,
         prefix: str,
         defaults: Limits,
-        per_tenant: dict[str, TenantLimits],
+        per_tenant: Mapping[str, TenantLimits],
         outage: StoreOutage | None = None,
     ) -> None:
         self._client: Any = client

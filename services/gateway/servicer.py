@@ -29,7 +29,7 @@ from services.common import logs
 from services.common.channels import call_timeout
 from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.common.names import job_id_from_name
-from services.gateway import auth, convert, metrics, upload, wire
+from services.gateway import auth, convert, info, metrics, upload, wire
 from services.gateway.config import GatewayConfig
 from services.gateway.quotas import Limiter
 
@@ -280,3 +280,8 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
             timeout=call_timeout(context, self._config.unary_timeout_seconds),
         )
         return pb.ListJobsResponse(jobs=reply.jobs, next_page_token=reply.next_page_token)
+
+    async def GetInfo(
+        self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInfoResponse:
+        return info.get_info(self._config, auth.current(), self._limiter)

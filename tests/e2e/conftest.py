@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from devsupport.mesh import Mesh, running
@@ -32,13 +31,13 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="session")
 def speech(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
+    # The mesh requires API keys: every call carries its dev key.
     return pb_grpc.SpeechServiceStub(
-        grpc.insecure_channel(
-            mesh.gateway_addr,
-            options=[
-                ("grpc.max_receive_message_length", 64 << 20),
-                ("grpc.max_send_message_length", 64 << 20),
-            ],
+        mesh.gateway_channel(
+            **{
+                "grpc.max_receive_message_length": 64 << 20,
+                "grpc.max_send_message_length": 64 << 20,
+            }
         )
     )
 

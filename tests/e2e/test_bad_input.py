@@ -58,9 +58,8 @@ def call(speech_stub: pb_grpc.SpeechServiceStub, channel: grpc.Channel, case: Ca
 @pytest.fixture(scope="module")
 def corpus_channel(mesh: Mesh) -> grpc.Channel:
     big = DEFAULT_MAX_BYTES + 4 * MIB
-    return grpc.insecure_channel(
-        mesh.gateway_addr,
-        options=[("grpc.max_send_message_length", big), ("grpc.max_receive_message_length", big)],
+    return mesh.gateway_channel(
+        **{"grpc.max_send_message_length": big, "grpc.max_receive_message_length": big}
     )
 
 

@@ -44,7 +44,7 @@ def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 def test_one_job_waits_at_the_transcriber_and_a_wait_that_runs_out_goes_to_the_high_queue(
     one_slot: Mesh,
 ) -> None:
-    speech = pb_grpc.SpeechServiceStub(grpc.insecure_channel(one_slot.gateway_addr))
+    speech = pb_grpc.SpeechServiceStub(one_slot.gateway_channel())
     transcriber = tpb_grpc.TranscriberServiceStub(
         grpc.insecure_channel(one_slot.processes["transcriber-direct"].addr or "")
     )

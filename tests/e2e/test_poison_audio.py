@@ -34,7 +34,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 def test_a_clip_that_killed_the_transcriber_is_refused_at_once_and_never_sent_again(
     mesh: Mesh,
 ) -> None:
-    speech = pb_grpc.SpeechServiceStub(grpc.insecure_channel(mesh.gateway_addr))
+    speech = pb_grpc.SpeechServiceStub(mesh.gateway_channel())
     content, _, seconds = audio.korean_long(20.0)
     assert seconds < 30  # direct
     name, events = start_with_progress(speech, content, "ko")

@@ -60,7 +60,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def speech(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
-    return pb_grpc.SpeechServiceStub(grpc.insecure_channel(mesh.gateway_addr))
+    return pb_grpc.SpeechServiceStub(mesh.gateway_channel())
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def audio() -> audio_pb2.Audio:
 
 def wait_until_reachable(mesh: Mesh) -> None:
     """Until the gateway reaches the scheduler again (its channel reconnects with backoff)."""
-    stub = pb_grpc.SpeechServiceStub(grpc.insecure_channel(mesh.gateway_addr))
+    stub = pb_grpc.SpeechServiceStub(mesh.gateway_channel())
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -190,7 +190,7 @@ def test_the_client_retries_a_read_until_the_scheduler_is_back(mesh: Mesh) -> No
     back.start()
     try:
         with (
-            SayItClient(mesh.gateway_addr, timeout=30) as client,
+            SayItClient(mesh.gateway_addr, api_key=mesh.api_key, timeout=30) as client,
             pytest.raises(ClientError) as raised,
         ):
             client.get_job(NO_JOB)
@@ -211,7 +211,7 @@ def test_the_client_retries_a_read_until_the_scheduler_is_back(mesh: Mesh) -> No
 @pytest.mark.usefixtures("scheduler_down")
 def test_the_client_sends_a_transcribe_once(mesh: Mesh, audio: audio_pb2.Audio) -> None:
     with (
-        SayItClient(mesh.gateway_addr, wait_timeout=30) as client,
+        SayItClient(mesh.gateway_addr, api_key=mesh.api_key, wait_timeout=30) as client,
         pytest.raises(ClientError) as raised,
     ):
         client.transcribe(audio.content, filename=audio.filename, request_id="once-1")

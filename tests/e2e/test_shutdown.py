@@ -45,7 +45,7 @@ def small_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 
 def stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
-    return pb_grpc.SpeechServiceStub(grpc.insecure_channel(mesh.gateway_addr))
+    return pb_grpc.SpeechServiceStub(mesh.gateway_channel())
 
 
 def transcriber_busy(mesh: Mesh, name: str) -> int:

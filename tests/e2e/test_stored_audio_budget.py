@@ -40,7 +40,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def speech(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
-    return pb_grpc.SpeechServiceStub(grpc.insecure_channel(mesh.gateway_addr))
+    return pb_grpc.SpeechServiceStub(mesh.gateway_channel())
 
 
 def test_a_full_audio_budget_refuses_new_jobs_and_the_admitted_ones_complete(

@@ -21,5 +21,5 @@ def long_korean() -> tuple[bytes, str, float]:
 
 @pytest.fixture(scope="package")
 def client(mesh: Mesh) -> Iterator[SayItClient]:
-    with SayItClient(mesh.gateway_addr) as c:
+    with SayItClient(mesh.gateway_addr, api_key=mesh.api_key) as c:
         yield c

@@ -28,8 +28,11 @@ pytestmark = pytest.mark.model
 SAYIT = shutil.which("sayit", path=str(Path(sys.executable).parent))
 
 
-def cli_env() -> dict[str, str]:
+def cli_env(mesh: Mesh | None = None) -> dict[str, str]:
+    """The environment without the caller's SAYIT_* settings; with the mesh's dev key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAYIT_")}
+    if mesh is not None and mesh.api_key:
+        env["SAYIT_API_KEY"] = mesh.api_key
     env["COLUMNS"] = "200"
     return env
 
@@ -40,7 +43,7 @@ def sayit(mesh: Mesh, *args: str, timeout: float = 300) -> subprocess.CompletedP
         [SAYIT, "--addr", mesh.gateway_addr, *args],
         capture_output=True,
         text=True,
-        env=cli_env(),
+        env=cli_env(mesh),
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
@@ -165,7 +168,7 @@ def test_ctrl_c_asks_to_cancel_or_leave_the_job(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env(),
+        env=cli_env(mesh),
     )
     assert process.stderr is not None and process.stdin is not None
     first = process.stderr.readline()  # "<file>: jobs/<id> (231.0 s of audio, queued)"
@@ -188,3 +191,27 @@ def test_ctrl_c_asks_to_cancel_or_leave_the_job(
         assert job.state in (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RUNNING)
         client.cancel_job(name)  # free the worker for the next tests
     assert not list(tmp_path.iterdir())  # nothing written for an interrupted file
+
+
+def test_cli_finds_the_dev_key_in_dot_run_of_the_working_directory(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    assert mesh.api_key, "the test mesh requires API keys"
+
+    def jobs_list() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SAYIT or "sayit", "--addr", mesh.gateway_addr, "jobs", "list", "--limit", "1"],
+            capture_output=True,
+            text=True,
+            env=cli_env(),  # no SAYIT_API_KEY
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    without = jobs_list()
+    assert without.returncode == 1 and "UNAUTHENTICATED" in without.stderr, without.stderr
+    assert "no API key" in without.stderr
+    (tmp_path / ".run").mkdir()
+    (tmp_path / ".run" / "dev-api-key").write_text(mesh.api_key + "\n")
+    found = jobs_list()
+    assert found.returncode == 0, found.stderr

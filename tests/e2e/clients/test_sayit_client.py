@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -85,3 +86,19 @@ def test_client_errors_carry_the_code(client: SayItClient) -> None:
         client.transcribe(b"\x00not audio" * 100, language="ko")
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert client.health() == "SERVING"
+
+
+def test_the_client_finds_the_dev_key_in_dot_run_of_the_working_directory(
+    mesh: Mesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert mesh.api_key, "the test mesh requires API keys"
+    monkeypatch.delenv("SAYIT_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with SayItClient(mesh.gateway_addr) as client, pytest.raises(ClientError) as refused:
+        client.list_jobs(page_size=1)
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    (tmp_path / ".run").mkdir()
+    (tmp_path / ".run" / "dev-api-key").write_text(mesh.api_key + "\n")
+    with SayItClient(mesh.gateway_addr) as client:
+        jobs, _ = client.list_jobs(page_size=1)
+    assert isinstance(jobs, list)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from devsupport.mesh import Mesh, RedisServer
@@ -43,7 +42,5 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 @pytest.fixture(scope="package")
 def speech(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
     return pb_grpc.SpeechServiceStub(
-        grpc.insecure_channel(
-            mesh.gateway_addr, options=[("grpc.max_send_message_length", 64 << 20)]
-        )
+        mesh.gateway_channel(**{"grpc.max_send_message_length": 64 << 20})
     )

@@ -124,9 +124,30 @@ def test_log_settings_defaults() -> None:
 
 
 def test_every_settings_class_starts_from_an_empty_environment() -> None:
-    # Defaults are validated too: a bad one would stop every start.
+    # Defaults are validated too: a bad one would stop every start. The gateway alone needs a
+    # choice made: API keys (a keys file) or none (SAYIT_AUTH=off).
+    choices = {"GatewaySettings": {"SAYIT_AUTH": "off"}}
     for settings in settings_doc.SETTINGS:
-        assert settings.from_env({}) is not None, settings.__name__
+        environ = choices.get(settings.__name__, {})
+        assert settings.from_env(environ) is not None, settings.__name__
+
+
+def test_the_gateway_does_not_start_without_keys_unless_auth_is_off() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYIT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "services.gateway"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "gateway: bad configuration: SAYIT_API_KEYS_FILE is not set and the gateway requires "
+        "API keys"
+    ), result.stderr
+    assert "or set SAYIT_AUTH=off to let every caller in without a key" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.errors import ConfigError, PermissionDenied, Unauthenticated
 from services.gateway import keys
-from services.gateway.auth import Authenticator, bearer_key
+from services.gateway.auth import UNKNOWN, Authenticator, bearer_key
 from services.gateway.keys import ALL_RPCS, load_keyring
 
 
@@ -135,9 +135,14 @@ def test_bad_bearer_metadata_is_unauthenticated(metadata: list, message: str) ->
 
 def test_authenticator(tmp_path: Path) -> None:
     ring = load_keyring(write(tmp_path, entry("good", "acme", '["read"]', "acme-reader")))
-    auth = Authenticator(ring)
+    auth = Authenticator(lambda: ring)
     principal = auth.authenticate([("authorization", "Bearer good")], "GetJob")
     assert principal.tenant == "acme"
+    # GetInfo needs no key, but a key it is sent must be valid.
+    assert auth.identify_if_sent([("x-request-id", "r")]) == UNKNOWN
+    assert auth.identify_if_sent([("authorization", "Bearer good")]).tenant == "acme"
+    with pytest.raises(Unauthenticated, match="not recognised"):
+        auth.identify_if_sent([("authorization", "Bearer bad")])
     with pytest.raises(Unauthenticated, match="not recognised"):
         auth.authenticate([("authorization", "Bearer bad")], "GetJob")
     with pytest.raises(PermissionDenied, match="'acme-reader' may not call Transcribe"):

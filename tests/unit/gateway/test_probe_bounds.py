@@ -41,7 +41,7 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 def servicer(executor: ThreadPoolExecutor, **environ: str) -> SpeechServicer:
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # never called: the probe comes first
-    return SpeechServicer(load_config(environ), channel, None, executor)
+    return SpeechServicer(load_config({"SAYIT_AUTH": "off", **environ}), channel, None, executor)
 
 
 async def test_a_cancelled_call_sets_its_probes_cancel_flag(

@@ -3,12 +3,22 @@ from sayit.common.v1 import event_pb2 as _event_pb2
 from sayit.common.v1 import job_pb2 as _job_pb2
 from sayit.common.v1 import transcription_pb2 as _transcription_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class AuthMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUTH_MODE_UNSPECIFIED: _ClassVar[AuthMode]
+    AUTH_MODE_API_KEYS: _ClassVar[AuthMode]
+    AUTH_MODE_OFF: _ClassVar[AuthMode]
+AUTH_MODE_UNSPECIFIED: AuthMode
+AUTH_MODE_API_KEYS: AuthMode
+AUTH_MODE_OFF: AuthMode
 
 class TranscribeRequest(_message.Message):
     __slots__ = ("audio", "config")
@@ -139,3 +149,31 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[_job_pb2.TranscriptionJob]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.TranscriptionJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetInfoResponse(_message.Message):
+    __slots__ = ("version", "auth_mode", "tenant", "model", "max_audio_seconds", "max_request_bytes", "max_upload_bytes", "tenant_requests_per_second", "tenant_request_burst", "tenant_audio_seconds_per_day")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    AUTH_MODE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_UPLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TENANT_REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    TENANT_REQUEST_BURST_FIELD_NUMBER: _ClassVar[int]
+    TENANT_AUDIO_SECONDS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    auth_mode: AuthMode
+    tenant: str
+    model: str
+    max_audio_seconds: float
+    max_request_bytes: int
+    max_upload_bytes: int
+    tenant_requests_per_second: float
+    tenant_request_burst: int
+    tenant_audio_seconds_per_day: float
+    def __init__(self, version: _Optional[str] = ..., auth_mode: _Optional[_Union[AuthMode, str]] = ..., tenant: _Optional[str] = ..., model: _Optional[str] = ..., max_audio_seconds: _Optional[float] = ..., max_request_bytes: _Optional[int] = ..., max_upload_bytes: _Optional[int] = ..., tenant_requests_per_second: _Optional[float] = ..., tenant_request_burst: _Optional[int] = ..., tenant_audio_seconds_per_day: _Optional[float] = ...) -> None: ...

@@ -76,6 +76,11 @@ class SpeechServiceStub:
                 request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.GetInfo = channel.unary_unary(
+                '/sayit.speech.v1.SpeechService/GetInfo',
+                request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoResponse.FromString,
+                _registered_method=True)
 
 
 class SpeechServiceServicer:
@@ -144,6 +149,15 @@ class SpeechServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInfo(self, request, context):
+        """What this gateway is: its version, whether it requires API keys, the caller's tenant (when
+        the call carries a valid key, or authentication is off) and the main limits. Needs no key;
+        a key that is sent must be valid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpeechServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +200,11 @@ def add_SpeechServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsRequest.FromString,
                     response_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'GetInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInfo,
+                    request_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoRequest.FromString,
+                    response_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -406,6 +425,33 @@ class SpeechService:
             '/sayit.speech.v1.SpeechService/ListJobs',
             sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsRequest.SerializeToString,
             sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sayit.speech.v1.SpeechService/GetInfo',
+            sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoRequest.SerializeToString,
+            sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
