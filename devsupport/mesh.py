@@ -19,6 +19,7 @@ import redis
 
 from devsupport import topology
 from devsupport.processes import ServiceProcess, free_port
+from services.common import pki as mesh_pki
 from services.common.tls import ClientTLS
 
 
@@ -97,8 +98,12 @@ class Mesh:
     metrics: bool = False
     # Extra environment of one service only, by process name ("gateway", "scheduler", ...).
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    # How the tests reach the services when they serve TLS.
+    # How the tests reach the gateway's public port when it serves TLS.
     tls: ClientTLS | None = None
+    # Mutual TLS with service identities on every internal hop, from a PKI made (or reused) in
+    # `directory`/pki; False runs them plaintext with SAYIT_INTERNAL_TLS=off.
+    pki: bool = True
+    certificates: mesh_pki.Pki | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     metrics_addrs: dict[str, str] = field(default_factory=dict)
 
@@ -110,8 +115,17 @@ class Mesh:
     def scheduler_addr(self) -> str:
         return self.processes["scheduler"].addr or ""
 
+    def tls_as(self, service: str | None) -> ClientTLS | None:
+        """How to call an internal service as `service` (a name of services.common.pki; None:
+        TLS without a certificate); None when the mesh runs without internal TLS."""
+        if self.certificates is None:
+            return None
+        return self.certificates.client_tls(service)
+
     def build(self) -> Mesh:
         """The processes of the local mesh (devsupport.topology) on free ports, not started."""
+        if self.pki:
+            self.certificates = mesh_pki.ensure(self.directory / "pki")
 
         def free_addr(module: str, pair: int) -> str:
             return f"127.0.0.1:{free_port()}"
@@ -125,6 +139,7 @@ class Mesh:
             queue_threads=self.queue_threads,
             name_workers=True,
             env=self.service_env,
+            pki=self.certificates,
         )
         base = {
             # Metrics endpoints are off unless asked for (never inherited from the shell).
@@ -147,7 +162,8 @@ class Mesh:
                 {**base, **spec.env},
                 self.directory / f"{spec.name}.log",
                 addr=spec.addr,
-                tls=self.tls,
+                # Health checks: the gateway as a public caller, the rest as an operator.
+                tls=self.tls if spec.module == topology.GATEWAY else self.tls_as("operator"),
             )
         return self
 

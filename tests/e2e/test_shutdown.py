@@ -49,7 +49,8 @@ def stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
 
 
 def transcriber_busy(mesh: Mesh, name: str) -> int:
-    info = tpb_grpc.TranscriberServiceStub(grpc.insecure_channel(mesh.processes[name].addr or ""))
+    as_scheduler = processes.channel(mesh.processes[name].addr or "", mesh.tls_as("scheduler"))
+    info = tpb_grpc.TranscriberServiceStub(as_scheduler)
     return info.GetInfo(tpb.GetInfoRequest(), timeout=5).slots_busy
 
 
@@ -133,7 +134,8 @@ def test_sigterm_scheduler_finishes_the_call_in_flight(small_mesh: Mesh) -> None
     scheduler = small_mesh.processes["scheduler"].addr or ""
 
     def refused() -> grpc.RpcError:
-        direct = spb_grpc.SchedulerServiceStub(grpc.insecure_channel(scheduler))
+        as_gateway = processes.channel(scheduler, small_mesh.tls_as("gateway"))
+        direct = spb_grpc.SchedulerServiceStub(as_gateway)
         return rpc_error(direct.ListJobs, spb.ListJobsRequest(tenant="default"), timeout=10)
 
     try:
@@ -151,7 +153,8 @@ def test_sigterm_transcriber_finishes_the_call_in_flight(small_mesh: Mesh) -> No
     addr = small_mesh.processes["transcriber-direct"].addr or ""
 
     def refused() -> grpc.RpcError:
-        direct = tpb_grpc.TranscriberServiceStub(grpc.insecure_channel(addr))
+        as_scheduler = processes.channel(addr, small_mesh.tls_as("scheduler"))
+        direct = tpb_grpc.TranscriberServiceStub(as_scheduler)
         return rpc_error(
             direct.TranscribeStream,
             tpb.TranscribeStreamRequest(),

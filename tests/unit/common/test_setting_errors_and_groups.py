@@ -21,7 +21,7 @@ from services.common.settings import (
     HostPort,
     Settings,
 )
-from services.common.shared_settings import LogSettings, ServerSettings
+from services.common.shared_settings import InternalServerSettings, LogSettings, ServerSettings
 from tests.support.settings_probe import Probe, config_error, probe
 
 # --- errors: pydantic's ValidationError becomes ConfigError -------------------------------------
@@ -124,9 +124,15 @@ def test_log_settings_defaults() -> None:
 
 
 def test_every_settings_class_starts_from_an_empty_environment() -> None:
-    # Defaults are validated too: a bad one would stop every start.
+    # Defaults are validated too: a bad one would stop every start. The internal servers need
+    # their mutual TLS files, or internal TLS turned off explicitly.
     for settings in settings_doc.SETTINGS:
-        assert settings.from_env({}) is not None, settings.__name__
+        if issubclass(settings, InternalServerSettings):
+            with pytest.raises(ConfigError, match="SAYIT_INTERNAL_TLS is on"):
+                settings.from_env({})
+            assert settings.from_env({"SAYIT_INTERNAL_TLS": "off"}) is not None
+        else:
+            assert settings.from_env({}) is not None, settings.__name__
 
 
 @pytest.mark.parametrize(
