@@ -26,6 +26,7 @@ def running(
     queue_transcribers: int = 1,
     queue_threads: int = 1,
     env: dict[str, str] | None = None,
+    pki: bool = True,
 ) -> Iterator[Mesh]:
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-"))
     try:
@@ -36,6 +37,7 @@ def running(
             direct_threads=direct_threads,
             queue_threads=queue_threads,
             extra_env=env or {},
+            pki=pki,
         ) as started:
             yield started
     finally:
