@@ -3,12 +3,14 @@ Transcribe on two meshes running side by side, one with internal mTLS (the defau
 with SAYIT_INTERNAL_TLS=off, and a ListJobs (gateway -> scheduler -> Redis, no decoding), which
 shows the hops' cost without the model's time around it.
 
-    python -m bench.mtls_cost [--pairs N] [--clip ID]
+    python -m bench.mtls_cost [--pairs N] [--rounds N] [--clip ID]
 
 Calls alternate between the meshes one at a time, the order flipping each pair, so the drift of
 a shared machine weighs on both sides alike; the figure is the median of the pairs' ratios (and
-the medians of each side). Connections between services are long-lived, so a call pays the
-encryption of its bytes, not a handshake.
+the medians of each side). Each round starts both meshes afresh, in the other order than the
+round before: one process runs the same work a few percent faster than another for its whole
+life, which a single round would put down to TLS. Connections between services are
+long-lived, so a call pays the encryption of its bytes, not a handshake.
 """
 
 from __future__ import annotations
@@ -17,16 +19,23 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from bench import bench_mesh
 from bench.figures import median
 from bench.mesh_overhead import transcribe
 from bench.report import paired_ratios
 from devsupport import evalset
+from devsupport.mesh import Mesh
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 
 DEFAULT_CLIP = "en_pv_leopard_test"  # 5.9 s
+
+
+def mesh(*, pki: bool) -> AbstractContextManager[Mesh]:
+    # One slot of one thread and no queue: a short clip always goes direct.
+    return bench_mesh.running(direct_slots=1, direct_threads=1, queue_transcribers=0, pki=pki)
 
 
 def list_jobs(stub: pb_grpc.SpeechServiceStub) -> float:
@@ -60,27 +69,35 @@ def report(name: str, with_tls: list[float], without: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=40, help="Transcribe pairs")
+    parser.add_argument("--pairs", type=int, default=20, help="Transcribe pairs per round")
+    parser.add_argument("--rounds", type=int, default=2, help="fresh pairs of meshes")
     parser.add_argument("--clip", default=DEFAULT_CLIP, help="a short clip of the eval set")
     args = parser.parse_args(argv)
     clip = evalset.clip(args.clip)
-    options = {"direct_slots": 1, "direct_threads": 1, "queue_transcribers": 0}
-    with (
-        bench_mesh.running(**options, pki=True) as secure,
-        bench_mesh.running(**options, pki=False) as plain,
-    ):
-        on, off = bench_mesh.stub(secure.gateway_addr), bench_mesh.stub(plain.gateway_addr)
-        for stub in (on, off):  # warm-ups, not timed
-            transcribe(stub, clip)
-            list_jobs(stub)
-        rows = [
-            report(
-                f"Transcribe {clip.id} ({clip.duration_seconds:.1f} s)",
-                *paired(args.pairs, lambda s: transcribe(s, clip), on, off),
-            ),
-            report("ListJobs (no decoding)", *paired(args.pairs * 5, list_jobs, on, off)),
-        ]
-    print("\n".join(rows))
+    samples: dict[str, tuple[list[float], list[float]]] = {
+        "transcribe": ([], []),
+        "list_jobs": ([], []),
+    }
+    for round_ in range(args.rounds):
+        order = (True, False) if round_ % 2 == 0 else (False, True)
+        with (
+            mesh(pki=order[0]) as first,
+            mesh(pki=order[1]) as second,
+        ):
+            secure, plain = (first, second) if order[0] else (second, first)
+            on, off = bench_mesh.stub(secure.gateway_addr), bench_mesh.stub(plain.gateway_addr)
+            for stub in (on, off):  # warm-ups, not timed
+                transcribe(stub, clip)
+                list_jobs(stub)
+            for name, call, pairs in (
+                ("transcribe", lambda s: transcribe(s, clip), args.pairs),
+                ("list_jobs", list_jobs, args.pairs * 5),
+            ):
+                with_tls, without = paired(pairs, call, on, off)
+                samples[name][0].extend(with_tls)
+                samples[name][1].extend(without)
+    print(report(f"Transcribe {clip.id} ({clip.duration_seconds:.1f} s)", *samples["transcribe"]))
+    print(report("ListJobs (no decoding)", *samples["list_jobs"]))
     return 0
 
 
