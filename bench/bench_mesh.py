@@ -24,6 +24,7 @@ def running(
     queue_transcribers: int = 1,
     queue_threads: int = 1,
     env: dict[str, str] | None = None,
+    pki: bool = True,
 ) -> Iterator[Mesh]:
     directory = Path(tempfile.mkdtemp(prefix="sayit-bench-"))
     try:
@@ -34,6 +35,7 @@ def running(
             direct_threads=direct_threads,
             queue_threads=queue_threads,
             extra_env=env or {},
+            pki=pki,
         ) as started:
             yield started
     finally:

@@ -32,13 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import grpc
-
 from bench import raw_engine
 from bench.engine_process import EngineProcess
 from bench.figures import Figure, median
 from bench.report import paired_ratios
-from devsupport import audio, evalset, scoring
+from devsupport import audio, evalset, processes, scoring
 from devsupport.mesh import Mesh, RedisServer
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
@@ -101,9 +99,11 @@ def _transcribe(
 
 def _whole(mesh: Mesh, content: bytes, language: str) -> str:
     """The file transcribed in one piece on the direct transcriber."""
-    with grpc.insecure_channel(
+    # As the scheduler: the transcriber answers only it and the workers.
+    with processes.channel(
         mesh.processes["transcriber-direct"].addr or "",
-        options=[("grpc.max_send_message_length", 64 << 20)],
+        mesh.tls_as("scheduler"),
+        **{"grpc.max_send_message_length": 64 << 20},
     ) as channel:
         request = tpb.TranscribeStreamRequest(
             audio=audio_pb2.Audio(content=content),

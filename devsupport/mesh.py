@@ -20,6 +20,7 @@ import redis
 
 from devsupport import dev_keys, topology
 from devsupport.processes import ServiceProcess, channel, free_port
+from services.common import pki as mesh_pki
 from services.common.tls import ClientTLS
 
 
@@ -98,12 +99,16 @@ class Mesh:
     metrics: bool = False
     # Extra environment of one service only, by process name ("gateway", "scheduler", ...).
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    # How the tests reach the services when they serve TLS.
+    # How the tests reach the gateway's public port when it serves TLS.
     tls: ClientTLS | None = None
     # The gateway requires API keys: a dev tenant's key made in `directory` (`api_key`), unless
     # service_env gives the gateway a keys file of its own. False: SAYIT_AUTH=off.
     api_keys: bool = True
     api_key: str | None = None
+    # Mutual TLS with service identities on every internal hop, from a PKI made (or reused) in
+    # `directory`/pki; False runs them plaintext with SAYIT_INTERNAL_TLS=off.
+    pki: bool = True
+    certificates: mesh_pki.Pki | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     metrics_addrs: dict[str, str] = field(default_factory=dict)
 
@@ -133,8 +138,17 @@ class Mesh:
         self.api_key = keys.key
         return {"SAYIT_AUTH": "on", "SAYIT_API_KEYS_FILE": str(keys.keys_file)}
 
+    def tls_as(self, service: str | None) -> ClientTLS | None:
+        """How to call an internal service as `service` (a name of services.common.pki; None:
+        TLS without a certificate); None when the mesh runs without internal TLS."""
+        if self.certificates is None:
+            return None
+        return self.certificates.client_tls(service)
+
     def build(self) -> Mesh:
         """The processes of the local mesh (devsupport.topology) on free ports, not started."""
+        if self.pki:
+            self.certificates = mesh_pki.ensure(self.directory / "pki")
 
         def free_addr(module: str, pair: int) -> str:
             return f"127.0.0.1:{free_port()}"
@@ -151,6 +165,7 @@ class Mesh:
                 **self.service_env,
                 "gateway": {**self._gateway_auth_env(), **self.service_env.get("gateway", {})},
             },
+            pki=self.certificates,
         )
         base = {
             # Metrics endpoints are off unless asked for (never inherited from the shell).
@@ -173,7 +188,8 @@ class Mesh:
                 {**base, **spec.env},
                 self.directory / f"{spec.name}.log",
                 addr=spec.addr,
-                tls=self.tls,
+                # Health checks: the gateway as a public caller, the rest as an operator.
+                tls=self.tls if spec.module == topology.GATEWAY else self.tls_as("operator"),
             )
         return self
 

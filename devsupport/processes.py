@@ -142,11 +142,18 @@ class ServiceProcess:
 
 
 def transcriber(tmp: Path, name: str = "transcriber", **env: str) -> ServiceProcess:
+    """A transcriber on its own, plaintext: the tests that use it are about transcribing, and
+    call it directly; the mesh's (devsupport.mesh) run mutual TLS with identity checks."""
     port = free_port()
     addr = f"127.0.0.1:{port}"
     return ServiceProcess(
         "services.transcriber",
-        {"SAYIT_TRANSCRIBER_ADDR": addr, "SAYIT_TRANSCRIBER_METRICS_ADDR": "", **env},
+        {
+            "SAYIT_TRANSCRIBER_ADDR": addr,
+            "SAYIT_TRANSCRIBER_METRICS_ADDR": "",
+            "SAYIT_INTERNAL_TLS": "off",
+            **env,
+        },
         tmp / f"{name}.log",
         addr=addr,
     )

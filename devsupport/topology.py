@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.pki import Pki
+
 GATEWAY = "services.gateway"
 SCHEDULER = "services.scheduler"
 TRANSCRIBER = "services.transcriber"
@@ -24,6 +26,29 @@ METRICS_VARS = {
     TRANSCRIBER: "SAYIT_TRANSCRIBER_METRICS_ADDR",
     WORKER: "SAYIT_WORKER_METRICS_ADDR",
 }
+
+# The certificate (services.common.pki) each module's processes present.
+IDENTITIES = {
+    GATEWAY: "gateway",
+    SCHEDULER: "scheduler",
+    TRANSCRIBER: "transcriber",
+    WORKER: "worker",
+}
+# The servers only other services call: mutual TLS with an identity check.
+INTERNAL_SERVERS = (SCHEDULER, TRANSCRIBER)
+
+
+def tls_env(pki: Pki | None, module: str) -> dict[str, str]:
+    """The SAYIT_TLS_* of a module's processes: the internal servers serve mutual TLS with
+    their service's certificate; the gateway (whose public port stays as configured) and the
+    workers call with theirs. No PKI: internal TLS explicitly off."""
+    if pki is None:
+        return {"SAYIT_INTERNAL_TLS": "off"} if module in INTERNAL_SERVERS else {}
+    service = IDENTITIES[module]
+    if module in INTERNAL_SERVERS:
+        return pki.server_env(service)
+    return pki.client_env(service)
+
 
 # An address for the process of a module (GATEWAY ...) in queue pair `pair`: 1..queue_pairs for
 # the queue transcribers and their workers, 0 for the direct transcriber, scheduler and gateway.
@@ -51,13 +76,15 @@ def services(
     queue_threads: int = 1,
     name_workers: bool = False,
     env: Mapping[str, Mapping[str, str]] | None = None,
+    pki: Pki | None = None,
 ) -> list[ProcessSpec]:
     """The mesh's service processes in start order (Redis is `redis_args`).
 
     `metrics` gives each process its Prometheus endpoint ("" = off); None says nothing about
     endpoints (the process inherits its setting). `name_workers` names each queue worker after
     its process (tests find them in RQ by name; otherwise RQ picks the name). `env` adds
-    environment by process name, over the topology's own.
+    environment by process name, over the topology's own. `pki` gives every process its
+    certificate (`tls_env`); None runs the mesh without internal TLS.
     """
     extra = env or {}
     specs: list[ProcessSpec] = []
@@ -67,7 +94,8 @@ def services(
         if metrics is not None:
             metrics_addr = metrics(module, pair)
             own[METRICS_VARS[module]] = metrics_addr
-        specs.append(ProcessSpec(name, module, addr, {**own, **extra.get(name, {})}, metrics_addr))
+        own = {**tls_env(pki, module), **own, **extra.get(name, {})}
+        specs.append(ProcessSpec(name, module, addr, own, metrics_addr))
 
     direct = address(TRANSCRIBER, 0)
     add(

@@ -9,6 +9,11 @@ append-only persistence (`--appendonly yes --appendfsync everysec`, data in .run
 Redis at SAYIT_REDIS_URL is used if it answers with AOF on; if nothing answers there, `up` starts
 one on that port; if one answers without AOF (a shared development Redis), `up` starts its own
 on SAYIT_MESH_REDIS_PORT and points the services at it. The choice is kept in .run/redis.url.
+
+Every internal hop is mutual TLS with service identities: `up` makes a CA and one certificate
+per service in .run/pki/ on first start (services.common.pki; reused while valid) and gives each
+process its own. The gateway's public port stays plaintext unless SAYIT_TLS_CERT_FILE is set;
+health checks of the internal services present the `operator` certificate.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ import redis
 
 from devsupport import dev_keys, topology
 from devsupport.settings import MeshSettings
+from services.common import pki
 from services.common.errors import ConfigError
 from services.common.healthcheck import check
+from services.common.tls import ClientTLS
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 START_TIMEOUT = 180.0
+PKI = pki.Pki(RUN / "pki")
 # Addresses and Prometheus endpoints come from MeshSettings (devsupport/settings.py): queue
 # transcriber n serves on the transcriber ports + n, queue worker n on the worker's + n - 1; an
 # empty SAYIT_*_METRICS_ADDR turns that endpoint off. Health checks speak TLS when the services
@@ -129,9 +137,18 @@ def processes(choice: RedisChoice | None = None, mesh: MeshSettings | None = Non
         lambda module, pair: _metrics_addr(mesh, module, pair),
         queue_pairs=mesh.mesh_queue_transcribers,
         direct_slots=2,
+        pki=PKI,
     )
     procs += [Proc(s.name, s.module, s.addr, s.env) for s in services]
     return procs
+
+
+def _health_tls(proc: Proc, mesh: MeshSettings) -> ClientTLS | None:
+    """How to health-check a process: the gateway as a public caller (SAYIT_TLS_CA_FILE...),
+    the internal services as an operator."""
+    if proc.module == topology.GATEWAY or not PKI.ca_cert.exists():
+        return mesh.client_tls
+    return PKI.client_tls("operator")
 
 
 def _pid(proc: Proc) -> int | None:
@@ -164,6 +181,7 @@ def up(mesh: MeshSettings) -> int:
     if choice.note:
         print(choice.note)
     REDIS_URL_FILE.write_text(choice.url)
+    pki.ensure(PKI.directory)
     started = []
     procs = processes(choice, mesh)
     for proc in procs:
@@ -195,7 +213,8 @@ def up(mesh: MeshSettings) -> int:
                 print(_tail(RUN / "redis.log"), file=sys.stderr)
                 return 1
             time.sleep(0.1)
-        while proc.addr and check(proc.addr, timeout=1.0, tls=mesh.client_tls) != "SERVING":
+        tls = _health_tls(proc, mesh)
+        while proc.addr and check(proc.addr, timeout=1.0, tls=tls) != "SERVING":
             if not _pid(proc):
                 print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
                 print(_tail(RUN / f"{proc.name}.log"), file=sys.stderr)
@@ -236,7 +255,8 @@ def status(mesh: MeshSettings) -> int:
         pid = _pid(proc)
         state = "stopped"
         if pid:
-            state = check(proc.addr, timeout=1.0, tls=mesh.client_tls) if proc.addr else "running"
+            tls = _health_tls(proc, mesh)
+            state = check(proc.addr, timeout=1.0, tls=tls) if proc.addr else "running"
         where = f" on {proc.addr}" if proc.addr else ""
         scrape = next((v for k, v in proc.env.items() if k.endswith("_METRICS_ADDR") and v), "")
         where += f", metrics http://{scrape}/metrics" if scrape else ""

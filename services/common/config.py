@@ -38,3 +38,8 @@ class ServerConfig:
     # Calls and open streams served at once (services.common.call_limits); 0 = no cap.
     max_concurrent_rpcs: int = 0
     max_open_streams: int = 0
+    # The services whose certificates may call this server's RPCs (services.common.peers);
+    # None = no identity check (the gateway's public port, or internal TLS turned off).
+    allowed_peers: frozenset[str] | None = None
+    # SAYIT_INTERNAL_TLS=off on a server only services call: warned about at start.
+    internal_tls_off: bool = False

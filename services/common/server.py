@@ -23,6 +23,7 @@ from services.common import logs
 from services.common.call_limits import GRPC_BACKSTOP_ROOM, CallCaps, CallLimits
 from services.common.config import ServerConfig
 from services.common.interceptors import Drain, ServiceInterceptor
+from services.common.peers import PeerCheck
 
 log = logs.get_logger("sayit.server")
 
@@ -90,9 +91,21 @@ async def serve(
     `edge`: public callers reach this server (services.common.correlation)."""
     drain = Drain()
     caps = CallCaps(config.max_concurrent_rpcs, config.max_open_streams)
+    names = [s.full_name for s in services]
+    # A caller of the wrong service is refused before it counts against the caps.
+    peers = (
+        []
+        if config.allowed_peers is None
+        else [PeerCheck(config.allowed_peers, " and ".join(names))]
+    )
     server = grpc.aio.server(
         # The caps come before a service's own interceptors: refusing costs no authentication.
-        interceptors=[ServiceInterceptor(drain, edge=edge), CallLimits(caps), *interceptors],
+        interceptors=[
+            ServiceInterceptor(drain, edge=edge),
+            *peers,
+            CallLimits(caps),
+            *interceptors,
+        ],
         options=server_options(config.max_message_bytes),
         maximum_concurrent_rpcs=(
             config.max_concurrent_rpcs + GRPC_BACKSTOP_ROOM if config.max_concurrent_rpcs else None
@@ -100,7 +113,6 @@ async def serve(
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [s.full_name for s in services]
     for service in services:
         service.register(server)
     reflection.enable_server_reflection(
@@ -117,7 +129,21 @@ async def serve(
         raise RuntimeError(f"could not listen on {config.addr}: {error}") from error
     await server.start()
     tls = "off" if config.tls is None else "mutual" if config.tls.mutual else "on"
-    log.info("server_started", addr=config.addr, port=port, services=names, tls=tls)
+    log.info(
+        "server_started",
+        addr=config.addr,
+        port=port,
+        services=names,
+        tls=tls,
+        allowed_peers=sorted(config.allowed_peers or ()) or "any",
+    )
+    if config.internal_tls_off:
+        log.warning(
+            "internal_tls_off",
+            reason="SAYIT_INTERNAL_TLS=off: this internal server accepts any caller, in "
+            "plaintext, with no check of which service is calling; never run it so where "
+            "anything else can reach its port",
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,19 +3,24 @@ the model's name, job lifetime, and what every gRPC server reads besides its add
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from dataclasses import replace
+from typing import Annotated, Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import NoDecode
 
 from services.common.config import MIB, LogConfig, ServerConfig
+from services.common.pki import SERVICES
 from services.common.redis_client import RedisPool
 from services.common.settings import (
+    Flag,
     Int,
     LogFormat,
     LogLevel,
     Lowercase,
     PemFile,
     Settings,
+    doc,
     invalid,
 )
 from services.common.tls import ClientTLS, ServerTLS
@@ -204,3 +209,55 @@ class ServerSettings(
             max_concurrent_rpcs=self.max_concurrent_rpcs,
             max_open_streams=self.max_open_streams,
         )
+
+
+def _peer_names(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown:
+        raise invalid(f"names services from {', '.join(SERVICES)}; unknown: {', '.join(unknown)}")
+    if not names:
+        raise invalid("must name at least one service")
+    return names
+
+
+PeerNames = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_peer_names)]
+ALLOWED_PEERS = (
+    "the services (certificate identities `spiffe://sayit/<service>`) allowed to call this "
+    "server's RPCs, comma-separated; health and reflection are open to any certificate of the CA"
+)
+
+
+class InternalServerSettings(ServerSettings):
+    """A server only other SayIt services call (scheduler, transcriber): mutual TLS and a check
+    of the calling service's identity, on unless turned off explicitly."""
+
+    internal_tls: Flag = Field(
+        True,
+        description="`on`: refuse to start without mutual TLS (`SAYIT_TLS_CERT_FILE`, "
+        "`SAYIT_TLS_KEY_FILE`, `SAYIT_TLS_CLIENT_CA_FILE`; `python -m services.common.pki DIR` "
+        "makes them) and check every caller's service identity; `off`: plaintext, any caller "
+        "(a warning at start)",
+        json_schema_extra=doc("`on`"),
+    )
+    # Subclasses set their own default (who calls them).
+    tls_allowed_peers: PeerNames = Field(("gateway",), description=ALLOWED_PEERS)
+
+    @model_validator(mode="after")
+    def _mutual_tls_required(self) -> Self:
+        if self.internal_tls and (self.tls_cert_file is None or self.tls_client_ca_file is None):
+            raise invalid(
+                "SAYIT_INTERNAL_TLS is on (the default): set SAYIT_TLS_CERT_FILE, "
+                "SAYIT_TLS_KEY_FILE and SAYIT_TLS_CLIENT_CA_FILE (mutual TLS; `python -m "
+                "services.common.pki DIR` makes a CA and certificates), or set "
+                "SAYIT_INTERNAL_TLS=off to accept any caller in plaintext"
+            )
+        return self
+
+    def server_config(self, addr: str) -> ServerConfig:
+        config = super().server_config(addr)
+        if not self.internal_tls:
+            return replace(config, internal_tls_off=True)
+        return replace(config, allowed_peers=frozenset(self.tls_allowed_peers))

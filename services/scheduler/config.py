@@ -12,10 +12,10 @@ from services.common.config import ServerConfig
 from services.common.redis_client import DEFAULT_POOL, RedisPool
 from services.common.settings import HostPort, Int, OptionalHostPort, doc
 from services.common.shared_settings import (
+    InternalServerSettings,
     JobTTLSettings,
     MaxAudioSettings,
     RedisSettings,
-    ServerSettings,
 )
 from services.jobs.poison import KEEP_SECONDS
 from services.jobs.queue import QueuePolicy
@@ -75,7 +75,11 @@ class SchedulerConfig:
     stored_audio_budget_bytes: int = 0
 
 
-class SchedulerSettings(ServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
+class SchedulerSettings(InternalServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
+    """The scheduler takes the tenant from the request, so only the gateway, which authenticated
+    the caller, may call it: SAYIT_TLS_ALLOWED_PEERS defaults to `gateway`, and with internal
+    TLS on (the default) services.common.peers refuses every other certificate."""
+
     used_by = "scheduler"
 
     scheduler_addr: HostPort = Field(

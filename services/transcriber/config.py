@@ -16,7 +16,13 @@ from services.common.config import ServerConfig
 from services.common.hugepages import HugePagesSettings
 from services.common.languages import LANGUAGES
 from services.common.settings import ExpandedPath, HostPort, Int, OptionalHostPort, doc, invalid
-from services.common.shared_settings import MaxAudioSettings, ModelNameSettings, ServerSettings
+from services.common.shared_settings import (
+    ALLOWED_PEERS,
+    InternalServerSettings,
+    MaxAudioSettings,
+    ModelNameSettings,
+    PeerNames,
+)
 
 DEFAULT_ADDR = "127.0.0.1:50053"
 # Off: batched decoding was 1.4-1.7x faster on long English within 0.5 WER points, but on long
@@ -106,8 +112,13 @@ class ModelSettings(ModelNameSettings):
         )
 
 
-class TranscriberSettings(ServerSettings, MaxAudioSettings, ModelSettings, HugePagesSettings):
+class TranscriberSettings(
+    InternalServerSettings, MaxAudioSettings, ModelSettings, HugePagesSettings
+):
     used_by = "transcriber"
+
+    # The scheduler (short audio, direct) and the queue workers (chunks) call transcribers.
+    tls_allowed_peers: PeerNames = Field(("scheduler", "worker"), description=ALLOWED_PEERS)
 
     transcriber_addr: HostPort = Field(
         DEFAULT_ADDR, description="for the transcriber, its listen address"

@@ -120,7 +120,8 @@ def test_after_the_corpus_nothing_is_left_running(
     for name, process in mesh.processes.items():
         assert process.alive(), name
         if process.addr:
-            assert processes.health_status(process.addr) == health_pb2.HealthCheckResponse.SERVING
+            status = processes.health_status(process.addr, tls=process.tls)
+            assert status == health_pb2.HealthCheckResponse.SERVING, name
     reply = speech.Transcribe(
         pb.TranscribeRequest(
             audio=audio_pb2.Audio(content=sf_bytes(cheetah(), SAMPLE_RATE, "WAV", "PCM_16")),

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from devsupport import audio, evalset, scoring
 from devsupport.mesh import Mesh, running
+from devsupport.processes import channel
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
@@ -46,7 +46,7 @@ def test_one_job_waits_at_the_transcriber_and_a_wait_that_runs_out_goes_to_the_h
 ) -> None:
     speech = pb_grpc.SpeechServiceStub(one_slot.gateway_channel())
     transcriber = tpb_grpc.TranscriberServiceStub(
-        grpc.insecure_channel(one_slot.processes["transcriber-direct"].addr or "")
+        channel(one_slot.processes["transcriber-direct"].addr or "", one_slot.tls_as("scheduler"))
     )
     content, reference, seconds = audio.korean_long(25.0)
     assert seconds < 30

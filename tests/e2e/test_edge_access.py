@@ -132,10 +132,10 @@ def test_no_tenant_sees_another_tenants_jobs(edge: EdgeMesh) -> None:
 def test_mutual_tls_refuses_clients_without_a_trusted_certificate(edge: EdgeMesh, tmp_path) -> None:
     stranger = Authority(tmp_path / "stranger", "stranger-ca")
     stranger_client = stranger.issue("intruder", server=False)
-    ours = edge.certs.ca.client_tls()
+    ours = edge.certs.client_tls(None)
     for name in ("gateway", "scheduler", "transcriber-direct"):
         addr = edge.mesh.processes[name].addr or ""
-        assert health_status(addr, tls=edge.certs.client_tls()) == 1  # SERVING
+        assert health_status(addr, tls=edge.certs.client_tls("operator")) == 1  # SERVING
         assert health_status(addr) is None, f"{name} answered plaintext"
         assert health_status(addr, tls=ours) is None, f"{name} answered without a certificate"
         intruder = type(ours)(
@@ -153,11 +153,7 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(edge: EdgeMesh
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     # The health-check CLI speaks TLS from the same SAYIT_TLS_* variables.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAYIT_TLS")}
-    tls_env = {
-        "SAYIT_TLS_CA_FILE": str(edge.certs.ca.pair.cert),
-        "SAYIT_TLS_CLIENT_CERT_FILE": str(edge.certs.client.cert),
-        "SAYIT_TLS_CLIENT_KEY_FILE": str(edge.certs.client.key),
-    }
+    tls_env = edge.certs.client_env("operator")
     probe = [sys.executable, "-m", "services.common.healthcheck", edge.gateway_addr]
     ok = subprocess.run(probe, env={**env, **tls_env}, cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0 and "SERVING" in ok.stdout, ok
@@ -169,7 +165,7 @@ def test_tls_without_client_certificates(edge: EdgeMesh, tmp_path) -> None:
     """A second gateway serving plain TLS (no client certificates asked) in front of the same
     mutual-TLS scheduler: a caller without a certificate gets in; plaintext still does not."""
     env = {
-        **edge.certs.env(mutual=False),
+        **edge.gateway_env(mutual=False),
         "SAYIT_GATEWAY_ADDR": f"127.0.0.1:{free_port()}",
         "SAYIT_SCHEDULER_ADDR": edge.mesh.scheduler_addr,
         "SAYIT_API_KEYS_FILE": str(edge.keys_file),
@@ -180,11 +176,11 @@ def test_tls_without_client_certificates(edge: EdgeMesh, tmp_path) -> None:
         env,
         tmp_path / "gateway-tls.log",
         addr=env["SAYIT_GATEWAY_ADDR"],
-        tls=edge.certs.client_tls(with_certificate=False),
+        tls=edge.certs.client_tls(None),
     ).start()
     try:
         gateway.wait_serving(60)
-        with channel(gateway.addr or "", edge.certs.client_tls(with_certificate=False)) as chan:
+        with channel(gateway.addr or "", edge.certs.client_tls(None)) as chan:
             reply = pb_grpc.SpeechServiceStub(chan).ListJobs(
                 pb.ListJobsRequest(), metadata=edge.auth("acme"), timeout=10
             )

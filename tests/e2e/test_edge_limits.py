@@ -115,7 +115,7 @@ def test_audio_seconds_per_day_quota(edge: EdgeMesh, tmp_path) -> None:
 
     # A replica of the gateway shares the same counters through Redis.
     env = {
-        **edge.certs.env(mutual=True),
+        **edge.gateway_env(mutual=True),
         "SAYIT_GATEWAY_ADDR": f"127.0.0.1:{free_port()}",
         "SAYIT_SCHEDULER_ADDR": edge.mesh.scheduler_addr,
         "SAYIT_API_KEYS_FILE": str(edge.keys_file),
@@ -126,7 +126,7 @@ def test_audio_seconds_per_day_quota(edge: EdgeMesh, tmp_path) -> None:
         env,
         tmp_path / "replica.log",
         addr=env["SAYIT_GATEWAY_ADDR"],
-        tls=edge.certs.client_tls(),
+        tls=edge.certs.client_tls("operator"),
     ).start()
     try:
         replica.wait_serving(60)
@@ -224,7 +224,8 @@ def test_a_short_deadline_stops_the_direct_transcription(edge: EdgeMesh) -> None
     content, _, seconds = audio.korean_long(27.0)
     assert seconds < 30  # direct path
     direct = edge.mesh.processes["transcriber-direct"].addr or ""
-    info = tpb_grpc.TranscriberServiceStub(edge.channel(direct))
+    # Asked as the scheduler, who may call transcribers.
+    info = tpb_grpc.TranscriberServiceStub(edge.channel(direct, as_service="scheduler"))
 
     def get_info() -> tpb.GetInfoResponse:
         return info.GetInfo(tpb.GetInfoRequest(), timeout=10)

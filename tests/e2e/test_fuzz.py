@@ -198,7 +198,7 @@ def assert_all_serving(edge: EdgeMesh) -> None:
     for name, process in edge.mesh.processes.items():
         assert process.alive(), f"{name} died:\n{process.log_tail()}"
         if process.addr:
-            status = health_status(process.addr, tls=edge.certs.client_tls())
+            status = health_status(process.addr, tls=edge.certs.client_tls("operator"))
             assert status == health_pb2.HealthCheckResponse.SERVING, name
 
 

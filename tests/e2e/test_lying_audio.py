@@ -18,6 +18,7 @@ import pytest
 
 from devsupport import evalset, scoring
 from devsupport.mesh import Mesh
+from devsupport.processes import channel
 from sayit.common.v1 import audio_pb2, transcription_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -80,7 +81,7 @@ def test_a_transcriber_decodes_no_more_than_was_admitted(mesh: Mesh) -> None:
     # No length in the file: only the admitted one (the gateway's measure) holds decoding.
     content = lie.webm(np.tile(samples, 6), live=True)
     transcriber = tpb_grpc.TranscriberServiceStub(
-        grpc.insecure_channel(mesh.processes["transcriber-direct"].addr or "")
+        channel(mesh.processes["transcriber-direct"].addr or "", mesh.tls_as("scheduler"))
     )
     request = tpb.TranscribeStreamRequest(
         audio=audio_pb2.Audio(content=content, filename="clip.webm"),

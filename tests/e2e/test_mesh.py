@@ -225,7 +225,8 @@ def _busy_workers(mesh: Mesh) -> int:
     busy = 0
     for name, process in mesh.processes.items():
         if name.startswith("transcriber-q") and process.addr:
-            stub = tpb_grpc.TranscriberServiceStub(grpc.insecure_channel(process.addr))
+            as_scheduler = processes.channel(process.addr, mesh.tls_as("scheduler"))
+            stub = tpb_grpc.TranscriberServiceStub(as_scheduler)
             busy += stub.GetInfo(tpb.GetInfoRequest(), timeout=5).slots_busy
     return busy
 
@@ -348,8 +349,11 @@ def test_health_and_reflection_on_every_service(mesh: Mesh) -> None:
     }
     for name, service in expected.items():
         addr = mesh.processes[name].addr or ""
-        assert processes.health_status(addr, service) == health_pb2.HealthCheckResponse.SERVING
-        database = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(addr))
+        # Health and reflection are open to any certificate of the mesh (here an operator's).
+        tls = mesh.tls_as("operator") if name != "gateway" else None
+        status = processes.health_status(addr, service, tls=tls)
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        database = ProtoReflectionDescriptorDatabase(processes.channel(addr, tls))
         assert service in database.get_services()
 
 

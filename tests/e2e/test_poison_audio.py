@@ -12,6 +12,7 @@ import pytest
 
 from devsupport import audio
 from devsupport.mesh import Mesh, running
+from devsupport.processes import channel
 from sayit.common.v1 import job_pb2
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -62,7 +63,7 @@ def test_a_clip_that_killed_the_transcriber_is_refused_at_once_and_never_sent_ag
     assert refused_in < 2.0, refused_in
     # The restarted transcriber was never sent it.
     transcriber = tpb_grpc.TranscriberServiceStub(
-        grpc.insecure_channel(mesh.processes["transcriber-direct"].addr or "")
+        channel(mesh.processes["transcriber-direct"].addr or "", mesh.tls_as("scheduler"))
     )
     info = transcriber.GetInfo(tpb.GetInfoRequest(), timeout=10)
     assert (info.slots_busy, info.calls_completed_total, info.calls_cancelled_total) == (0, 0, 0)

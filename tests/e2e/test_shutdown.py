@@ -23,6 +23,7 @@ from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as tpb_grpc
+from services.common.tls import ClientTLS
 from tests.support.speech import audio_request, create_job, get, rpc_error, wait_state
 
 pytestmark = pytest.mark.model
@@ -49,7 +50,8 @@ def stub(mesh: Mesh) -> pb_grpc.SpeechServiceStub:
 
 
 def transcriber_busy(mesh: Mesh, name: str) -> int:
-    info = tpb_grpc.TranscriberServiceStub(grpc.insecure_channel(mesh.processes[name].addr or ""))
+    as_scheduler = processes.channel(mesh.processes[name].addr or "", mesh.tls_as("scheduler"))
+    info = tpb_grpc.TranscriberServiceStub(as_scheduler)
     return info.GetInfo(tpb.GetInfoRequest(), timeout=5).slots_busy
 
 
@@ -74,10 +76,12 @@ def in_flight_transcribe(mesh: Mesh, content: bytes, language: str) -> Future:
     return future
 
 
-def watch_health(addr: str, seen: list[int | None], stop: threading.Event) -> threading.Thread:
+def watch_health(
+    addr: str, seen: list[int | None], stop: threading.Event, tls: ClientTLS | None
+) -> threading.Thread:
     def run() -> None:
         while not stop.is_set():
-            status = processes.health_status(addr, timeout=0.5)
+            status = processes.health_status(addr, timeout=0.5, tls=tls)
             if not seen or seen[-1] != status:
                 seen.append(status)
             time.sleep(0.02)
@@ -93,7 +97,9 @@ def sigterm_and_check(mesh: Mesh, name: str, refused: Callable[[], grpc.RpcError
     process = mesh.processes[name]
     seen: list[int | None] = []
     stop = threading.Event()
-    watch_health(process.addr or "", seen, stop)
+    # Internal services answer health over mutual TLS (any certificate of the mesh).
+    tls = None if name == "gateway" else mesh.tls_as("operator")
+    watch_health(process.addr or "", seen, stop, tls)
     time.sleep(0.2)
     process.signal(signal.SIGTERM)
     wait_until(lambda: NOT_SERVING in seen, 10)
@@ -133,7 +139,8 @@ def test_sigterm_scheduler_finishes_the_call_in_flight(small_mesh: Mesh) -> None
     scheduler = small_mesh.processes["scheduler"].addr or ""
 
     def refused() -> grpc.RpcError:
-        direct = spb_grpc.SchedulerServiceStub(grpc.insecure_channel(scheduler))
+        as_gateway = processes.channel(scheduler, small_mesh.tls_as("gateway"))
+        direct = spb_grpc.SchedulerServiceStub(as_gateway)
         return rpc_error(direct.ListJobs, spb.ListJobsRequest(tenant="default"), timeout=10)
 
     try:
@@ -151,7 +158,8 @@ def test_sigterm_transcriber_finishes_the_call_in_flight(small_mesh: Mesh) -> No
     addr = small_mesh.processes["transcriber-direct"].addr or ""
 
     def refused() -> grpc.RpcError:
-        direct = tpb_grpc.TranscriberServiceStub(grpc.insecure_channel(addr))
+        as_scheduler = processes.channel(addr, small_mesh.tls_as("scheduler"))
+        direct = tpb_grpc.TranscriberServiceStub(as_scheduler)
         return rpc_error(
             direct.TranscribeStream,
             tpb.TranscribeStreamRequest(),

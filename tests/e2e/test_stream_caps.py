@@ -17,6 +17,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from devsupport import topology
 from devsupport.mesh import RedisServer
 from devsupport.processes import ServiceProcess, channel, free_port
 from sayit.common.v1 import job_pb2
@@ -24,6 +25,7 @@ from sayit.scheduler.v1 import scheduler_service_pb2 as spb
 from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
+from services.common import pki
 from services.gateway.keys import hash_key, new_key
 from tests.support.encode import silent_flac
 
@@ -72,21 +74,25 @@ def caps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Caps]:
     scheduler_addr = f"127.0.0.1:{free_port()}"
     gateway_addr = f"127.0.0.1:{free_port()}"
     common = {"SAYIT_REDIS_URL": redis_server.url}
+    certs = pki.ensure(directory / "pki")
     scheduler = ServiceProcess(
         "services.scheduler",
         {
             **common,
+            **topology.tls_env(certs, topology.SCHEDULER),
             "SAYIT_SCHEDULER_ADDR": scheduler_addr,
             "SAYIT_TRANSCRIBER_ADDR": f"127.0.0.1:{free_port()}",  # nothing: jobs stay queued
             "SAYIT_MAX_OPEN_STREAMS": str(SCHEDULER_STREAMS),
         },
         directory / "scheduler.log",
         addr=scheduler_addr,
+        tls=certs.client_tls("operator"),
     )
     gateway = ServiceProcess(
         "services.gateway",
         {
             **common,
+            **topology.tls_env(certs, topology.GATEWAY),
             "SAYIT_GATEWAY_ADDR": gateway_addr,
             "SAYIT_SCHEDULER_ADDR": scheduler_addr,
             "SAYIT_API_KEYS_FILE": str(directory / "keys.toml"),
@@ -102,7 +108,8 @@ def caps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Caps]:
         gateway.start().wait_serving(60)
         yield Caps(
             pb_grpc.SpeechServiceStub(channel(gateway_addr)),
-            spb_grpc.SchedulerServiceStub(channel(scheduler_addr)),
+            # Straight to the scheduler, as the gateway (the only service it accepts).
+            spb_grpc.SchedulerServiceStub(channel(scheduler_addr, certs.client_tls("gateway"))),
             keys,
         )
     finally:

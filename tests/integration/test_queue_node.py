@@ -12,6 +12,7 @@ from rq import Worker
 
 from devsupport.mesh import RedisServer
 from devsupport.processes import ServiceProcess, free_port
+from services.common import pki
 
 pytestmark = pytest.mark.model
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.model
 def test_queue_node_runs_and_stops_both_children(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis").start()
     addr = f"127.0.0.1:{free_port()}"
+    certs = pki.ensure(tmp_path / "pki")
     node = ServiceProcess(
         "services.worker.node",
         {
@@ -29,9 +31,14 @@ def test_queue_node_runs_and_stops_both_children(tmp_path: Path) -> None:
             "SAYIT_WORKER_NAME": "node-worker",
             "SAYIT_CPU_THREADS": "1",
             "SAYIT_SHUTDOWN_GRACE_SECONDS": "5",
+            # One environment for both children: the transcriber serves with its certificate,
+            # the worker calls it with its own (SAYIT_TLS_CLIENT_*).
+            **certs.server_env("transcriber"),
+            **certs.client_env("worker"),
         },
         tmp_path / "node.log",
         addr=addr,
+        tls=certs.client_tls("operator"),
     ).start()
     try:
         node.wait_serving()

@@ -4,7 +4,7 @@ expects of them (which settings each program reads, its config loader, ports, va
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -35,10 +35,23 @@ SETTINGS = (
     WorkerSettings,
     HealthcheckSettings,
 )
+
+
+def _without_tls_files(load: Callable[[Mapping[str, str]], Any]) -> Callable[..., Any]:
+    """A loader for a deploy file's environment whose mutual TLS files are mounted in the
+    container, not here: the rest of its settings are checked, with internal TLS off."""
+
+    def loader(environ: Mapping[str, str]) -> Any:
+        rest = {k: v for k, v in environ.items() if not k.startswith("SAYIT_TLS_")}
+        return load({**rest, "SAYIT_INTERNAL_TLS": "off"})
+
+    return loader
+
+
 CONFIG_LOADERS = {
     "services.gateway": gateway_config,
-    "services.scheduler": scheduler_config,
-    "services.transcriber": transcriber_config,
+    "services.scheduler": _without_tls_files(scheduler_config),
+    "services.transcriber": _without_tls_files(transcriber_config),
     "services.worker": worker_config,
 }
 DEFAULT_PORTS = {

@@ -11,6 +11,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from devsupport import processes
 from devsupport.mesh import Mesh
 from sayit.common.v1 import audio_pb2, event_pb2, job_pb2, transcription_pb2
 from sayit.transcriber.v1 import transcriber_service_pb2 as tpb
@@ -103,6 +104,13 @@ def wait_chunk_running(mesh: Mesh, name: str, index: int, timeout: float = 120) 
     raise AssertionError(f"chunk {index} of {name} never started")
 
 
+def as_scheduler(mesh: Mesh, addr: str, **options: int) -> grpc.Channel:
+    """A channel to a transcriber presenting the scheduler's certificate (who may call it)."""
+    return processes.channel(
+        addr, mesh.tls_as("scheduler"), **{f"grpc.{k}": v for k, v in options.items()}
+    )
+
+
 def transcriber_calls(mesh: Mesh) -> int:
     """Transcriptions finished or stopped by every transcriber, once none is busy."""
     deadline = time.monotonic() + 120
@@ -111,7 +119,7 @@ def transcriber_calls(mesh: Mesh) -> int:
     total = 0
     for name, process in mesh.processes.items():
         if name.startswith("transcriber") and process.alive():
-            with grpc.insecure_channel(process.addr or "") as channel:
+            with as_scheduler(mesh, process.addr or "") as channel:
                 info = tpb_grpc.TranscriberServiceStub(channel).GetInfo(
                     tpb.GetInfoRequest(), timeout=5
                 )
@@ -127,7 +135,7 @@ def _busy(mesh: Mesh) -> bool:
             return True
     for name, process in mesh.processes.items():
         if name.startswith("transcriber") and process.alive():
-            with grpc.insecure_channel(process.addr or "") as channel:
+            with as_scheduler(mesh, process.addr or "") as channel:
                 info = tpb_grpc.TranscriberServiceStub(channel).GetInfo(
                     tpb.GetInfoRequest(), timeout=5
                 )
@@ -138,9 +146,8 @@ def _busy(mesh: Mesh) -> bool:
 
 def whole_file_text(mesh: Mesh, content: bytes, language: str) -> str:
     """The file transcribed in one piece (on the direct transcriber), for comparison."""
-    with grpc.insecure_channel(
-        mesh.processes["transcriber-direct"].addr or "",
-        options=[("grpc.max_send_message_length", 64 << 20)],
+    with as_scheduler(
+        mesh, mesh.processes["transcriber-direct"].addr or "", max_send_message_length=64 << 20
     ) as channel:
         stub = tpb_grpc.TranscriberServiceStub(channel)
         request = tpb.TranscribeStreamRequest(

@@ -1,5 +1,5 @@
-"""Certificates made by the tests: a CA, a server certificate for loopback, client certificates,
-and a stranger CA whose certificates the mesh must refuse."""
+"""A stranger CA made by the tests, whose certificates the mesh must refuse (the mesh's own PKI
+is services.common.pki)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from services.common.pki import Pki
 from services.common.tls import ClientTLS
 
 
@@ -100,33 +101,24 @@ class Authority:
         )
 
 
-@dataclass(frozen=True)
-class MeshCertificates:
-    """One CA for the whole mesh: one server certificate for every service (loopback) and one
-    client certificate every service presents to the others."""
-
-    ca: Authority
-    server: Pair
-    client: Pair
-
-    @classmethod
-    def make(cls, directory: Path) -> MeshCertificates:
-        ca = Authority(directory, "sayit-test-ca")
-        return cls(ca, ca.issue("server", server=True), ca.issue("client", server=False))
-
-    def env(self, *, mutual: bool) -> dict[str, str]:
-        """SAYIT_TLS_* for every service: serve TLS (requiring client certificates when
-        `mutual`) and call the others over TLS, presenting the client certificate."""
-        env = {
-            "SAYIT_TLS_CERT_FILE": str(self.server.cert),
-            "SAYIT_TLS_KEY_FILE": str(self.server.key),
-            "SAYIT_TLS_CA_FILE": str(self.ca.pair.cert),
-            "SAYIT_TLS_CLIENT_CERT_FILE": str(self.client.cert),
-            "SAYIT_TLS_CLIENT_KEY_FILE": str(self.client.key),
-        }
-        if mutual:
-            env["SAYIT_TLS_CLIENT_CA_FILE"] = str(self.ca.pair.cert)
-        return env
-
-    def client_tls(self, *, with_certificate: bool = True) -> ClientTLS:
-        return self.ca.client_tls(self.client if with_certificate else None)
+def anonymous_client(pki: Pki, directory: Path) -> ClientTLS:
+    """TLS presenting a certificate the mesh's own CA signed, but naming no service (no
+    spiffe://sayit/<service> URI): it passes the handshake and must still be refused."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("nobody"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pair = _write(directory, "nobody", cert, key)
+    return ClientTLS(pki.ca_cert.read_bytes(), pair.cert.read_bytes(), pair.key.read_bytes())

@@ -10,6 +10,7 @@ import pytest
 
 from devsupport import audio, evalset
 from devsupport.mesh import Mesh
+from devsupport.processes import channel
 from sayit.common.v1 import job_pb2
 from sayit.scheduler.v1 import scheduler_service_pb2 as spb
 from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
@@ -42,8 +43,9 @@ def test_repeated_audio_is_served_from_the_cache(
     other = speech.Transcribe(request, timeout=120)
     assert not other.transcript.from_cache and other.transcript.segments[0].words
     assert transcriber_calls(mesh) == calls + 1
-    # Another tenant never gets this tenant's result (the scheduler names tenants).
-    scheduler = spb_grpc.SchedulerServiceStub(grpc.insecure_channel(mesh.scheduler_addr))
+    # Another tenant never gets this tenant's result (the scheduler names tenants; only the
+    # gateway may, so the test calls as the gateway).
+    scheduler = spb_grpc.SchedulerServiceStub(channel(mesh.scheduler_addr, mesh.tls_as("gateway")))
     reply = scheduler.SubmitJob(
         spb.SubmitJobRequest(
             tenant="other",
@@ -70,8 +72,8 @@ def test_identical_submissions_share_one_running_job(
     # Once it has finished, the same audio comes from the cache as a job of its own.
     later = create_job(speech, content, "ko")
     assert later.name != final.name and later.transcript.from_cache
-    # Another tenant gets a job of its own.
-    scheduler = spb_grpc.SchedulerServiceStub(grpc.insecure_channel(mesh.scheduler_addr))
+    # Another tenant gets a job of its own (as the gateway, who alone names tenants).
+    scheduler = spb_grpc.SchedulerServiceStub(channel(mesh.scheduler_addr, mesh.tls_as("gateway")))
     reply = scheduler.SubmitJob(
         spb.SubmitJobRequest(
             tenant="other",

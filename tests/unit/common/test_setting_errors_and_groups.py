@@ -21,7 +21,7 @@ from services.common.settings import (
     HostPort,
     Settings,
 )
-from services.common.shared_settings import LogSettings, ServerSettings
+from services.common.shared_settings import InternalServerSettings, LogSettings, ServerSettings
 from tests.support.settings_probe import Probe, config_error, probe
 
 # --- errors: pydantic's ValidationError becomes ConfigError -------------------------------------
@@ -125,11 +125,17 @@ def test_log_settings_defaults() -> None:
 
 def test_every_settings_class_starts_from_an_empty_environment() -> None:
     # Defaults are validated too: a bad one would stop every start. The gateway alone needs a
-    # choice made: API keys (a keys file) or none (SAYIT_AUTH=off).
+    # choice made: API keys (a keys file) or none (SAYIT_AUTH=off); the internal servers need
+    # their mutual TLS files, or internal TLS turned off explicitly.
     choices = {"GatewaySettings": {"SAYIT_AUTH": "off"}}
     for settings in settings_doc.SETTINGS:
         environ = choices.get(settings.__name__, {})
-        assert settings.from_env(environ) is not None, settings.__name__
+        if issubclass(settings, InternalServerSettings):
+            with pytest.raises(ConfigError, match="SAYIT_INTERNAL_TLS is on"):
+                settings.from_env(environ)
+            assert settings.from_env({**environ, "SAYIT_INTERNAL_TLS": "off"}) is not None
+        else:
+            assert settings.from_env(environ) is not None, settings.__name__
 
 
 def test_the_gateway_does_not_start_without_keys_unless_auth_is_off() -> None:

@@ -93,6 +93,8 @@ def settings() -> dict[str, str]:
         "SAYIT_DIRECT_WAIT_SECONDS": "0",
         "SAYIT_RESULT_CACHE_TTL_SECONDS": "0",
         "SAYIT_LOG_FORMAT": "json",
+        # The harness serves in-process without TLS; identity checks have their own tests.
+        "SAYIT_INTERNAL_TLS": "off",
     }
 
 

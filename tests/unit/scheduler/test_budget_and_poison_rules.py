@@ -7,8 +7,15 @@ import pytest
 
 from services.jobs.poison import Crashes
 from services.scheduler.budget import BudgetPolicy, exceeded_message
-from services.scheduler.config import load_config
+from services.scheduler.config import SchedulerConfig
+from services.scheduler.config import load_config as load_scheduler_config
 from services.scheduler.poison import PoisonPolicy
+
+
+def load_config(environ: dict[str, str]) -> SchedulerConfig:
+    # About the other settings: internal TLS has its own tests (tests/unit/common/test_peers.py).
+    return load_scheduler_config({"SAYIT_INTERNAL_TLS": "off", **environ})
+
 
 HOUR_MS = 3_600_000
 

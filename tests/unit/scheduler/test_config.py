@@ -8,7 +8,12 @@ from __future__ import annotations
 import pytest
 
 from services.common.errors import ConfigError
-from services.scheduler.config import load_config as scheduler_config
+from services.scheduler.config import SchedulerConfig, load_config
+
+
+def scheduler_config(environ: dict[str, str]) -> SchedulerConfig:
+    # About the other settings: internal TLS has its own tests (tests/unit/common/test_peers.py).
+    return load_config({"SAYIT_INTERNAL_TLS": "off", **environ})
 
 
 def test_scheduler_sends_one_job_ahead_per_direct_slot() -> None:

@@ -14,7 +14,13 @@ import pytest
 from services.common.config import MIB
 from services.common.errors import ConfigError
 from services.transcriber import config as transcriber_config
-from services.transcriber.config import DEFAULT_ADDR, ModelSettings, batches, load_config
+from services.transcriber.config import DEFAULT_ADDR, ModelSettings, TranscriberConfig, batches
+from services.transcriber.config import load_config as load_transcriber_config
+
+
+def load_config(environ: dict[str, str]) -> TranscriberConfig:
+    # About the other settings: internal TLS has its own tests (tests/unit/common/test_peers.py).
+    return load_transcriber_config({"SAYIT_INTERNAL_TLS": "off", **environ})
 
 
 def config_error(message: str) -> Any:
