@@ -33,7 +33,7 @@ def replica(edge: EdgeMesh, directory: Path, store: RedisServer, **env: str) -> 
     process = ServiceProcess(
         "services.gateway",
         {
-            **edge.certs.env(mutual=True),
+            **edge.gateway_env(mutual=True),
             "SAYIT_GATEWAY_ADDR": addr,
             "SAYIT_GATEWAY_METRICS_ADDR": f"127.0.0.1:{free_port()}",
             "SAYIT_SCHEDULER_ADDR": edge.mesh.scheduler_addr,
@@ -43,7 +43,7 @@ def replica(edge: EdgeMesh, directory: Path, store: RedisServer, **env: str) -> 
         },
         directory / "gateway.log",
         addr=addr,
-        tls=edge.certs.client_tls(),
+        tls=edge.certs.client_tls("operator"),
     ).start()
     process.wait_serving(60)
     return process
