@@ -60,7 +60,7 @@ def memory_by_service(run: Path = RUN) -> dict[str, float]:
 
 
 def redis_url(run: Path = RUN) -> str:
-    """The Redis `make up` gave the services (.run/redis.url), else SAYIT_REDIS_URL."""
+    """The admin's URL of `make up`'s Redis (.run/redis.url), else SAYIT_REDIS_URL."""
     chosen = run / "redis.url"
     if chosen.exists():
         return chosen.read_text().strip()

@@ -3,6 +3,7 @@ scheduler, a direct transcriber, queue transcribers each with a worker beside it
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -21,26 +22,60 @@ import redis
 from devsupport import dev_keys, topology
 from devsupport.processes import ServiceProcess, channel, free_port
 from services.common import pki as mesh_pki
+from services.common import redis_acl
 from services.common.tls import ClientTLS
 
 
 @dataclass
 class RedisServer:
-    """A redis-server of the test's own on a free port (so tests may kill or restart it)."""
+    """A redis-server of the test's own on a free port (so tests may kill or restart it).
+
+    With `acl` (the default) it has SayIt's Redis users (services.common.redis_acl), their
+    passwords in `directory`/users: `url` and `client()` are the admin's, `url_for(user)` a
+    service's."""
 
     directory: Path
     port: int = field(default_factory=free_port)
     appendonly: bool = False
     maxmemory_mb: int = topology.REDIS_MAXMEMORY_MB
+    acl: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for("admin")
+
+    def url_for(self, user: str) -> str:
+        if not self.acl:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return redis_acl.url(user, self.passwords[user], port=self.port)
+
+    @property
+    def users_dir(self) -> Path:
+        return self.directory / "users"
+
+    @functools.cached_property
+    def passwords(self) -> dict[str, str]:
+        """user -> password, made on first use and kept in `users_dir` across restarts."""
+        return redis_acl.ensure(self.users_dir)
+
+    def denials(self) -> list[dict[str, Any]]:
+        """What Redis refused a user (ACL LOG), newest first; [] without ACL or Redis."""
+        if not self.acl:
+            return []
+        try:
+            entries: list[dict[str, Any]] = self.client().acl_log()
+        except redis.exceptions.RedisError:
+            return []
+        return entries
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        aclfile = None
+        if self.acl:
+            assert self.passwords  # written with the ACL file
+            aclfile = self.users_dir / redis_acl.ACL_FILE
         self.process = subprocess.Popen(
             [
                 binary,
@@ -49,6 +84,7 @@ class RedisServer:
                     self.directory,
                     appendonly=self.appendonly,
                     maxmemory_mb=self.maxmemory_mb,
+                    aclfile=aclfile,
                 ),
                 "--logfile",
                 str(self.directory / "redis.log"),
@@ -170,7 +206,6 @@ class Mesh:
         base = {
             # Metrics endpoints are off unless asked for (never inherited from the shell).
             **dict.fromkeys(topology.METRICS_VARS.values(), ""),
-            "SAYIT_REDIS_URL": self.redis.url,
             "SAYIT_WORKER_HEARTBEAT_SECONDS": "2",
             "SAYIT_WORKER_MAINTENANCE_SECONDS": "3",
             "SAYIT_RECONCILE_SECONDS": "2",
@@ -183,9 +218,12 @@ class Mesh:
         for spec in specs:
             if spec.metrics_addr:
                 self.metrics_addrs[spec.name] = spec.metrics_addr
+            # Each service its own Redis user (redis_acl), unless the test points it elsewhere.
+            user = topology.REDIS_USERS.get(spec.module)
+            own = {"SAYIT_REDIS_URL": self.redis.url_for(user)} if user else {}
             self.processes[spec.name] = ServiceProcess(
                 spec.module,
-                {**base, **spec.env},
+                {**own, **base, **spec.env},
                 self.directory / f"{spec.name}.log",
                 addr=spec.addr,
                 # Health checks: the gateway as a public caller, the rest as an operator.
@@ -287,11 +325,22 @@ class Mesh:
 @contextmanager
 def running(directory: Path, **mesh_options: Any) -> Iterator[Mesh]:
     """A private Redis in `directory` and a mesh on it (`Mesh` options), started; both are
-    stopped on the way out, also when starting fails half-way."""
+    stopped on the way out, also when starting fails half-way. A mesh whose services Redis
+    refused a command or key (ACL LOG) fails on the way out: their users' rules miss something."""
     redis_server = RedisServer(directory / "redis").start()
     mesh = Mesh(directory, redis_server, **mesh_options)
     try:
         yield mesh.build().start()
     finally:
-        mesh.stop()
-        redis_server.stop()
+        denied = stop(mesh, redis_server)
+    if denied:
+        raise AssertionError(f"Redis refused the services (ACL LOG): {denied}")
+
+
+def stop(mesh: Mesh, redis_server: RedisServer) -> list[dict[str, Any]]:
+    """Stop the mesh, then its Redis; what Redis refused the services meanwhile (ACL LOG), so
+    a caller can fail a mesh whose users' rules miss a command or key its code needs."""
+    mesh.stop()
+    denied = redis_server.denials()
+    redis_server.stop()
+    return denied

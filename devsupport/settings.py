@@ -61,12 +61,13 @@ class MeshSettings(ClientTLSSettings, ShutdownSettings):
         WorkerSettings, "worker_metrics_addr", "127.0.0.1:9170"
     )
     redis_url: str = same_as(RedisSettings, "redis_url", "redis://127.0.0.1:6379/0")
+    redis_prefix: str = same_as(RedisSettings, "redis_prefix", "sayit")
     mesh_redis_port: Int = Field(
         6390,
         ge=1,
         le=65535,
-        description="port of `make up`'s own Redis when the one at `SAYIT_REDIS_URL` runs "
-        "without AOF",
+        description="port of `make up`'s own Redis when the port of `SAYIT_REDIS_URL` is taken "
+        "or not on this machine",
     )
     mesh_redis_maxmemory_mb: Int = Field(
         1024,

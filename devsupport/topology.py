@@ -149,6 +149,9 @@ def services(
     return specs
 
 
+# The Redis user of each service that talks to Redis (services.common.redis_acl).
+REDIS_USERS = {GATEWAY: "gateway", SCHEDULER: "scheduler", WORKER: "worker"}
+
 # Redis holds every queued file until it is transcribed; bounded, it refuses writes when full
 # (noeviction: evicting a job's record or audio would lose it silently) and the scheduler turns
 # that into RESOURCE_EXHAUSTED. The tests' and bench's private Redis get this much.
@@ -161,10 +164,12 @@ def redis_args(
     *,
     appendonly: bool = True,
     maxmemory_mb: int = REDIS_MAXMEMORY_MB,
+    aclfile: Path | None = None,
 ) -> list[str]:
     """The arguments of a private redis-server on loopback with its data in `directory`: no RDB
     snapshots, an append-only file written every second when `appendonly`, and at most
-    `maxmemory_mb` MiB of data, never evicted (a full Redis refuses writes instead)."""
+    `maxmemory_mb` MiB of data, never evicted (a full Redis refuses writes instead); with
+    `aclfile`, only its users get in (services.common.redis_acl)."""
     return [
         "--port",
         str(port),
@@ -182,4 +187,7 @@ def redis_args(
         f"{maxmemory_mb}mb",
         "--maxmemory-policy",
         "noeviction",
+        "--protected-mode",
+        "yes",
+        *(["--aclfile", str(aclfile)] if aclfile else []),
     ]

@@ -5,10 +5,12 @@ no-op for services already running. Addresses come from the same SAYIT_* variabl
 read, so `make up` and the services always agree.
 
 Redis must keep queued jobs, job records and results across a restart, so it runs with
-append-only persistence (`--appendonly yes --appendfsync everysec`, data in .run/redis/). The
-Redis at SAYIT_REDIS_URL is used if it answers with AOF on; if nothing answers there, `up` starts
-one on that port; if one answers without AOF (a shared development Redis), `up` starts its own
-on SAYIT_MESH_REDIS_PORT and points the services at it. The choice is kept in .run/redis.url.
+append-only persistence (`--appendonly yes --appendfsync everysec`, data in .run/redis/). It is
+always `up`'s own, locked with SayIt's ACL users (services.common.redis_acl; passwords in
+.run/redis-users/, made on first start): each service gets its user in SAYIT_REDIS_URL, and a
+shared Redis would have none of them. It listens on SAYIT_REDIS_URL's port when that is on this
+machine and free, else on SAYIT_MESH_REDIS_PORT. The admin's URL (for bench and tools) is kept
+in .run/redis.url (0600).
 
 Every internal hop is mutual TLS with service identities: `up` makes a CA and one certificate
 per service in .run/pki/ on first start (services.common.pki; reused while valid) and gives each
@@ -31,9 +33,10 @@ import redis
 
 from devsupport import dev_keys, topology
 from devsupport.settings import MeshSettings
-from services.common import pki
+from services.common import pki, redis_acl
 from services.common.errors import ConfigError
 from services.common.healthcheck import check
+from services.common.redact import hide_password
 from services.common.tls import ClientTLS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,55 +86,73 @@ def _metrics_addr(mesh: MeshSettings, module: str, pair: int) -> str:
 
 
 REDIS_URL_FILE = RUN / "redis.url"
+REDIS_USERS_DIR = RUN / "redis-users"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
 class RedisChoice:
-    url: str  # what every service is given as SAYIT_REDIS_URL
-    own: bool  # `make up` runs this Redis itself
+    """`make up`'s own Redis: where it listens, and each user's SAYIT_REDIS_URL for it."""
+
+    port: int
+    passwords: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     note: str = ""
 
+    def url_for(self, user: str) -> str:
+        return redis_acl.url(user, self.passwords[user], port=self.port)
 
-def _redis_aof(url: str) -> bool | None:
-    """Whether the Redis at `url` answers with AOF on; None if it does not answer."""
+    @property
+    def url(self) -> str:
+        """The admin's URL: bench and tools read everything."""
+        return self.url_for("admin")
+
+
+def _redis_answers(url: str) -> bool:
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1)
-        client.ping()
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
     except redis.exceptions.RedisError:
-        return None
+        return False
+
+
+def _port_taken(port: int) -> bool:
     try:
-        return bool(client.config_get("appendonly").get("appendonly") == "yes")
-    except redis.exceptions.ResponseError:
-        return True  # CONFIG is disabled (a managed Redis): its operator decides persistence
+        redis.Redis(port=port, socket_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        return False
+    except redis.exceptions.RedisError:
+        return True  # something answered (and wanted a password)
+    return True
 
 
 def choose_redis(mesh: MeshSettings) -> RedisChoice:
+    passwords = redis_acl.ensure(REDIS_USERS_DIR, mesh.redis_prefix)
     if REDIS_URL_FILE.exists() and (RUN / "redis.pid").exists():
-        return RedisChoice(REDIS_URL_FILE.read_text().strip(), own=True)
-    url = mesh.redis_url
-    aof = _redis_aof(url)
-    if aof:
-        return RedisChoice(url, own=False)
-    parsed = urlparse(url)
-    if aof is None:
-        if parsed.hostname not in LOCAL_HOSTS:
-            raise SystemExit(f"Redis at {url} does not answer, and it is not on this machine")
-        return RedisChoice(url, own=True)
-    own = f"redis://127.0.0.1:{mesh.mesh_redis_port}{parsed.path or '/0'}"
-    return RedisChoice(own, own=True, note=f"Redis at {url} runs without AOF; using {own}")
+        port = urlparse(REDIS_URL_FILE.read_text().strip()).port or 6379
+        return RedisChoice(port, passwords)
+    parsed = urlparse(mesh.redis_url)
+    port = parsed.port or 6379
+    if parsed.hostname in LOCAL_HOSTS and not _port_taken(port):
+        return RedisChoice(port, passwords)
+    note = (
+        f"make up runs its own Redis (with SayIt's ACL users), on port {mesh.mesh_redis_port}: "
+        f"{hide_password(mesh.redis_url)} is taken or not on this machine"
+    )
+    return RedisChoice(mesh.mesh_redis_port, passwords, note)
 
 
 def processes(choice: RedisChoice | None = None, mesh: MeshSettings | None = None) -> list[Proc]:
-    """The whole mesh on one machine (devsupport.topology) on make up's fixed ports: (Redis,) a
+    """The whole mesh on one machine (devsupport.topology) on make up's fixed ports: Redis, a
     direct transcriber, queue transcribers each with a worker beside it, scheduler, gateway."""
     mesh = mesh or settings()
     choice = choice or choose_redis(mesh)
     procs = []
-    if choice.own:
-        port = urlparse(choice.url).port or 6379
-        args = topology.redis_args(port, RUN / "redis", maxmemory_mb=mesh.mesh_redis_maxmemory_mb)
-        procs.append(Proc("redis", "", command=("redis-server", *args)))
+    args = topology.redis_args(
+        choice.port,
+        RUN / "redis",
+        maxmemory_mb=mesh.mesh_redis_maxmemory_mb,
+        aclfile=REDIS_USERS_DIR / redis_acl.ACL_FILE,
+    )
+    procs.append(Proc("redis", "", command=("redis-server", *args)))
     services = topology.services(
         lambda module, pair: _grpc_addr(mesh, module, pair),
         lambda module, pair: _metrics_addr(mesh, module, pair),
@@ -139,7 +160,11 @@ def processes(choice: RedisChoice | None = None, mesh: MeshSettings | None = Non
         direct_slots=2,
         pki=PKI,
     )
-    procs += [Proc(s.name, s.module, s.addr, s.env) for s in services]
+    for s in services:
+        # Each service logs in to Redis as its own user (services.common.redis_acl).
+        user = topology.REDIS_USERS.get(s.module)
+        own = {"SAYIT_REDIS_URL": choice.url_for(user)} if user else {}
+        procs.append(Proc(s.name, s.module, s.addr, {**s.env, **own}))
     return procs
 
 
@@ -180,7 +205,7 @@ def up(mesh: MeshSettings) -> int:
     own_env = {"gateway": gateway_keys(mesh)}
     if choice.note:
         print(choice.note)
-    REDIS_URL_FILE.write_text(choice.url)
+    redis_acl.write_secret(REDIS_URL_FILE, choice.url)
     pki.ensure(PKI.directory)
     started = []
     procs = processes(choice, mesh)
@@ -191,12 +216,7 @@ def up(mesh: MeshSettings) -> int:
         child = subprocess.Popen(
             proc.argv(),
             cwd=ROOT,
-            env={
-                **os.environ,
-                "SAYIT_REDIS_URL": choice.url,
-                **proc.env,
-                **own_env.get(proc.name, {}),
-            },
+            env={**os.environ, **proc.env, **own_env.get(proc.name, {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -207,7 +227,7 @@ def up(mesh: MeshSettings) -> int:
         print(f"started: {', '.join(started)} (logs in .run/)")
     deadline = time.monotonic() + START_TIMEOUT
     for proc in procs:
-        while proc.name == "redis" and _redis_aof(choice.url) is None:
+        while proc.name == "redis" and not _redis_answers(choice.url):
             if not _pid(proc) or time.monotonic() > deadline:
                 print("redis did not start; last lines of .run/redis.log:", file=sys.stderr)
                 print(_tail(RUN / "redis.log"), file=sys.stderr)
@@ -250,7 +270,8 @@ def down(mesh: MeshSettings) -> int:
 def status(mesh: MeshSettings) -> int:
     worst = 0
     choice = choose_redis(mesh)
-    print(f"  redis: {choice.url} ({'run by make up' if choice.own else 'external'}, AOF)")
+    users = f"ACL users in {REDIS_USERS_DIR.relative_to(ROOT)}/"
+    print(f"  redis: {hide_password(choice.url)} (run by make up, AOF, {users})")
     for proc in processes(choice, mesh):
         pid = _pid(proc)
         state = "stopped"

@@ -8,6 +8,7 @@ cuts is logged by the interceptor with the request id, so nothing is lost to the
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 HIDDEN = "<internal address>"
 
@@ -33,3 +34,14 @@ def redact(message: str) -> str:
 
 def has_address(message: str) -> bool:
     return _ADDRESS.search(message) is not None
+
+
+def hide_password(url: str) -> str:
+    """A connection URL fit for logs: "redis://worker:s3cret@host:6379/0" ->
+    "redis://worker:***@host:6379/0" (the user stays, to tell whose connection it is)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))

@@ -16,6 +16,7 @@ from services.common import logs, metrics
 from services.common.call_limits import CallCaps, CallLimits
 from services.common.channels import aio_channel
 from services.common.errors import ConfigError
+from services.common.redact import hide_password
 from services.common.server import Lifecycle, Service, serve
 from services.gateway import auth, quotas
 from services.gateway.auth import Authenticator
@@ -77,7 +78,9 @@ async def main() -> int:
             per_tenant,
             StoreOutage(fail_open=config.quota_fail_open),
         )
-        log.info("limits_enabled", defaults=str(config.limits), redis=config.redis_url)
+        log.info(
+            "limits_enabled", defaults=str(config.limits), redis=hide_password(config.redis_url)
+        )
     channel = aio_channel(
         config.scheduler_addr, config.server.max_message_bytes, config.server.client_tls
     )

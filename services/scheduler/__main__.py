@@ -9,6 +9,7 @@ import sys
 from sayit.scheduler.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 from services.common import logs, metrics
 from services.common.errors import ConfigError
+from services.common.redact import hide_password
 from services.common.server import Lifecycle, Service, serve
 from services.scheduler import app
 from services.scheduler import metrics as scheduler_metrics
@@ -40,7 +41,7 @@ async def main() -> int:
         log.info(
             "scheduler_ready",
             instance=scheduler.instance,
-            redis=config.redis_url,
+            redis=hide_password(config.redis_url),
             transcriber=config.transcriber_addr,
             direct_slots=config.direct_slots,
             chunk_target_seconds=config.chunking.target_seconds,

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from services.common import logs
 from services.common.channels import aio_channel
+from services.common.redact import hide_password
 from services.common.redis_client import (
     REQUESTS,
     STREAMS,
@@ -70,7 +71,7 @@ class Scheduler:
             except Exception as error:
                 if asyncio.get_running_loop().time() > deadline:
                     raise RuntimeError(
-                        f"Redis at {self.config.redis_url} is unavailable"
+                        f"Redis at {hide_password(self.config.redis_url)} is unavailable"
                     ) from error
                 log.warning("redis_unavailable", error=str(error))
                 await asyncio.sleep(1.0)

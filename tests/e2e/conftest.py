@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devsupport.mesh import Mesh, running
+from devsupport.mesh import Mesh, running, stop
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from tests.support.edge import EdgeMesh, start_edge_mesh
 
@@ -50,5 +50,5 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeMesh]:
     try:
         yield edge_mesh
     finally:
-        edge_mesh.mesh.stop()
-        redis_server.stop()
+        denied = stop(edge_mesh.mesh, redis_server)
+    assert not denied, f"Redis refused the services (ACL LOG): {denied}"

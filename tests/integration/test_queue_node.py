@@ -24,7 +24,7 @@ def test_queue_node_runs_and_stops_both_children(tmp_path: Path) -> None:
     node = ServiceProcess(
         "services.worker.node",
         {
-            "SAYIT_REDIS_URL": redis.url,
+            "SAYIT_REDIS_URL": redis.url_for("worker"),
             "SAYIT_TRANSCRIBER_ADDR": addr,
             "SAYIT_TRANSCRIBER_METRICS_ADDR": "",
             "SAYIT_WORKER_METRICS_ADDR": "",
@@ -55,6 +55,7 @@ def test_queue_node_runs_and_stops_both_children(tmp_path: Path) -> None:
         log = node.log_path.read_text()
         assert '"worker_stopped"' in log and '"shutdown_finished"' in log
         assert not {w.name for w in Worker.all(connection=redis.client())}
+        assert redis.denials() == []  # its Redis user let it do all of that
     finally:
         node.kill()
         redis.stop()

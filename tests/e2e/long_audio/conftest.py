@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devsupport.mesh import Mesh, RedisServer
+from devsupport.mesh import Mesh, RedisServer, stop
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from tests.support.long_audio_mesh import CHUNK_TARGET_SECONDS, QUEUE_PAIRS, RETRIES
 
@@ -35,8 +35,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     try:
         yield mesh
     finally:
-        mesh.stop()
-        redis_server.stop()
+        denied = stop(mesh, redis_server)
+    assert not denied, f"Redis refused the services (ACL LOG): {denied}"
 
 
 @pytest.fixture(scope="package")

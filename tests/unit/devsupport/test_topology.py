@@ -81,8 +81,11 @@ def test_threads_worker_names_and_extra_env() -> None:
 
 
 def test_redis_args() -> None:
-    args = topology.redis_args(6390, Path("/data"), appendonly=False)
+    args = topology.redis_args(6390, Path("/data"), appendonly=False, aclfile=Path("/u/users.acl"))
     assert args[:6] == ["--port", "6390", "--bind", "127.0.0.1", "--dir", "/data"]
+    assert args[args.index("--protected-mode") + 1] == "yes"
+    assert args[args.index("--aclfile") + 1] == "/u/users.acl"
+    assert "--aclfile" not in topology.redis_args(6390, Path("/data"))
     assert args[args.index("--appendonly") + 1] == "no"
     assert args[args.index("--save") + 1] == ""
     assert args[args.index("--maxmemory") + 1] == "1024mb"
@@ -94,8 +97,16 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.delenv(var, raising=False)
     for var in ("SAYIT_GATEWAY_ADDR", "SAYIT_SCHEDULER_ADDR", "SAYIT_TRANSCRIBER_ADDR"):
         monkeypatch.delenv(var, raising=False)
-    procs = make_up.processes(make_up.RedisChoice("redis://127.0.0.1:6390/0", own=True))
+    passwords = {user: f"pw-{user}" for user in ("gateway", "scheduler", "worker", "admin")}
+    procs = make_up.processes(make_up.RedisChoice(6390, passwords))
     assert procs[0].name == "redis" and procs[0].argv()[:3] == ["redis-server", "--port", "6390"]
+    assert "--aclfile" in procs[0].argv()
+    # Each service logs in as its own Redis user; transcribers get none.
+    users = {p.name: p.env.get("SAYIT_REDIS_URL") for p in procs[1:]}
+    assert users["gateway"] == "redis://gateway:pw-gateway@127.0.0.1:6390/0"
+    assert users["scheduler"] == "redis://scheduler:pw-scheduler@127.0.0.1:6390/0"
+    assert users["worker-q2"] == "redis://worker:pw-worker@127.0.0.1:6390/0"
+    assert users["transcriber-q1"] is None
     layout = {
         p.name: (p.addr, next((v for k, v in p.env.items() if k.endswith("_METRICS_ADDR")), None))
         for p in procs[1:]
@@ -111,12 +122,13 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
     }
     monkeypatch.setenv("SAYIT_WORKER_METRICS_ADDR", "")
     monkeypatch.setenv("SAYIT_MESH_QUEUE_TRANSCRIBERS", "1")
-    external = make_up.processes(make_up.RedisChoice("redis://x:1/0", own=False))
-    assert [p.name for p in external] == [
+    fewer = make_up.processes(make_up.RedisChoice(6390, passwords))
+    assert [p.name for p in fewer] == [
+        "redis",
         "transcriber-direct",
         "transcriber-q1",
         "worker-q1",
         "scheduler",
         "gateway",
     ]
-    assert external[2].env["SAYIT_WORKER_METRICS_ADDR"] == ""
+    assert fewer[3].env["SAYIT_WORKER_METRICS_ADDR"] == ""
