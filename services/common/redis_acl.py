@@ -100,8 +100,12 @@ USERS = (
     User("admin", ("*",), ("all",), ("*",)),
 )
 NAMES = tuple(user.name for user in USERS)
-# The default user is how a client without credentials connects: off, with no rights.
-DEFAULT_RULE = "user default off resetpass resetkeys resetchannels -@all"
+# The default user is how a client without credentials connects: off, and without a password,
+# so no connection is or becomes it (an unauthenticated one may only AUTH). Its rights stay all
+# because Redis < 8 replays the append-only file as the default user and re-checks a
+# MULTI/EXEC's commands against its rights: with none, every transaction would be dropped,
+# silently, on restart (redis/redis#14541, valkey-io/valkey#3983).
+DEFAULT_RULE = "user default off resetpass ~* &* +@all"
 
 
 def acl_text(passwords: dict[str, str], prefix: str = "sayit") -> str:
@@ -118,7 +122,8 @@ def password_path(directory: Path, user: str) -> Path:
 
 
 def write_secret(path: Path, text: str, mode: int = 0o600) -> None:
-    """Create `path` readable by its owner only (never briefly wider, unlike write + chmod)."""
+    """Write `path` with `mode` (default: its owner's only), created owner-only so that it is
+    never briefly readable by others, as write-then-chmod would leave it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(text)

@@ -119,7 +119,9 @@ class ClientTLSSettings(Settings):
 class RedisSettings(Settings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis for jobs, events and RQ; for the gateway, the per-tenant limits",
+        description="Redis for jobs, events and RQ; for the gateway, the per-tenant limits "
+        "(`redis://<user>:<password>@host:port/0` with the service's ACL user)",
+        repr=False,  # holds the password
     )
     redis_prefix: str = Field("sayit", description="prefix of SayIt's Redis keys")
     redis_max_connections: Int = Field(

@@ -4,7 +4,7 @@ them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -49,7 +49,7 @@ class GatewayConfig:
     # Default per-tenant limits (a tenant's own limits come from the keys file); 0 = unlimited.
     limits: Limits
     # Redis for the limits, shared by every gateway replica.
-    redis_url: str
+    redis_url: str = field(repr=False)  # holds the Redis password
     key_prefix: str
     # With the limits' Redis failing: let requests through (True) or refuse them (False).
     quota_fail_open: bool = False

@@ -30,7 +30,7 @@ DAY = 86400
 @dataclass(frozen=True)
 class SchedulerConfig:
     server: ServerConfig
-    redis_url: str
+    redis_url: str = field(repr=False)  # holds the Redis password
     key_prefix: str
     # Audio shorter than this runs at once on a direct transcriber; longer is queued.
     sync_max_seconds: float

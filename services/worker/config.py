@@ -4,7 +4,7 @@ them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -33,7 +33,7 @@ from services.jobs import queue
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    redis_url: str
+    redis_url: str = field(repr=False)  # holds the Redis password
     transcriber_addr: str
     queues: tuple[str, ...]
     name: str | None

@@ -122,14 +122,24 @@ def test_denials_are_in_the_acl_log(server: RedisServer) -> None:
     assert (entry["username"], entry["object"], entry["reason"]) == ("worker", QUOTA, "key")
 
 
-async def test_a_restarted_redis_keeps_the_users(tmp_path: Path) -> None:
-    redis_server = RedisServer(tmp_path).start()
+async def test_a_restarted_redis_keeps_the_users_and_every_transaction(tmp_path: Path) -> None:
+    """Redis replays its append-only file as the default user; a transaction (the job store
+    creates jobs in MULTI/EXEC) must survive that although nobody may log in as it."""
+    redis_server = RedisServer(tmp_path, appendonly=True).start()
     try:
         before = redis_server.url_for("scheduler")
+        client = aioredis.Redis.from_url(before)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hset(Keys().record("x"), "state", "QUEUED").sadd(Keys().active(), "x")
+            await pipe.execute()
+        await client.aclose()
         redis_server.restart()
         assert redis_server.url_for("scheduler") == before
         client = aioredis.Redis.from_url(before)
-        assert await client.hset(Keys().record("x"), "state", "QUEUED") == 1
+        assert await client.hget(Keys().record("x"), "state") == b"QUEUED"
+        assert await client.smembers(Keys().active()) == {b"x"}
         await client.aclose()
+        with pytest.raises(AuthenticationError):
+            redis.Redis(port=redis_server.port, socket_timeout=2).ping()
     finally:
         redis_server.stop()
