@@ -119,7 +119,7 @@ def test_audio_seconds_per_day_quota(edge: EdgeMesh, tmp_path) -> None:
         "SAYIT_GATEWAY_ADDR": f"127.0.0.1:{free_port()}",
         "SAYIT_SCHEDULER_ADDR": edge.mesh.scheduler_addr,
         "SAYIT_API_KEYS_FILE": str(edge.keys_file),
-        "SAYIT_REDIS_URL": edge.mesh.redis.url,
+        "SAYIT_REDIS_URL": edge.mesh.redis.url_for("gateway"),
     }
     replica = ServiceProcess(
         "services.gateway",

@@ -38,7 +38,7 @@ def replica(edge: EdgeMesh, directory: Path, store: RedisServer, **env: str) -> 
             "SAYIT_GATEWAY_METRICS_ADDR": f"127.0.0.1:{free_port()}",
             "SAYIT_SCHEDULER_ADDR": edge.mesh.scheduler_addr,
             "SAYIT_API_KEYS_FILE": str(edge.keys_file),
-            "SAYIT_REDIS_URL": store.url,
+            "SAYIT_REDIS_URL": store.url_for("gateway"),  # its own Redis user, as deployed
             **env,
         },
         directory / "gateway.log",
