@@ -26,7 +26,7 @@ ACL_FILE = "users.acl"
 
 # Sent on every connection by redis-py (client names show in CLIENT LIST) or by its health
 # checks. AUTH and HELLO need no grant. CLIENT SETINFO is left out: Redis 7.0 does not know it
-# (an ACL file naming it does not load) and redis-py ignores its refusal.
+# (an ACL file naming it does not load), so SayIt's clients do not send it (redis_client).
 _CONNECTION = ("ping", "select", "client|setname")
 # redis-py's Script: EVALSHA, SCRIPT LOAD when Redis lost the script, SCRIPT EXISTS in pipelines.
 _SCRIPTS = ("evalsha", "script|load", "script|exists")

@@ -72,6 +72,8 @@ def _options(socket_timeout: float, pool: RedisPool, name: str | None) -> dict[s
         "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, socket_timeout),
         "max_connections": pool.max_connections,
         "timeout": pool.wait_seconds,  # the blocking pool's wait for a free connection
+        # No CLIENT SETINFO: SayIt's Redis users may not run it (services.common.redis_acl).
+        "driver_info": None,
     }
     if name:
         options["client_name"] = name

@@ -81,6 +81,7 @@ def connect(url: str, pool: RedisPool = DEFAULT_POOL) -> aioredis.Redis:
         retry=Retry(NoBackoff(), 0),
         health_check_interval=10,
         client_name="sayit-gateway",
+        driver_info=None,  # no CLIENT SETINFO, which its Redis user may not run
     )
     return aioredis.Redis.from_pool(connections)
 
