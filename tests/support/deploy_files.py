@@ -3,8 +3,10 @@ expects of them (which settings each program reads, its config loader, ports, va
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,6 +24,7 @@ from services.transcriber.config import TranscriberSettings
 from services.transcriber.config import load_config as transcriber_config
 from services.worker.config import WorkerSettings
 from services.worker.config import load_config as worker_config
+from tests.support.tls import Authority, Pair
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -35,6 +38,28 @@ SETTINGS = (
     WorkerSettings,
     HealthcheckSettings,
 )
+SETTINGS_OF = {
+    "services.gateway": GatewaySettings,
+    "services.scheduler": SchedulerSettings,
+    "services.transcriber": TranscriberSettings,
+    "services.worker": WorkerSettings,
+}
+# Variables of issue 17 that the deploy files set before every branch of it is merged
+# (docs/plan: pki, keys, closed). Accepted only while no settings class reads them; once one
+# does, the usual checks (which program reads it) apply.
+PLANNED = {
+    "SAYIT_TLS_ALLOWED_PEERS",
+    "SAYIT_INTERNAL_TLS",
+    "SAYIT_AUTH",
+    "SAYIT_API_KEYS_RELOAD_SECONDS",
+    "SAYIT_QUOTA_FAIL_OPEN",
+}
+
+
+def planned_not_yet_read() -> set[str]:
+    return PLANNED - {name for settings in SETTINGS for name in settings.env_names()}
+
+
 CONFIG_LOADERS = {
     "services.gateway": gateway_config,
     "services.scheduler": scheduler_config,
@@ -63,11 +88,17 @@ METRICS_VARIABLES = {
 
 
 def manifests() -> list[dict[str, Any]]:
-    docs = []
+    """Every manifest, parsed once per test run (shared: do not modify them)."""
+    return list(_manifests())
+
+
+@functools.cache
+def _manifests() -> tuple[dict[str, Any], ...]:
+    docs: list[dict[str, Any]] = []
     for path in sorted(K8S.glob("*.yaml")):
         if path.name != "kustomization.yaml":
             docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return docs
+    return tuple(docs)
 
 
 def of_kind(kind: str) -> list[dict[str, Any]]:
@@ -102,10 +133,78 @@ CONFIG_MAP = named("ConfigMap", "sayit-config")["data"]
 
 
 def container_env(container: dict[str, Any]) -> dict[str, str]:
+    """The container's environment; a value from a Secret is a stand-in of its kind."""
     env = dict(CONFIG_MAP) if container.get("envFrom") else {}
     for item in container.get("env", []):
-        env[item["name"]] = item.get("value", "pod-name-from-the-downward-api")
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:
+            env[item["name"]] = secret_stand_in(ref["name"], ref["key"])
+        else:
+            env[item["name"]] = item.get("value", "pod-name-from-the-downward-api")
     return env
+
+
+# Secrets made outside Git (docs/operations.md), by name: the keys the manifests may use.
+REDIS_USERS_SECRET = "sayit-redis-users"
+OUT_OF_BAND_SECRETS = {
+    REDIS_USERS_SECRET: {
+        "users.acl",
+        "gateway.url",
+        "scheduler.url",
+        "worker.url",
+        "worker.password",
+        "admin.password",
+    },
+}
+# Each program's Redis ACL user (services/common/redis_acl.py); transcribers use no Redis.
+REDIS_USER_OF = {
+    "services.gateway": "gateway",
+    "services.scheduler": "scheduler",
+    "services.worker": "worker",
+}
+# The certificate identity each program serves or calls with (services/common/pki.py).
+IDENTITY_OF = {
+    "services.gateway": "gateway",
+    "services.scheduler": "scheduler",
+    "services.transcriber": "transcriber",
+    "services.worker": "worker",
+}
+SPIFFE = "spiffe://sayit/"
+CERT_MANAGER_KEYS = {"tls.crt", "tls.key", "ca.crt"}
+
+
+def secret_stand_in(secret: str, key: str) -> str:
+    if secret == REDIS_USERS_SECRET and key.endswith(".url"):
+        user = key.removesuffix(".url")
+        return f"redis://{user}:stand-in-password@redis:6379/0"
+    return "stand-in-secret"
+
+
+def certificates() -> dict[str, dict[str, Any]]:
+    """cert-manager Certificates by the Secret they fill."""
+    return {c["spec"]["secretName"]: c for c in of_kind("Certificate")}
+
+
+def secret_keys(name: str) -> set[str]:
+    """The keys a Secret the manifests use will have (None-safe: empty when unknown)."""
+    if name in OUT_OF_BAND_SECRETS:
+        return OUT_OF_BAND_SECRETS[name]
+    if name in certificates():
+        return CERT_MANAGER_KEYS
+    found = [s for s in of_kind("Secret") if s["metadata"]["name"] == name]
+    return {k for s in found for k in {**s.get("data", {}), **s.get("stringData", {})}}
+
+
+def mounted_file(
+    pod: dict[str, Any], container: dict[str, Any], path: str
+) -> tuple[dict[str, Any], str] | None:
+    """The volume and key (for a Secret) that `path` in `container` comes from, if mounted."""
+    for mount in container.get("volumeMounts", []):
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix) or path + "/" == prefix:
+            volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+            return volume, path.removeprefix(prefix)
+    return None
 
 
 def compose() -> dict[str, Any]:
@@ -114,3 +213,38 @@ def compose() -> dict[str, Any]:
 
 def port(addr: str) -> int:
     return int(addr.rsplit(":", 1)[1])
+
+
+def env_with_files(
+    workload: dict[str, Any], container: dict[str, Any], root: Path
+) -> dict[str, str]:
+    """The container's environment with every mounted file it names made under `root` (test
+    certificates for cert-manager Secrets, the Secret's text otherwise), for config loaders
+    that read the files. A path in no mount fails here: the pod would not have it."""
+    pod = workload["spec"]["template"]["spec"]
+    env = container_env(container)
+    authority = Authority(root / "ca", "sayit-test-ca")
+    pairs: dict[str, Pair] = {}
+    for name, value in env.items():
+        if not value.startswith("/") or name == "SAYIT_MODELS_DIR":
+            continue
+        found = mounted_file(pod, container, value)
+        assert found is not None, (container["name"], name, value)
+        volume, key = found
+        local = root / value.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if "secret" not in volume:
+            local.mkdir(exist_ok=True)  # a directory the program writes to (emptyDir)
+        elif volume["secret"]["secretName"] in certificates():
+            assert key in CERT_MANAGER_KEYS, (container["name"], name, key)
+            secret_name = volume["secret"]["secretName"]
+            if secret_name not in pairs:
+                pairs[secret_name] = authority.issue(secret_name, server=True)
+            pair = pairs[secret_name]
+            source = {"tls.crt": pair.cert, "tls.key": pair.key, "ca.crt": authority.pair.cert}
+            local.write_bytes(source[key].read_bytes())
+        else:
+            secret = named("Secret", volume["secret"]["secretName"])
+            local.write_text(secret["stringData"][key])
+        env[name] = str(local)
+    return env
