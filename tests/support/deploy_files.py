@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ PLANNED = {
     "SAYIT_AUTH",
     "SAYIT_API_KEYS_RELOAD_SECONDS",
     "SAYIT_QUOTA_FAIL_OPEN",
+    "SAYIT_API_KEY",  # the CLI's and the Python client's key (compose.yaml's usage line)
 }
 
 
@@ -246,5 +248,81 @@ def env_with_files(
         else:
             secret = named("Secret", volume["secret"]["secretName"])
             local.write_text(secret["stringData"][key])
+        env[name] = str(local)
+    return env
+
+
+# --- Compose ------------------------------------------------------------------------------------
+
+# `sh -c 'SAYIT_REDIS_URL="$(cat FILE)" exec python -m MODULE'`: the Redis URL (with its
+# password) comes from a file of the service's identity volume.
+_WRAPPED = re.compile(r'SAYIT_REDIS_URL="\$\$\(cat ([^)]+)\)" exec python -m ([\w.]+)')
+
+
+def compose_module(command: list[str]) -> str:
+    if command[:2] == ["sh", "-c"]:
+        match = _WRAPPED.fullmatch(command[2])
+        assert match, command
+        return match.group(2)
+    return module_of(command)
+
+
+def compose_redis_url_file(command: list[str]) -> str | None:
+    match = _WRAPPED.fullmatch(command[2]) if command[:2] == ["sh", "-c"] else None
+    return match.group(1) if match else None
+
+
+def compose_mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Mount path -> (volume, read only)."""
+    mounts = {}
+    for item in service.get("volumes", []):
+        if isinstance(item, str):
+            source, target, *mode = item.split(":")
+            mounts[target] = (source, mode == ["ro"])
+        else:
+            assert item["type"] == "volume", item
+            mounts[item["target"]] = (item["source"], bool(item.get("read_only")))
+    return mounts
+
+
+def compose_volume_of(service: dict[str, Any], path: str) -> tuple[str, str] | None:
+    """The volume `path` is on in `service`, and the path inside that volume."""
+    for target, (volume, _) in compose_mounts(service).items():
+        if path.startswith(target.rstrip("/") + "/") or path == target:
+            return volume, path.removeprefix(target).lstrip("/")
+    return None
+
+
+def compose_env(service: dict[str, Any]) -> dict[str, str]:
+    env = {k: str(v) for k, v in service.get("environment", {}).items()}
+    url_file = compose_redis_url_file(service["command"])
+    if url_file is not None:
+        env["SAYIT_REDIS_URL"] = "redis://stand-in:stand-in-password@redis:6379/0"
+    return env
+
+
+def compose_env_with_files(service: dict[str, Any], root: Path) -> dict[str, str]:
+    """compose_env with the files its paths name made under `root` (test certificates for
+    identity volumes, a keys file, directories), for config loaders that read them."""
+    env = compose_env(service)
+    authority = Authority(root / "ca", "sayit-test-ca")
+    pairs: dict[str, Pair] = {}
+    for name, value in env.items():
+        if not value.startswith("/"):
+            continue
+        found = compose_volume_of(service, value)
+        assert found is not None, (name, value)
+        volume, inside = found
+        local = root / value.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if inside.endswith((".crt", ".key")):
+            if volume not in pairs:
+                pairs[volume] = authority.issue(volume, server=True)
+            source = {"tls.crt": pairs[volume].cert, "tls.key": pairs[volume].key}
+            local.write_bytes(source.get(inside, authority.pair.cert).read_bytes())
+        elif inside.endswith(".toml"):
+            local.write_text("")
+        else:
+            local.mkdir(exist_ok=True)
         env[name] = str(local)
     return env
