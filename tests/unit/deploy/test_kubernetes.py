@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
+import pytest
 import yaml
 
 from services.common.channels import channel_options
@@ -268,3 +271,21 @@ def test_each_container_gets_only_variables_its_own_programs_read() -> None:
 
 
 # --- Compose ------------------------------------------------------------------------------------
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kustomize_renders_every_manifest_into_the_namespace() -> None:
+    assert KUBECTL
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert len(rendered) == len(manifests())
+    for doc in rendered:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "sayit", doc["metadata"]
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "sayit"
