@@ -7,12 +7,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 
 from services.gateway.keys import hash_key, load_keyring
@@ -216,3 +218,28 @@ def test_setup_makes_every_file_the_services_read_and_keeps_them(tmp_path: Path)
     run_setup(tmp_path)
     for path, content in before.items():
         assert path.read_bytes() == content, path
+
+
+DOCKER_COMPOSE = shutil.which("docker-compose")
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose (Debian's, v1) is not installed")
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    # `config` validates against the Compose schema and interpolates without a daemon. Version
+    # 1 predates the top-level `name`, so it is left out of the copy it checks.
+    assert DOCKER_COMPOSE
+    source = Path(__file__).parents[3] / "deploy" / "compose.yaml"
+    copy = tmp_path / "compose.yaml"
+    copy.write_text(re.sub(r"(?m)^name: .*\n", "", source.read_text()))
+    result = subprocess.run(
+        [DOCKER_COMPOSE, "-f", str(copy), "--project-directory", str(source.parent), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SAYIT_IMAGE": "sayit:test"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert not result.stderr.strip(), result.stderr  # e.g. an unset variable's warning
+    rendered = yaml.safe_load(result.stdout)
+    assert set(rendered["services"]) == set(services())
