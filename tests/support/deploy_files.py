@@ -14,6 +14,7 @@ import yaml
 
 from devsupport.processes import ROOT
 from services.common.healthcheck import HealthcheckSettings
+from services.common.settings import Settings
 from services.gateway.config import DEFAULT_ADDR as GATEWAY_DEFAULT
 from services.gateway.config import GatewaySettings
 from services.gateway.config import load_config as gateway_config
@@ -39,7 +40,7 @@ SETTINGS = (
     WorkerSettings,
     HealthcheckSettings,
 )
-SETTINGS_OF = {
+SETTINGS_OF: dict[str, type[Settings]] = {
     "services.gateway": GatewaySettings,
     "services.scheduler": SchedulerSettings,
     "services.transcriber": TranscriberSettings,

@@ -191,14 +191,14 @@ def test_setup_makes_every_file_the_services_read_and_keeps_them(tmp_path: Path)
             volume, inside = found
             assert (volumes[volume] / inside).is_file(), (name, path)
     # Each identity is its service's: URI SAN spiffe://sayit/<service>, signed by the CA given.
-    for service in set(IDENTITY_OF.values()):
-        directory = volumes[f"identity-{service}"]
+    for identity in set(IDENTITY_OF.values()):
+        directory = volumes[f"identity-{identity}"]
         cert = x509.load_pem_x509_certificate((directory / "tls.crt").read_bytes())
         ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
         cert.verify_directly_issued_by(ca)
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
-            f"spiffe://sayit/{service}"
+            f"spiffe://sayit/{identity}"
         ]
         assert not any(p.name == "ca.key" for p in directory.iterdir())
     for user in REDIS_USER_OF.values():
@@ -216,8 +216,8 @@ def test_setup_makes_every_file_the_services_read_and_keeps_them(tmp_path: Path)
     # Run again (every `up`): the same key, CA and passwords.
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     run_setup(tmp_path)
-    for path, content in before.items():
-        assert path.read_bytes() == content, path
+    for file, content in before.items():
+        assert file.read_bytes() == content, file
 
 
 DOCKER_COMPOSE = shutil.which("docker-compose")

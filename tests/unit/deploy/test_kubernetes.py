@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -69,7 +70,7 @@ def test_every_manifest_parses_and_validates_against_the_kubernetes_schema() -> 
 def test_cert_manager_and_keda_resources_fit_their_models() -> None:
     # cloudcoil's models of the CRDs check types and enums (usages, key algorithms); they let
     # unknown fields through, which test_kubernetes_security.py checks by hand.
-    models = {
+    models: dict[str, Any] = {
         "Certificate": cert_manager.Certificate,
         "Issuer": cert_manager.Issuer,
         "ScaledObject": keda.ScaledObject,
