@@ -192,12 +192,9 @@ class Arm64Root:
     def command(self, argv: Sequence[str], mounts: Sequence[Mount] = ()) -> list[str]:
         """argv run inside the root (as root), with /proc, /dev and `mounts`."""
         root = shlex.quote(str(self.path))
-        # /sys too: onnxruntime (Silero VAD) counts the CPUs in /sys/devices/system/cpu.
-        steps = [
-            f"mount -t proc proc {root}/proc",
-            f"mount --rbind /dev {root}/dev",
-            f"mount --rbind /sys {root}/sys",
-        ]
+        # No /sys: with the host's, onnxruntime's cpuinfo (Silero VAD) crashed the emulated
+        # transcriber (SIGSEGV); without, it warns "cpuinfo_initialize failed" and runs on.
+        steps = [f"mount -t proc proc {root}/proc", f"mount --rbind /dev {root}/dev"]
         for m in mounts:
             target = shlex.quote(f"{self.path}/{m.target.lstrip('/')}")
             steps += [
