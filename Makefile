@@ -13,7 +13,7 @@ PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ eval: $(STAMP) ## Accuracy (ko CER, en WER) and RTF on ../shared/eval (EVAL_ARGS
 .PHONY: bench
 bench: $(STAMP) ## SayIt vs the raw engine: table + bench/results/<date>.json (BENCH_ARGS=--quick)
 	$(PY) -m bench $(BENCH_ARGS)
+
+.PHONY: arm64-check
+arm64-check: $(STAMP) ## SayIt on arm64 under qemu vs x86-64: same clips, texts compared (root; minutes; ARM64_ARGS)
+	$(PY) -m scripts.arm64_check $(ARM64_ARGS)
 
 .PHONY: up
 up: $(STAMP) ## Start the services in the background (pids and logs in .run/)
