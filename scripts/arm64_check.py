@@ -9,11 +9,16 @@ with x86-64 (docs/arm64.md).
    emulated real-time factor; fails when a clip differs by more than MAX_EDITS units.
 4. Starts the scheduler, gateway and queue worker in the root too (deploy/ may schedule any of
    them on arm64 nodes) against a private Redis: health SERVING, the worker registered in RQ.
+
+Everything runs as deployed: mutual TLS with service identities on every internal hop (a PKI in
+.run/arm64-check/pki, mounted read-only into the root), API keys on the gateway, and each
+service logging in to Redis as its own ACL user.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -25,8 +30,9 @@ from pathlib import Path
 
 import grpc
 from rq import Worker
+from rq.worker import BaseWorker
 
-from devsupport import evalset
+from devsupport import dev_keys, evalset, topology
 from devsupport.arm64root import (
     VENV,
     Arm64Root,
@@ -44,6 +50,7 @@ from sayit.common.v1 import audio_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from sayit.transcriber.v1 import transcriber_service_pb2_grpc as pb_grpc
+from services.common import pki
 from services.common.tls import ClientTLS
 from services.jobs.queue import QUEUES
 from services.transcriber.config import ModelSettings
@@ -58,17 +65,30 @@ MODELS_IN_ROOT = "/opt/sayit/models"
 # Under qemu a Python service takes tens of seconds to import, and the model as long to load.
 START_TIMEOUT = 900.0
 
-# Every internal hop is plaintext today. When the services require mutual TLS, give the
-# processes their certificates here (SERVICE_ENV; files the root must see go in as Mounts) and
-# the host's calls a ClientTLS: every channel and health check below takes it from CLIENT_TLS.
-CLIENT_TLS: ClientTLS | None = None
+# Internal hops are mutual TLS as in every deployment; the PKI's directory has the same path
+# inside the root (a read-only mount), so the same SAYIT_TLS_* serve both sides. The host calls
+# the transcribers as the scheduler does (they accept only the scheduler and the workers).
 SERVICE_ENV: dict[str, str] = {"SAYIT_LOG_FORMAT": "json"}
+
+
+@functools.cache
+def mesh_pki() -> pki.Pki:
+    return pki.ensure(RUN / "pki")
+
+
+def pki_mount() -> Mount:
+    return Mount(mesh_pki().directory, str(mesh_pki().directory))
+
+
+def client_tls() -> ClientTLS:
+    return mesh_pki().client_tls("scheduler")
 
 
 def transcriber_env(addr: str, model_dir: str) -> dict[str, str]:
     """Both transcribers' settings: the two differ only in address and where the model is."""
     return {
         **SERVICE_ENV,
+        **topology.tls_env(mesh_pki(), topology.TRANSCRIBER),
         "SAYIT_TRANSCRIBER_ADDR": addr,
         "SAYIT_MODEL": model_dir,
         "SAYIT_TRANSCRIBER_SLOTS": "1",
@@ -205,9 +225,7 @@ def transcribe(addr: str, clip: evalset.Clip) -> Result:
 
 
 def _channel(addr: str) -> grpc.Channel:
-    if CLIENT_TLS is None:
-        return grpc.insecure_channel(addr)
-    return grpc.secure_channel(addr, CLIENT_TLS.credentials())
+    return grpc.secure_channel(addr, client_tls().credentials())
 
 
 def model_info(addr: str) -> pb.GetInfoResponse:
@@ -243,49 +261,62 @@ def report_clip(x86: Result, arm: Result, max_edits: int) -> TextDiff:
     return diff
 
 
-def check_other_services(root: Arm64Root, redis_url: str, transcriber: str) -> list[str]:
+def check_other_services(root: Arm64Root, redis: RedisServer, transcriber: str) -> list[str]:
     """Scheduler, gateway and queue worker in the root; what failed (empty: all started)."""
     scheduler_addr = f"127.0.0.1:{free_port()}"
     gateway_addr = f"127.0.0.1:{free_port()}"
     worker_metrics = f"127.0.0.1:{free_port()}"
-    common = {**SERVICE_ENV, "SAYIT_REDIS_URL": redis_url}
+    keys = dev_keys.ensure(RUN / "keys")
+    mounts = (pki_mount(), Mount(keys.keys_file.parent, str(keys.keys_file.parent)))
+
+    def env(module: str) -> dict[str, str]:
+        return {
+            **SERVICE_ENV,
+            **topology.tls_env(mesh_pki(), module),
+            "SAYIT_REDIS_URL": redis.url_for(topology.REDIS_USERS[module]),
+        }
+
     procs = {
         "scheduler": RootProcess(
             "services.scheduler",
             {
-                **common,
+                **env(topology.SCHEDULER),
                 "SAYIT_SCHEDULER_ADDR": scheduler_addr,
                 "SAYIT_TRANSCRIBER_ADDR": transcriber,
                 "SAYIT_SCHEDULER_METRICS_ADDR": "",
             },
             RUN / "arm64-scheduler.log",
             addr=scheduler_addr,
-            tls=CLIENT_TLS,
+            tls=client_tls(),
             root=root,
+            mounts=mounts,
         ),
         "gateway": RootProcess(
             "services.gateway",
             {
-                **common,
+                **env(topology.GATEWAY),
                 "SAYIT_GATEWAY_ADDR": gateway_addr,
                 "SAYIT_SCHEDULER_ADDR": scheduler_addr,
                 "SAYIT_GATEWAY_METRICS_ADDR": "",
+                "SAYIT_API_KEYS_FILE": str(keys.keys_file),
             },
             RUN / "arm64-gateway.log",
             addr=gateway_addr,
-            tls=CLIENT_TLS,
+            tls=None,  # its public port is plaintext, as in `make up`
             root=root,
+            mounts=mounts,
         ),
         "worker": RootProcess(
             "services.worker",
             {
-                **common,
+                **env(topology.WORKER),
                 "SAYIT_TRANSCRIBER_ADDR": transcriber,
                 "SAYIT_WORKER_NAME": "arm64-worker",
                 "SAYIT_WORKER_METRICS_ADDR": worker_metrics,
             },
             RUN / "arm64-worker.log",
             root=root,
+            mounts=mounts,
         ),
     }
     failed = []
@@ -301,7 +332,7 @@ def check_other_services(root: Arm64Root, redis_url: str, transcriber: str) -> l
                 failed.append(name)
                 say(f"    {name:<10} FAILED: {error}")
         worker = procs["worker"]
-        registered = _wait_worker(worker, redis_url, started + START_TIMEOUT)
+        registered = _wait_worker(worker, redis.url, started + START_TIMEOUT)
         if registered is None:
             failed.append("worker")
             say(f"    worker     FAILED to register with RQ:\n{worker.log_tail()}")
@@ -322,7 +353,7 @@ def check_other_services(root: Arm64Root, redis_url: str, transcriber: str) -> l
     return failed
 
 
-def _wait_worker(proc: RootProcess, redis_url: str, deadline: float) -> Worker | None:
+def _wait_worker(proc: RootProcess, redis_url: str, deadline: float) -> BaseWorker | None:
     """The worker's RQ registration (it registers once its transcriber is SERVING)."""
     import redis
 
@@ -407,13 +438,13 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\narm64-check 2/4: transcribers on model {model_dir.name} ({model_dir.path})")
     arm_addr, x86_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     model_in_root = f"{MODELS_IN_ROOT}/{model_dir.path.name}"
-    mounts = (Mount(model_dir.path, model_in_root),)
+    mounts = (Mount(model_dir.path, model_in_root), pki_mount())
     arm = RootProcess(
         "services.transcriber",
         transcriber_env(arm_addr, model_in_root),
         RUN / "arm64-transcriber.log",
         addr=arm_addr,
-        tls=CLIENT_TLS,
+        tls=client_tls(),
         root=root,
         mounts=mounts,
     ).start()
@@ -422,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         transcriber_env(x86_addr, str(model_dir.path)),
         RUN / "x86-transcriber.log",
         addr=x86_addr,
-        tls=CLIENT_TLS,
+        tls=client_tls(),
     ).start()
     redis_server: RedisServer | None = None
     try:
@@ -451,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             say("    skipped (--transcriber-only)")
         else:
             redis_server = RedisServer(RUN / "redis").start()
-            failures += check_other_services(root, redis_server.url, arm_addr)
+            failures += check_other_services(root, redis_server, arm_addr)
     except (RuntimeError, TimeoutError, grpc.RpcError) as error:
         say(f"arm64-check: FAIL: {error}")
         return 1
