@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -40,8 +41,9 @@ class ReloadingChannel(grpc.aio.Channel):
         self._changed = tls.files.watch(tls.material)
         self._channel = factory(tls)
         # Old channels closing, each with its task (held: a task only weakly referenced may
-        # vanish before it is done).
+        # vanish before it is done), and the calls of each channel, to end them at shutdown.
         self._closing: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
+        self._calls: dict[grpc.aio.Channel, weakref.WeakSet[Any]] = {}
 
     def current(self) -> grpc.aio.Channel:
         """The channel for a new call: a new one if the files changed since the last."""
@@ -51,16 +53,25 @@ class ReloadingChannel(grpc.aio.Channel):
             self._channel = self._factory(self._tls)
             task = asyncio.get_running_loop().create_task(old.close(self._grace_seconds))
             self._closing[old] = task
-            task.add_done_callback(lambda _: self._closing.pop(old, None))
+            task.add_done_callback(lambda _: self._forget(old))
         return self._channel
 
+    def started(self, channel: grpc.aio.Channel, call: Any) -> None:
+        self._calls.setdefault(channel, weakref.WeakSet()).add(call)
+
+    def _forget(self, old: grpc.aio.Channel) -> None:
+        self._closing.pop(old, None)
+        self._calls.pop(old, None)
+
     async def close(self, grace: float | None = None) -> None:
-        olds = list(self._closing.items())
-        for _, task in olds:
-            task.cancel()
-        await asyncio.gather(*(task for _, task in olds), return_exceptions=True)
-        # Closing the old channels again, with this close's grace, ends them for good.
-        await asyncio.gather(*(old.close(grace) for old, _ in olds), self._channel.close(grace))
+        # An old channel's close is waiting for its calls (a second close would return at
+        # once): ending the calls ends that wait, and the old channel closes.
+        closing = list(self._closing.items())
+        for old, _ in closing:
+            for call in list(self._calls.get(old, ())):
+                call.cancel()
+        await asyncio.gather(*(task for _, task in closing), return_exceptions=True)
+        await self._channel.close(grace)
 
     async def __aenter__(self) -> ReloadingChannel:
         return self
@@ -115,6 +126,9 @@ class ReloadingSyncChannel(grpc.Channel):
                 timer.start()
                 self._closing.append(timer)
             return self._channel
+
+    def started(self, channel: grpc.Channel, call: Any) -> None:
+        pass  # a blocking channel's close cancels its calls itself
 
     def close(self) -> None:
         with self._lock:
@@ -171,7 +185,9 @@ class _Switching:
         return self._callable
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._current()(*args, **kwargs)
+        call = self._current()(*args, **kwargs)
+        self._owner.started(self._channel, call)
+        return call
 
     def __getattr__(self, name: str) -> Any:
         # A blocking stub's `.future(...)` and `.with_call(...)`.

@@ -261,3 +261,22 @@ async def test_blocking_channels_follow_the_client_certificate_too(
         assert int(reply) == renewed and call.code() == grpc.StatusCode.OK
     finally:
         channel.close()
+
+
+async def test_closing_the_channel_ends_old_channels_without_their_grace(
+    served: tuple[mesh_pki.Pki, int, Held], tmp_path: Path
+) -> None:
+    pki, port, held = served
+    tls = ClientTLSSettings.from_env(pki.client_env("gateway")).client_tls
+    channel = aio_channel(f"127.0.0.1:{port}", 1 << 20, tls)
+    assert isinstance(channel, reloading_channel.ReloadingChannel)
+    in_flight = channel.unary_stream(WAIT)(b"", timeout=60)
+    await asyncio.wait_for(held.started.wait(), 5)
+    old = channel.current()
+    renew(pki, "gateway", tmp_path / "next")
+    assert int(await channel.unary_unary(SERIAL)(b"", timeout=5)) != 0
+    assert channel.current() is not old
+    # Shutting down must not wait the old channel's 10 minutes for the held stream.
+    await asyncio.wait_for(channel.close(), 5)
+    assert old.get_state() == grpc.ChannelConnectivity.SHUTDOWN
+    assert in_flight.cancelled() and await in_flight.code() == grpc.StatusCode.CANCELLED
