@@ -13,6 +13,7 @@ import grpc
 
 from services.common import logs
 from services.common.interceptors import JOB_ID_KEY, REQUEST_ID_KEY
+from services.common.reloading_channel import ReloadingChannel, ReloadingSyncChannel
 from services.common.server import transport_limit
 from services.common.tls import ClientTLS
 
@@ -77,22 +78,32 @@ class _CorrelationInterceptor(
 def aio_channel(
     target: str, max_message_bytes: int, tls: ClientTLS | None = None
 ) -> grpc.aio.Channel:
-    """An asyncio channel to another SayIt service (TLS when `tls` is given)."""
+    """An asyncio channel to another SayIt service (TLS when `tls` is given; one that follows
+    rotations of the certificate files when `tls` names them)."""
     options = channel_options(max_message_bytes, target)
     interceptors = [_CorrelationInterceptor()]
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
-    return grpc.aio.secure_channel(
-        target, tls.credentials(), options=options, interceptors=interceptors
-    )
+
+    def make(tls: ClientTLS) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(
+            target, tls.credentials(), options=options, interceptors=interceptors
+        )
+
+    return make(tls) if tls.files is None else ReloadingChannel(tls, make)
 
 
 def sync_channel(target: str, max_message_bytes: int, tls: ClientTLS | None = None) -> grpc.Channel:
-    """A blocking channel, for code that runs outside an event loop (the RQ work horse)."""
+    """A blocking channel, for code that runs outside an event loop (a queue worker's thread),
+    following rotations of the certificate files when `tls` names them."""
     options = channel_options(max_message_bytes, target)
     if tls is None:
         return grpc.insecure_channel(target, options=options)
-    return grpc.secure_channel(target, tls.credentials(), options=options)
+
+    def make(tls: ClientTLS) -> grpc.Channel:
+        return grpc.secure_channel(target, tls.credentials(), options=options)
+
+    return make(tls) if tls.files is None else ReloadingSyncChannel(tls, make)
 
 
 def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:

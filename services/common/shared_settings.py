@@ -24,6 +24,7 @@ from services.common.settings import (
     invalid,
 )
 from services.common.tls import ClientTLS, ServerTLS
+from services.common.tls_files import TLSFiles
 
 
 class LogSettings(Settings):
@@ -73,6 +74,11 @@ class ServerTLSSettings(Settings):
             self.tls_cert_file.content,
             self.tls_key_file.content,
             None if client_ca is None else client_ca.content,
+            TLSFiles(
+                self.tls_cert_file.path,
+                self.tls_key_file.path,
+                None if client_ca is None else client_ca.path,
+            ),
         )
 
 
@@ -113,6 +119,11 @@ class ClientTLSSettings(Settings):
             self.tls_ca_file.content,
             None if cert is None else cert.content,
             None if key is None else key.content,
+            TLSFiles(
+                None if cert is None else cert.path,
+                None if key is None else key.path,
+                self.tls_ca_file.path,
+            ),
         )
 
 

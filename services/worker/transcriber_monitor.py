@@ -19,7 +19,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.channels import channel_options
+from services.common.channels import sync_channel
 from services.common.tls import ClientTLS
 
 SERVING = "SERVING"
@@ -30,13 +30,9 @@ CHECK_TIMEOUT_SECONDS = 1.0
 
 class TranscriberMonitor:
     def __init__(self, addr: str, tls: ClientTLS | None = None) -> None:
-        # Reconnect within seconds of a restart, not after gRPC's default backoff of minutes.
-        options = channel_options(0, addr)
-        self._channel = (
-            grpc.insecure_channel(addr, options=options)
-            if tls is None
-            else grpc.secure_channel(addr, tls.credentials(), options=options)
-        )
+        # Reconnects within seconds of a restart (not after gRPC's default backoff of minutes),
+        # and with the worker's renewed certificate after a rotation.
+        self._channel = sync_channel(addr, 0, tls)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._changed = threading.Condition()
         self._closed = threading.Event()
