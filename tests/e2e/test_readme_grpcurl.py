@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,11 @@ def shell(mesh: Mesh, tmp_path: Path) -> Shell:
 def test_readme_grpcurl_commands_answer_as_documented(shell: Shell) -> None:
     ran: dict[str, Run] = {}
     job_name = ""
+    # TranscribeWithProgress waits for its queued job to the end; the README's next commands
+    # run meanwhile, so that job and CreateJob's (which WatchJob waits for) share the two queue
+    # transcribers instead of taking turns.
+    background = ThreadPoolExecutor(1)
+    streamed: Future[Run] | None = None
     for command in readme_commands():
         if is_assignment(command):
             shell.assignments += command + "\n"
@@ -163,12 +169,19 @@ def test_readme_grpcurl_commands_answer_as_documented(shell: Shell) -> None:
         assert README_GATEWAY in command or README_TRANSCRIBER in command, command
         key = method(command)
         assert key not in ran, f"two README commands call {key}: the test tells them apart by it"
+        if key == f"{SPEECH}/TranscribeWithProgress":
+            streamed = background.submit(shell.run, command)
+            continue
         ran[key] = run = shell.run(command)
         # Cancelling an ended job is refused: the README's WatchJob waited for its end.
         if key != f"{SPEECH}/CancelJob":
             assert run.returncode == 0, f"{command}\nexited {run.returncode}: {run.stderr}"
         if key == f"{SPEECH}/CreateJob":
             job_name = run.message()["job"]["name"]
+    assert streamed is not None, "the README runs no TranscribeWithProgress"
+    ran[f"{SPEECH}/TranscribeWithProgress"] = run = streamed.result()
+    background.shutdown()
+    assert run.returncode == 0, f"{run.command}\nexited {run.returncode}: {run.stderr}"
 
     listed = ran["list"].stdout.split()
     assert SPEECH in listed and "grpc.health.v1.Health" in listed

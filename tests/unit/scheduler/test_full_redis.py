@@ -49,8 +49,12 @@ def noise(seconds: float) -> np.ndarray:
 
 
 def fill(client: redis.Redis, room: int) -> None:
-    """Set maxmemory to what Redis uses now plus `room` bytes."""
-    used = int(client.info("memory")["used_memory"])
+    """Set maxmemory to what Redis holds now plus `room` bytes."""
+    memory = client.info("memory")
+    # Without the clients' buffers: a reply still in flight (the file the planner just read,
+    # megabytes) is counted in used_memory and freed a moment later, which would add its size
+    # to the room left.
+    used = int(memory["used_memory"]) - int(memory["mem_clients_normal"])
     client.config_set("maxmemory", used + room)
 
 
