@@ -81,6 +81,8 @@ class TranslationResponse(RootModel[TranscriptionVerboseJson | TranslationJson])
 
 
 class DeltaSegment(BaseModel):
+    """The segment a delta came from; `id` is SayIt's segment id (as in its job events)."""
+
     id: int
     start: float
     end: float
@@ -110,9 +112,10 @@ def usage(transcript: tpb.Transcript) -> dict[str, object]:
     return {"type": "duration", "seconds": _round(transcript.audio_duration_seconds)}
 
 
-def segment_json(segment: tpb.Segment) -> dict[str, object]:
+def segment_json(segment: tpb.Segment, index: int) -> dict[str, object]:
+    """OpenAI numbers segments from 0 (faster-whisper from 1): `id` is the segment's index."""
     return {
-        "id": segment.id,
+        "id": index,
         "seek": max(0, round(segment.start_seconds * 100)),
         "start": _round(segment.start_seconds),
         "end": _round(segment.end_seconds),
@@ -157,7 +160,7 @@ def as_verbose_json(
         "text": transcript.text,
     }
     if "segment" in granularities or not granularities or translation:
-        data["segments"] = [segment_json(s) for s in transcript.segments]
+        data["segments"] = [segment_json(s, i) for i, s in enumerate(transcript.segments)]
     if "word" in granularities and not translation:
         data["words"] = words_json(transcript)
     if not translation:
