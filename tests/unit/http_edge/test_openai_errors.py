@@ -3,9 +3,11 @@ gateway's field paths named as the caller named them, failed jobs and the wait l
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import grpc
+import pytest
 from fastapi.responses import JSONResponse
 
 from sayit.common.v1 import job_pb2
@@ -85,3 +87,51 @@ def test_still_running_is_504_with_the_jobs_location() -> None:
     assert answer.headers["x-sayit-job"] == "jobs/abc123"
     error = parsed(answer)
     assert error["code"] == "job_still_running" and "jobs/abc123" in error["message"]
+
+
+class Caller:
+    """A request whose receive() says the caller has gone once `gone` is set."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+
+    async def receive(self) -> dict[str, str]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+
+async def test_a_disconnect_cancels_the_call_and_a_wait_runs_out() -> None:
+    cancelled: list[str] = []
+    started = asyncio.Event()
+
+    async def forever() -> str:
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    caller = Caller()
+    work = asyncio.ensure_future(
+        openai_audio.guarded(caller, forever(), lambda: cancelled.append("call"))  # type: ignore[arg-type]
+    )
+    await started.wait()
+    caller.gone.set()
+    with pytest.raises(openai_audio.ClientGone):
+        await work
+    assert cancelled == ["call"]
+
+    with pytest.raises(openai_audio.WaitExpired):
+        await openai_audio.guarded(
+            Caller(),  # type: ignore[arg-type]
+            forever(),
+            lambda: cancelled.append("wait"),
+            seconds=0.05,
+        )
+    assert cancelled == ["call", "wait"]
+
+    async def quick() -> str:
+        return "transcript"
+
+    assert await openai_audio.guarded(Caller(), quick(), lambda: cancelled.append("no")) == (  # type: ignore[arg-type]
+        "transcript"
+    )
+    assert cancelled == ["call", "wait"]
