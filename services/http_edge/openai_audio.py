@@ -42,7 +42,6 @@ PARAM_NAMES = {
     "config.initial_prompt": "prompt",
     "config.hotwords": "hotwords",
     "config.preset": "preset",
-    "config.task": "model",
     "audio.content": "file",
     "audio.filename": "file",
     "audio_chunk": "file",

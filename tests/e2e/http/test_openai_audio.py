@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,8 +231,8 @@ def test_long_file_becomes_a_job_and_is_waited_for(
 
 @pytest.fixture(scope="module")
 def small_edge(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpEdge]:
-    """An edge with a 4 MiB body limit, a 1 s wait for jobs and files over 64 KiB uploaded in
-    chunks (UploadJob)."""
+    """An edge with a 4 MiB body limit, a 1 s wait for jobs, files over 64 KiB uploaded in
+    chunks (UploadJob) and one event stream open at most."""
     edge = edge_process.start(
         tmp_path_factory.mktemp("small-edge"),
         mesh.gateway_addr,
@@ -239,6 +240,7 @@ def small_edge(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "SAYIT_HTTP_MAX_BODY_BYTES": str(4 << 20),
             "SAYIT_HTTP_TRANSCRIPTION_WAIT_SECONDS": "1",
             "SAYIT_HTTP_INLINE_BYTES": str(64 << 10),
+            "SAYIT_HTTP_MAX_OPEN_STREAMS": "1",
         },
         name="small-edge",
     )
@@ -306,3 +308,41 @@ def test_a_body_over_the_limit_is_413(small_edge: HttpEdge, http_key: str) -> No
     )
     assert reply.status_code == 413, reply.text
     assert reply.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_caller_who_leaves_a_stream_ends_the_edges_call_not_the_job(
+    small_edge: HttpEdge,
+    http_key: str,
+    long_audio: tuple[Path, str, float],
+    speech: pb_grpc.SpeechServiceStub,
+) -> None:
+    path, _, _ = long_audio
+    auth = {"Authorization": f"Bearer {http_key}"}
+    with httpx.Client(base_url=small_edge.base_url, headers=auth, timeout=60) as http:
+        with http.stream(
+            "POST",
+            "/v1/audio/transcriptions",
+            files={"file": ("long_ko_leave.wav", path.read_bytes())},
+            data={"model": "whisper-1", "stream": "true"},
+        ) as reply:
+            assert reply.status_code == 200
+            assert reply.headers["content-type"].startswith("text/event-stream")
+            name = reply.headers["x-sayit-job"]
+        # The caller has gone. The edge's only stream slot comes free (its WatchJob call ended):
+        # another stream is served (this one answers 400, a text file is no audio), not 429.
+        deadline = time.monotonic() + 30
+        while True:
+            again = http.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("notes.wav", b"not audio at all\n" * 50)},
+                data={"model": "whisper-1", "stream": "true"},
+            )
+            if again.status_code != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert again.status_code == 400, again.text
+        assert again.json()["error"]["param"] == "file"
+    # The job itself goes on (then this test cancels it).
+    job = speech.GetJob(pb.GetJobRequest(name=name)).job
+    assert job.state in (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RUNNING)
+    speech.CancelJob(pb.CancelJobRequest(name=name))
