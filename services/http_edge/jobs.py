@@ -7,6 +7,7 @@ multipart file from its spooled copy, so no file is ever whole in the edge's mem
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -182,12 +183,18 @@ async def upload(
         async for message in requests:
             await call.write(message)
         await call.done_writing()
-        reply = await call
-    except grpc.RpcError:
-        raise
+    except (grpc.RpcError, asyncio.InvalidStateError) as error:
+        # The gateway ended the call early; a write then fails with a generic error ("Internal
+        # error from Core"), the call's status says why.
+        try:
+            await call
+        except grpc.RpcError as status:
+            raise status from None
+        raise error
     except BaseException:
         call.cancel()
         raise
+    reply = await call
     return reply.job
 
 

@@ -54,6 +54,9 @@ class Upload:
         self.cancelled = False
 
     async def write(self, message: pb.UploadJobRequest) -> None:
+        if isinstance(self.answer, Exception) and self.messages:
+            # The gateway ended the call after the header: a later write fails generically.
+            raise rpc_error(grpc.StatusCode.INTERNAL, "Internal error from Core")
         self.messages.append(message)
 
     async def done_writing(self) -> None:
@@ -223,6 +226,21 @@ def test_upload_errors_name_the_http_params(client: TestClient, stub: Stub) -> N
     }
     stub.answers["UploadJob"] = rpc_error(grpc.StatusCode.UNAUTHENTICATED, "no API key")
     assert client.post("/v1/jobs", content=b"abc").status_code == 401
+
+
+def test_body_over_the_limit_cancels_the_upload(stub: Stub) -> None:
+    settings = HttpEdgeSettings.from_env({"SAYIT_HTTP_MAX_BODY_BYTES": "4096"})
+    app = create_app(settings, Gateway(channel=None, stub=stub))  # type: ignore[arg-type]
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit applies as it is read
+        for _ in range(4):
+            yield b"x" * 2000
+
+    with TestClient(app) as client:
+        reply = client.post("/v1/jobs", content=chunked())
+    assert reply.status_code == 413, reply.text
+    (upload,) = stub.uploads
+    assert upload.cancelled and not upload.done  # no job is made of part of a file
 
 
 def test_get_list_cancel(client: TestClient, stub: Stub) -> None:
