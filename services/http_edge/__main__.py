@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
 
@@ -21,6 +23,10 @@ def main() -> int:
         print(f"http edge: bad configuration: {error}", file=sys.stderr)
         return 2
     logs.configure("http_edge", settings.log)
+    if settings.http_spool_dir:
+        # Starlette spools multipart files past 1 MiB through `tempfile`: this is where.
+        Path(settings.http_spool_dir).mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = settings.http_spool_dir
     host, _, port = settings.http_addr.rpartition(":")
     server = uvicorn.Server(
         uvicorn.Config(

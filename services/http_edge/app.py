@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +43,26 @@ class RequestIds:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def _answers_400_not_422(app: FastAPI) -> None:
+    """The OpenAPI document without FastAPI's automatic 422: a bad parameter is answered 400
+    in OpenAI's error shape (errors.install), which every route documents."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: HttpEdgeSettings, gateway: Gateway | None = None) -> FastAPI:
@@ -82,6 +103,7 @@ def create_app(settings: HttpEdgeSettings, gateway: Gateway | None = None) -> Fa
         await request.app.state.gateway.stub.GetInfo(pb.GetInfoRequest(), timeout=2.0)
         return Response("ok\n", media_type="text/plain")
 
+    _answers_400_not_422(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
     app.add_middleware(RequestIds)
     return app
