@@ -3,12 +3,14 @@ schemathesis, generating requests from the served document for every operation i
 server error and no response outside the document (status, content type, headers, body schema).
 
 Requests carry a valid key (`Authorization: Bearer`), so generated input reaches the gateway's
-validation, not only the edge's authentication. Examples per operation are capped (positive and
-negative data), so the whole run stays well under a minute."""
+validation, not only the edge's authentication; a few valid uploads carry real speech, so
+success responses are checked too, not only errors. Examples per operation are capped (positive
+and negative data), so the whole run stays well under a minute."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -26,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from devsupport import evalset
 from devsupport.http_edge import HttpEdge
 from scripts import openapi
 
@@ -34,6 +38,9 @@ pytestmark = pytest.mark.model
 # Per operation and generation mode: enough to reach each parameter's edge cases, few enough to
 # keep the run short with a dozen operations.
 EXAMPLES = 15
+# Per operation that uploads a `file`: requests with real speech (a 2.7 s Korean clip) in it.
+SPEECH_CALLS = 3
+SPEECH_CLIP = "ko_deeply_sub100102a00085"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -58,20 +65,22 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     http_edge: HttpEdge, http_key: str
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{http_edge.base_url}/openapi.json", timeout=10)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), f"an operation schemathesis cannot read: {result.err()}"
+        operations.append(result.ok())
     documented = json.loads(openapi.DOC.read_text())["paths"]
     assert len(operations) == sum(
         1 for item in documented.values() for method in item if method != "parameters"
     )
-    auth = {"Authorization": f"Bearer {http_key}"}
+    explorer = Explorer(http_edge.base_url, {"Authorization": f"Bearer {http_key}"})
     failures: dict[str, str] = {}
-    calls: dict[str, int] = {}
     for operation in operations:
         label = operation.label
-        calls[label] = 0
+        explorer.calls[label] = 0
         for mode in MODES:
             try:
-                _explore(operation.as_strategy(mode), http_edge.base_url, auth, calls, label)
+                explorer.explore(label, operation.as_strategy(mode), mode)
             except (AssertionError, FailureGroup) as failure:  # failed checks, with a curl line
                 failures[f"{label} ({mode.value})"] = str(failure)[:3000]
             except Unsatisfiable:
@@ -79,28 +88,64 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
                 assert mode is schemathesis.GenerationMode.NEGATIVE, label
     assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
     # Every operation was really called (a strategy that generates nothing tests nothing).
-    assert all(n > 0 for n in calls.values()), calls
+    assert all(n > 0 for n in explorer.calls.values()), explorer.calls
+    # An operation that took real speech answered it with a success at least once (its
+    # minimal request), so its success responses were checked against the document too.
+    for label, statuses in explorer.speech.items():
+        assert any(200 <= s < 300 for s in statuses), (label, statuses)
 
 
-def _explore(
-    strategy: st.SearchStrategy[Any],
-    base_url: str,
-    headers: dict[str, str],
-    calls: dict[str, int],
-    label: str,
-) -> None:
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        # No shrinking: a failure is reported as found, with its curl command.
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=strategy)
-    def run(case: schemathesis.Case) -> None:
-        calls[label] += 1
-        case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=60)
+@dataclass
+class Explorer:
+    """Runs generated requests of one operation at a time against the edge, with a key."""
 
-    run()
+    base_url: str
+    headers: dict[str, str]
+    calls: dict[str, int] = field(default_factory=dict)
+    # Operation -> statuses of the requests whose `file` was real speech.
+    speech: dict[str, list[int]] = field(default_factory=dict)
+    audio: bytes = field(default_factory=lambda: evalset.clip(SPEECH_CLIP).read())
+
+    def explore(
+        self, label: str, strategy: st.SearchStrategy[Any], mode: schemathesis.GenerationMode
+    ) -> None:
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            # No shrinking: a failure is reported as found, with its curl command.
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=strategy, speech=st.booleans())
+        def run(case: schemathesis.Case, speech: bool) -> None:
+            self.calls[label] += 1
+            real = self._with_speech(label, case, mode, speech)
+            response = case.call_and_validate(
+                base_url=self.base_url, headers=self.headers, checks=CHECKS, timeout=120
+            )
+            if real:
+                self.speech[label].append(response.status_code)
+
+        run()
+
+    def _with_speech(
+        self, label: str, case: schemathesis.Case, mode: schemathesis.GenerationMode, draw: bool
+    ) -> bool:
+        """Random bytes are never audio: in a few valid requests that upload a `file`, put real
+        speech there (the first time with only `file` and `model` kept, so it can succeed)."""
+        body = case.body
+        if mode is not schemathesis.GenerationMode.POSITIVE or not isinstance(body, dict):
+            return False
+        if "file" not in body or not draw:
+            return False
+        sent = self.speech.setdefault(label, [])
+        if len(sent) >= SPEECH_CALLS:
+            return False
+        if not sent:
+            kept = {k: v for k, v in body.items() if k == "model"}
+            body.clear()
+            body.update(kept, **({"model": "whisper-1"} if "model" in kept else {}))
+        body["file"] = self.audio
+        return True
