@@ -40,16 +40,21 @@ proto-check: $(STAMP) ## Fail when gen/ is stale against protos/
 	else diff -r -x __pycache__ $$tmp/gen gen | head -20; rm -rf $$tmp; echo "gen/ is stale: run make proto"; exit 1; fi
 
 .PHONY: lint
-lint: $(STAMP) $(BUF) ## ruff check + format check + mypy + buf lint (protos) + settings table fresh
+lint: $(STAMP) $(BUF) ## ruff check + format check + mypy + buf lint (protos) + settings table and OpenAPI fresh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
 	$(PY) -m scripts.settings_doc --check
+	$(PY) -m scripts.openapi --check
 
 .PHONY: docs
 docs: $(STAMP) ## Write docs/configuration.md's settings table from the settings classes
 	$(PY) -m scripts.settings_doc
+
+.PHONY: openapi
+openapi: $(STAMP) ## Write docs/openapi.json, the HTTP edge's OpenAPI document, from its routes
+	$(PY) -m scripts.openapi
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix with ruff

@@ -29,6 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = {
     "engine_baseline": "bench.engine_baseline",
     "mesh_overhead": "bench.mesh_overhead",
+    "http_edge": "bench.http_edge",
     "throughput": "bench.throughput",
     "latency": "bench.latency",
     "memory": "bench.memory",

@@ -13,6 +13,33 @@ from pathlib import Path
 from devsupport.processes import ServiceProcess, free_port
 
 MODULE = "services.http_edge"
+NAME = "http-edge"
+
+
+def own_env(addr: str, gateway_addr: str) -> dict[str, str]:
+    """The edge's own variables: where it listens and the gateway it calls. TLS to the gateway
+    (SAYIT_TLS_CA_FILE...) is the caller's: a gateway serving plaintext needs none."""
+    return {"SAYIT_HTTP_ADDR": addr, "SAYIT_GATEWAY_ADDR": gateway_addr}
+
+
+def dial_addr(listen_addr: str) -> str:
+    """Where a process on this machine reaches a server listening on `listen_addr` (a wildcard
+    host is dialled on loopback)."""
+    host, port = listen_addr.rsplit(":", 1)
+    if host in ("0.0.0.0", ""):
+        return f"127.0.0.1:{port}"
+    if host in ("[::]", "::"):
+        return f"[::1]:{port}"
+    return listen_addr
+
+
+def ready(base_url: str, timeout: float = 2.0) -> bool:
+    """True when the edge at `base_url` answers /readyz with 200 (it reaches the gateway)."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=timeout) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 @dataclass
@@ -30,12 +57,8 @@ class HttpEdge:
         while time.monotonic() - start < timeout:
             if not self.process.alive():
                 raise RuntimeError(f"{MODULE} exited early:\n{self.process.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2.0) as reply:
-                    if reply.status == 200:
-                        return time.monotonic() - start
-            except (urllib.error.URLError, OSError):
-                pass
+            if ready(self.base_url):
+                return time.monotonic() - start
             time.sleep(0.1)
         raise TimeoutError(f"{MODULE} not ready after {timeout}s:\n{self.process.log_tail()}")
 
@@ -49,13 +72,13 @@ def start(
     env: Mapping[str, str] | None = None,
     *,
     addr: str | None = None,
-    name: str = "http-edge",
+    name: str = NAME,
 ) -> HttpEdge:
     """Start an edge calling `gateway_addr`; `env` adds SAYIT_* (TLS to the gateway, limits)."""
     addr = addr or f"127.0.0.1:{free_port()}"
     process = ServiceProcess(
         MODULE,
-        {"SAYIT_HTTP_ADDR": addr, "SAYIT_GATEWAY_ADDR": gateway_addr, **(env or {})},
+        {**own_env(addr, gateway_addr), **(env or {})},
         log_dir / f"{name}.log",
     ).start()
     edge = HttpEdge(process, addr)

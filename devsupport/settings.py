@@ -25,6 +25,7 @@ from services.common.settings import (
 )
 from services.common.shared_settings import ClientTLSSettings, RedisSettings, ShutdownSettings
 from services.gateway.config import GatewaySettings
+from services.http_edge.config import HttpEdgeSettings
 from services.scheduler.config import SchedulerSettings
 from services.transcriber.config import ModelSettings, TranscriberSettings
 from services.worker.config import WorkerSettings
@@ -48,6 +49,7 @@ class MeshSettings(ClientTLSSettings, ShutdownSettings):
     gateway_addr: HostPort = same_as(GatewaySettings, "gateway_addr", "127.0.0.1:50051")
     scheduler_addr: HostPort = same_as(SchedulerSettings, "scheduler_addr", "127.0.0.1:50052")
     transcriber_addr: HostPort = same_as(TranscriberSettings, "transcriber_addr", "127.0.0.1:50053")
+    http_addr: HostPort = same_as(HttpEdgeSettings, "http_addr", "127.0.0.1:8080")
     gateway_metrics_addr: MeshMetricsAddr = same_as(
         GatewaySettings, "gateway_metrics_addr", "127.0.0.1:9150"
     )

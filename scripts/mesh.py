@@ -16,6 +16,10 @@ Every internal hop is mutual TLS with service identities: `up` makes a CA and on
 per service in .run/pki/ on first start (services.common.pki; reused while valid) and gives each
 process its own. The gateway's public port stays plaintext unless SAYIT_TLS_CERT_FILE is set;
 health checks of the internal services present the `operator` certificate.
+
+The HTTP edge (services.http_edge, on SAYIT_HTTP_ADDR) starts last, in front of the gateway: it
+calls the gateway's public port as any caller does (plaintext, or TLS with SAYIT_TLS_CA_FILE...
+when the gateway serves TLS), and is ready when its /readyz answers 200.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from devsupport import dev_keys, topology
+from devsupport import dev_keys, http_edge, topology
 from devsupport.settings import MeshSettings
 from services.common import pki, redis_acl
 from services.common.errors import ConfigError
@@ -56,6 +60,7 @@ class Proc:
     addr: str | None = None  # gRPC address to health-check; None for non-gRPC processes
     env: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()
+    http_url: str | None = None  # an HTTP server's base URL, ready when its /readyz answers 200
 
     def argv(self) -> list[str]:
         return list(self.command) if self.command else [sys.executable, "-m", self.module]
@@ -165,7 +170,27 @@ def processes(choice: RedisChoice | None = None, mesh: MeshSettings | None = Non
         user = topology.REDIS_USERS.get(s.module)
         own = {"SAYIT_REDIS_URL": choice.url_for(user)} if user else {}
         procs.append(Proc(s.name, s.module, s.addr, {**s.env, **own}))
+    procs.append(_http_edge(mesh))
     return procs
+
+
+def _http_edge(mesh: MeshSettings) -> Proc:
+    """The HTTP edge in front of the gateway's public port (it inherits SAYIT_TLS_CA_FILE...
+    from this environment, as `make status` does to check the gateway)."""
+    gateway = http_edge.dial_addr(_grpc_addr(mesh, topology.GATEWAY, 0))
+    env = http_edge.own_env(mesh.http_addr, gateway)
+    url = f"http://{http_edge.dial_addr(mesh.http_addr)}"
+    return Proc(http_edge.NAME, http_edge.MODULE, env=env, http_url=url)
+
+
+def _state(proc: Proc, mesh: MeshSettings) -> str:
+    """A running process's health: SERVING... from its gRPC health check, its /readyz for the
+    HTTP edge, "running" for a process with neither."""
+    if proc.http_url:
+        return "SERVING" if http_edge.ready(proc.http_url, timeout=1.0) else "NOT_SERVING"
+    if proc.addr:
+        return check(proc.addr, timeout=1.0, tls=_health_tls(proc, mesh))
+    return "running"
 
 
 def _health_tls(proc: Proc, mesh: MeshSettings) -> ClientTLS | None:
@@ -233,8 +258,7 @@ def up(mesh: MeshSettings) -> int:
                 print(_tail(RUN / "redis.log"), file=sys.stderr)
                 return 1
             time.sleep(0.1)
-        tls = _health_tls(proc, mesh)
-        while proc.addr and check(proc.addr, timeout=1.0, tls=tls) != "SERVING":
+        while (proc.addr or proc.http_url) and _state(proc, mesh) != "SERVING":
             if not _pid(proc):
                 print(f"{proc.name} exited; last lines of .run/{proc.name}.log:", file=sys.stderr)
                 print(_tail(RUN / f"{proc.name}.log"), file=sys.stderr)
@@ -276,9 +300,8 @@ def status(mesh: MeshSettings) -> int:
         pid = _pid(proc)
         state = "stopped"
         if pid:
-            tls = _health_tls(proc, mesh)
-            state = check(proc.addr, timeout=1.0, tls=tls) if proc.addr else "running"
-        where = f" on {proc.addr}" if proc.addr else ""
+            state = _state(proc, mesh)
+        where = f" on {proc.addr or proc.http_url}" if proc.addr or proc.http_url else ""
         scrape = next((v for k, v in proc.env.items() if k.endswith("_METRICS_ADDR") and v), "")
         where += f", metrics http://{scrape}/metrics" if scrape else ""
         print(f"  {proc.name:<20} {state:<12} pid {pid or '-'}{where}")

@@ -29,6 +29,7 @@ from services.cli.config import CliSettings
 from services.common.healthcheck import HealthcheckSettings
 from services.common.settings import PREFIX, Settings
 from services.gateway.config import GatewaySettings
+from services.http_edge.config import HttpEdgeSettings
 from services.scheduler.config import SchedulerSettings
 from services.transcriber.config import TranscriberSettings
 from services.worker.config import WorkerSettings
@@ -44,6 +45,7 @@ SETTINGS: tuple[type[Settings], ...] = (
     SchedulerSettings,
     TranscriberSettings,
     WorkerSettings,
+    HttpEdgeSettings,
     CliSettings,
     HealthcheckSettings,
     MeshSettings,

@@ -42,6 +42,11 @@ def expected_figures() -> dict[str, set[str]]:
     return {
         "engine_baseline": {f"rtf_{clip}" for clip in engine_baseline.QUICK_CLIPS},
         "mesh_overhead": {f"transcribe_{clip}" for clip in mesh_overhead.QUICK_CLIPS},
+        "http_edge": {
+            "transcribe_added_ms",
+            "transcribe_added_ms_outside_decoding",
+            "transcribe_http_vs_grpc",
+        },
         "throughput": {"mesh_8_callers"}
         | {f"raw_engine_{s}x{t}" for s, t in layouts(os.cpu_count() or 1)},
         "latency": {
@@ -75,7 +80,7 @@ def expected_figures() -> dict[str, set[str]]:
 # Two runners side by side, each with half of the sections: most of a quick section's time is
 # waiting (model loads, heartbeats, a killed worker's chunk), and the runner is what is tested.
 GROUPS = (
-    ("long_audio", "engine_baseline", "mesh_overhead"),
+    ("long_audio", "engine_baseline", "mesh_overhead", "http_edge"),
     ("throughput", "latency", "memory", "batched"),
 )
 

@@ -18,6 +18,8 @@ from services.common.settings import Settings
 from services.gateway.config import DEFAULT_ADDR as GATEWAY_DEFAULT
 from services.gateway.config import GatewaySettings
 from services.gateway.config import load_config as gateway_config
+from services.http_edge.config import DEFAULT_ADDR as HTTP_EDGE_DEFAULT
+from services.http_edge.config import HttpEdgeSettings
 from services.scheduler.config import DEFAULT_ADDR as SCHEDULER_DEFAULT
 from services.scheduler.config import SchedulerSettings
 from services.scheduler.config import load_config as scheduler_config
@@ -32,12 +34,13 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 IMAGE = "sayit"
 KUBERNETES_VERSION = "1.29"
-# What the programs in the image read: the services and their health-check CLI.
+# What the programs in the image read: the services, the HTTP edge and the health-check CLI.
 SETTINGS = (
     GatewaySettings,
     SchedulerSettings,
     TranscriberSettings,
     WorkerSettings,
+    HttpEdgeSettings,
     HealthcheckSettings,
 )
 SETTINGS_OF: dict[str, type[Settings]] = {
@@ -45,6 +48,7 @@ SETTINGS_OF: dict[str, type[Settings]] = {
     "services.scheduler": SchedulerSettings,
     "services.transcriber": TranscriberSettings,
     "services.worker": WorkerSettings,
+    "services.http_edge": HttpEdgeSettings,
 }
 # Variables of issue 17 that the deploy files set before every branch of it is merged
 # (docs/plan: pki, keys, closed). Accepted only while no settings class reads them; once one
@@ -68,7 +72,13 @@ CONFIG_LOADERS = {
     "services.scheduler": scheduler_config,
     "services.transcriber": transcriber_config,
     "services.worker": worker_config,
+    "services.http_edge": HttpEdgeSettings.from_env,
 }
+# The HTTP edge: an HTTP server (probes are GETs of /healthz and /readyz), no metrics port, no
+# identity certificate (it calls the gateway's public port as any caller), no Redis.
+HTTP_EDGE = "services.http_edge"
+HTTP_LISTEN_VARIABLES = {HTTP_EDGE: "SAYIT_HTTP_ADDR"}
+HTTP_DEFAULT_PORTS = {HTTP_EDGE: int(HTTP_EDGE_DEFAULT.rsplit(":", 1)[1])}
 DEFAULT_PORTS = {
     "services.gateway": int(GATEWAY_DEFAULT.rsplit(":", 1)[1]),
     "services.scheduler": int(SCHEDULER_DEFAULT.rsplit(":", 1)[1]),

@@ -167,6 +167,7 @@ def test_the_gateway_does_not_start_without_keys_unless_auth_is_off() -> None:
             "transcriber: bad configuration: ",
         ),
         (["-m", "services.worker"], "SAYIT_TRANSCRIBER_ADDR", "worker: bad configuration: "),
+        (["-m", "services.http_edge"], "SAYIT_HTTP_ADDR", "http edge: bad configuration: "),
         (
             ["-m", "services.common.healthcheck", "127.0.0.1:1"],
             "SAYIT_TLS_CA_FILE",

@@ -17,6 +17,8 @@ from devsupport.processes import ROOT
 from tests.support.deploy_files import (
     CONFIG_LOADERS,
     DEPLOY,
+    HTTP_EDGE,
+    HTTP_LISTEN_VARIABLES,
     LISTEN_VARIABLES,
     METRICS_VARIABLES,
     compose,
@@ -52,8 +54,19 @@ def test_compose_runs_the_mesh_with_aof_redis_and_health_checks(tmp_path: Path) 
         modules = ["services.transcriber", "services.worker"] if node else [module]
         for child in modules:
             assert CONFIG_LOADERS[child](env) is not None
-            assert env[METRICS_VARIABLES[child]].startswith("0.0.0.0:")
+            if child != HTTP_EDGE:  # the edge has no metrics endpoint
+                assert env[METRICS_VARIABLES[child]].startswith("0.0.0.0:")
         check = service["healthcheck"]["test"]
+        if module == HTTP_EDGE:
+            # Healthy when /readyz on its own port answers (urlopen raises on an error status).
+            listen = port(env[HTTP_LISTEN_VARIABLES[module]])
+            assert check[:3] == ["CMD", "python", "-c"]
+            assert f"urlopen('http://127.0.0.1:{listen}/readyz'" in check[3]
+            assert services[name]["ports"] == [f"127.0.0.1:{listen}:{listen}"]
+            assert env["SAYIT_GATEWAY_ADDR"] == "gateway:" + str(
+                port(services["gateway"]["environment"]["SAYIT_GATEWAY_ADDR"])
+            )
+            continue
         command = check[check.index("python") :]
         assert check[0] == "CMD"
         assert command[:3] == ["python", "-m", "services.common.healthcheck"]

@@ -21,6 +21,9 @@ from tests.support.deploy_files import (
     CONFIG_LOADERS,
     DEFAULT_PORTS,
     DEPLOY,
+    HTTP_DEFAULT_PORTS,
+    HTTP_EDGE,
+    HTTP_LISTEN_VARIABLES,
     IMAGE,
     K8S,
     KUBERNETES_VERSION,
@@ -124,12 +127,29 @@ def test_containers_run_existing_modules_with_requests_limits_and_probes() -> No
             assert healthcheck_args(container["livenessProbe"]) == [f"127.0.0.1:{listen}"]
             if "startupProbe" in container:
                 assert healthcheck_args(container["startupProbe"]) == [f"127.0.0.1:{listen}"]
+        elif module in HTTP_LISTEN_VARIABLES:
+            # The HTTP edge: on its default port, declared; ready when /readyz answers (it
+            # reaches the gateway), alive while /healthz does.
+            listen = port(env[HTTP_LISTEN_VARIABLES[module]])
+            assert listen == HTTP_DEFAULT_PORTS[module] == ports["http"]
+            assert http_probe(container["readinessProbe"]) == ("/readyz", "http")
+            assert http_probe(container["livenessProbe"]) == ("/healthz", "http")
         else:
             assert "livenessProbe" in container, container["name"]
+        if module == HTTP_EDGE:
+            assert not (set(ports) - {"http"}), "the HTTP edge has no metrics endpoint"
+            continue
         # Metrics on, on a declared port that the scrape annotation or the probe names.
         metrics_port = port(env[METRICS_VARIABLES[module]])
         assert metrics_port in ports.values()
     assert seen == set(CONFIG_LOADERS)
+
+
+def http_probe(probe: dict[str, Any]) -> tuple[str, str]:
+    """The path and port name of an HTTP GET probe."""
+    get = probe["httpGet"]
+    assert set(get) == {"path", "port"}, get  # plain HTTP on the pod's own address
+    return get["path"], get["port"]
 
 
 def healthcheck_args(probe: dict[str, object]) -> list[str]:
@@ -148,6 +168,9 @@ def test_the_code_accepts_the_environment_each_container_gets(tmp_path: Path) ->
         config = CONFIG_LOADERS[module](env)
         assert config is not None
         assert HealthcheckSettings.from_env(env).client_tls is not None, container["name"]
+        if module == HTTP_EDGE:
+            # The gateway's public port serves TLS here: the edge verifies it with the CA.
+            assert config.client_tls is not None and config.client_tls.certificate_chain is None
 
 
 def test_termination_grace_outlasts_the_drain() -> None:

@@ -15,6 +15,7 @@ from dockerfile_parse import DockerfileParser
 
 from tests.support.deploy_files import (
     DEPLOY,
+    HTTP_EDGE,
     IDENTITY_OF,
     LISTEN_VARIABLES,
     REDIS_USER_OF,
@@ -83,7 +84,9 @@ def test_what_the_services_write_is_on_a_writable_volume() -> None:
         env = container_env(container)
         writes = ["/tmp/x"]
         writes += [
-            env[v] + "/x" for v in ("SAYIT_UPLOAD_DIR", "SAYIT_WORKER_METRICS_DIR") if v in env
+            env[v] + "/x"
+            for v in ("SAYIT_UPLOAD_DIR", "SAYIT_WORKER_METRICS_DIR", "SAYIT_HTTP_SPOOL_DIR")
+            if v in env
         ]
         for path in writes:
             found = mounted_file(pod, container, path)
@@ -186,7 +189,9 @@ def connects(source: Peer, target: Peer, port: int, protocol: str = "TCP") -> bo
     )
 
 
-WORKLOADS = ("gateway", "scheduler", "transcriber-direct", "queue-node", "redis")
+WORKLOADS = ("gateway", "http-edge", "scheduler", "transcriber-direct", "queue-node", "redis")
+# The mesh's public doors: gRPC on the gateway, HTTP on the edge.
+PUBLIC = {("gateway", 50051), ("http-edge", 8080)}
 EXTERNAL = outside("somewhere-else", app="caller")
 MONITORING = outside("monitoring", app="prometheus")
 KEDA = outside("keda", app="keda-operator")
@@ -210,6 +215,7 @@ def test_the_namespace_denies_by_default() -> None:
 
 def test_inside_the_namespace_only_the_mesh_calls_connect() -> None:
     expected = {
+        ("http-edge", "gateway", 50051),
         ("gateway", "scheduler", 50052),
         ("gateway", "redis", 6379),
         ("scheduler", "transcriber-direct", 50053),
@@ -227,20 +233,20 @@ def test_inside_the_namespace_only_the_mesh_calls_connect() -> None:
     assert found == expected
 
 
-def test_from_outside_only_the_gateways_grpc_port_is_open() -> None:
+def test_from_outside_only_the_gateways_grpc_and_the_edges_http_ports_are_open() -> None:
     reachable = {
         (target, port)
         for target in WORKLOADS
         for port in open_ports(target)
         if connects(EXTERNAL, pod_of(target), port)
     }
-    assert reachable == {("gateway", 50051)}
+    assert reachable == PUBLIC
 
 
 def test_prometheus_reaches_every_metrics_port_and_keda_only_redis() -> None:
     for target in WORKLOADS:
         for number in open_ports(target):
-            public = (target, number) == ("gateway", 50051)
+            public = (target, number) in PUBLIC
             metrics = number in (9090, 9091)
             assert connects(MONITORING, pod_of(target), number) == metrics or public, target
             keda = target == "redis" or public
@@ -365,6 +371,8 @@ def test_each_service_presents_and_serves_its_own_identity() -> None:
     for workload, container in sayit_containers():
         module = module_of(container["command"])
         env = container_env(container)
+        if module == HTTP_EDGE:
+            continue  # no identity: test_the_http_edge_calls_the_gateway_as_any_caller
         own = identities[IDENTITY_OF[module]]["spec"]["secretName"]
         # Its client certificate, key and CA from its own identity's Secret.
         for variable in (
@@ -420,6 +428,28 @@ def test_server_certificates_name_the_addresses_callers_dial() -> None:
         if module_of(c["command"]) == "services.gateway"
     ]
     assert targets == ["scheduler:50052"]
+
+
+def test_the_http_edge_calls_the_gateway_as_any_caller() -> None:
+    # No identity certificate and no client certificate: it verifies the gateway's public
+    # certificate with the CA of that certificate's Secret (its ca.crt alone is mounted), by a
+    # name the certificate holds; it serves no TLS of its own (plain HTTP behind the Service).
+    [(workload, container)] = [
+        (w, c) for w, c in sayit_containers() if module_of(c["command"]) == HTTP_EDGE
+    ]
+    env = container_env(container)
+    assert not {v for v in env if v.startswith("SAYIT_TLS_") and v != "SAYIT_TLS_CA_FILE"}
+    [(gateway_workload, gateway)] = [
+        (w, c) for w, c in sayit_containers() if module_of(c["command"]) == "services.gateway"
+    ]
+    public = tls_secret(gateway_workload, gateway, "SAYIT_TLS_CERT_FILE")
+    assert tls_secret(workload, container, "SAYIT_TLS_CA_FILE") == public
+    pod = workload["spec"]["template"]["spec"]
+    volume, key = mounted_file(pod, container, env["SAYIT_TLS_CA_FILE"]) or ({}, "")
+    assert key == "ca.crt" and volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    host, gateway_port = env["SAYIT_GATEWAY_ADDR"].rsplit(":", 1)
+    assert host in certificates()[public]["spec"]["dnsNames"]
+    assert int(gateway_port) == port(container_env(gateway)["SAYIT_GATEWAY_ADDR"])
 
 
 PKI = importlib.util.find_spec("services.common.pki")

@@ -95,7 +95,12 @@ def test_redis_args() -> None:
 def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in (*topology.METRICS_VARS.values(), "SAYIT_MESH_QUEUE_TRANSCRIBERS"):
         monkeypatch.delenv(var, raising=False)
-    for var in ("SAYIT_GATEWAY_ADDR", "SAYIT_SCHEDULER_ADDR", "SAYIT_TRANSCRIBER_ADDR"):
+    for var in (
+        "SAYIT_GATEWAY_ADDR",
+        "SAYIT_SCHEDULER_ADDR",
+        "SAYIT_TRANSCRIBER_ADDR",
+        "SAYIT_HTTP_ADDR",
+    ):
         monkeypatch.delenv(var, raising=False)
     passwords = {user: f"pw-{user}" for user in ("gateway", "scheduler", "worker", "admin")}
     procs = make_up.processes(make_up.RedisChoice(6390, passwords))
@@ -109,7 +114,7 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
     assert users["transcriber-q1"] is None
     layout = {
         p.name: (p.addr, next((v for k, v in p.env.items() if k.endswith("_METRICS_ADDR")), None))
-        for p in procs[1:]
+        for p in procs[1:-1]
     }
     assert layout == {
         "transcriber-direct": ("127.0.0.1:50053", "127.0.0.1:9152"),
@@ -120,6 +125,19 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
         "scheduler": ("127.0.0.1:50052", "127.0.0.1:9151"),
         "gateway": ("127.0.0.1:50051", "127.0.0.1:9150"),
     }
+    # The HTTP edge last, in front of the gateway's public port, checked over HTTP.
+    edge = procs[-1]
+    assert (edge.name, edge.module, edge.addr) == ("http-edge", "services.http_edge", None)
+    assert edge.env == {
+        "SAYIT_HTTP_ADDR": "127.0.0.1:8080",
+        "SAYIT_GATEWAY_ADDR": "127.0.0.1:50051",
+    }
+    assert edge.http_url == "http://127.0.0.1:8080"
+    monkeypatch.setenv("SAYIT_GATEWAY_ADDR", "0.0.0.0:50061")
+    monkeypatch.setenv("SAYIT_HTTP_ADDR", "0.0.0.0:8090")
+    edge = make_up.processes(make_up.RedisChoice(6390, passwords))[-1]
+    assert edge.env["SAYIT_GATEWAY_ADDR"] == "127.0.0.1:50061"
+    assert (edge.env["SAYIT_HTTP_ADDR"], edge.http_url) == ("0.0.0.0:8090", "http://127.0.0.1:8090")
     monkeypatch.setenv("SAYIT_WORKER_METRICS_ADDR", "")
     monkeypatch.setenv("SAYIT_MESH_QUEUE_TRANSCRIBERS", "1")
     fewer = make_up.processes(make_up.RedisChoice(6390, passwords))
@@ -130,5 +148,6 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
         "worker-q1",
         "scheduler",
         "gateway",
+        "http-edge",
     ]
     assert fewer[3].env["SAYIT_WORKER_METRICS_ADDR"] == ""

@@ -68,6 +68,7 @@ def test_make_help_lists_the_documented_targets() -> None:
         "clean",
         "eval",
         "docs",
+        "openapi",
         "arm64-check",
     ):
         assert re.search(rf"\b{re.escape(target)}\b", output), target
