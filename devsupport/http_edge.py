@@ -33,10 +33,11 @@ def dial_addr(listen_addr: str) -> str:
     return listen_addr
 
 
-def ready(base_url: str, timeout: float = 2.0) -> bool:
-    """True when the edge at `base_url` answers /readyz with 200 (it reaches the gateway)."""
+def ready(base_url: str, timeout: float = 2.0, path: str = "/readyz") -> bool:
+    """True when the edge at `base_url` answers /readyz with 200 (it reaches the gateway), or
+    `path` (/healthz: it serves)."""
     try:
-        with urllib.request.urlopen(f"{base_url}/readyz", timeout=timeout) as reply:
+        with urllib.request.urlopen(f"{base_url}{path}", timeout=timeout) as reply:
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -51,13 +52,14 @@ class HttpEdge:
     def base_url(self) -> str:
         return f"http://{self.addr}"
 
-    def wait_ready(self, timeout: float = 60.0) -> float:
-        """Block until /readyz answers 200 (the edge serves and reaches the gateway)."""
+    def wait_ready(self, timeout: float = 60.0, path: str = "/readyz") -> float:
+        """Block until /readyz (or `path`) answers 200 (the edge serves and reaches the
+        gateway)."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if not self.process.alive():
                 raise RuntimeError(f"{MODULE} exited early:\n{self.process.log_tail()}")
-            if ready(self.base_url):
+            if ready(self.base_url, path=path):
                 return time.monotonic() - start
             time.sleep(0.1)
         raise TimeoutError(f"{MODULE} not ready after {timeout}s:\n{self.process.log_tail()}")
@@ -73,6 +75,7 @@ def start(
     *,
     addr: str | None = None,
     name: str = NAME,
+    ready_path: str = "/readyz",
 ) -> HttpEdge:
     """Start an edge calling `gateway_addr`; `env` adds SAYIT_* (TLS to the gateway, limits)."""
     addr = addr or f"127.0.0.1:{free_port()}"
@@ -83,7 +86,7 @@ def start(
     ).start()
     edge = HttpEdge(process, addr)
     try:
-        edge.wait_ready()
+        edge.wait_ready(path=ready_path)
     except BaseException:
         edge.stop()
         raise

@@ -170,15 +170,35 @@ def from_rpc_error(error: grpc.RpcError, param_names: dict[str, str] | None = No
     (`config.language_code`) to the names this route's caller used (`language`)."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = (error.details() if hasattr(error, "details") else "") or code.name
-    status, kind = _MAPPING.get(code, _DEFAULT)
     delay, field = _status_details(error)
-    if field is not None and param_names:
-        field = param_names.get(field, field)
-    headers = retry_after_headers(delay) if status in (429, 503) else {}
-    if status in (429, 503) and "Retry-After" not in headers:
-        headers = retry_after_headers(1.0)
+    if code == grpc.StatusCode.UNAVAILABLE and delay is None:
+        # Every UNAVAILABLE of the gateway carries RetryInfo; one without it is this edge's
+        # own channel failing, whose message names internal addresses.
+        message = "the SayIt gateway is unavailable; try again shortly"
+    elif code == grpc.StatusCode.UNKNOWN:
+        # The gateway never answers UNKNOWN: a local failure of the call, not for callers.
+        message = "internal error; the request id is in the X-Request-Id header"
+    return from_status(code, message, param=field, param_names=param_names, retry_after=delay)
+
+
+def from_status(
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    param: str | None = None,
+    param_names: dict[str, str] | None = None,
+    retry_after: float | None = None,
+) -> JSONResponse:
+    """The HTTP answer for a gRPC status whose message is for callers (a gateway's answer, a
+    job's error)."""
+    status, kind = _MAPPING.get(code, _DEFAULT)
+    if param is not None and param_names:
+        param = param_names.get(param, param)
+    headers = {}
+    if status in (429, 503):
+        headers = retry_after_headers(1.0 if retry_after is None else retry_after)
     return response(
-        status, message, param=field, code=code.name.lower(), error_type=kind, headers=headers
+        status, message, param=param, code=code.name.lower(), error_type=kind, headers=headers
     )
 
 

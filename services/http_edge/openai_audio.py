@@ -93,13 +93,11 @@ def rpc_error_response(error: grpc.RpcError, job_name: str = "") -> JSONResponse
 
 def job_error_response(name: str, error: Any) -> JSONResponse:
     """The answer for a job that failed with `error` (a JobError)."""
-    status = grpc.aio.AioRpcError(
-        status_code_of(error.code),
-        grpc.aio.Metadata(),
-        grpc.aio.Metadata(),
-        details=error.message or "the job failed",
+    answer = errors.from_status(
+        status_code_of(error.code), error.message or "the job failed", param_names=PARAM_NAMES
     )
-    return rpc_error_response(status, name)
+    answer.headers[JOB_HEADER] = name
+    return answer
 
 
 def cancelled_response(name: str, reason: str) -> JSONResponse:

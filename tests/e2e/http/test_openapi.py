@@ -37,7 +37,7 @@ pytestmark = pytest.mark.model
 
 # Per operation and generation mode: enough to reach each parameter's edge cases, few enough to
 # keep the run short with a dozen operations.
-EXAMPLES = 15
+EXAMPLES = 8
 # Per operation that uploads a `file`: requests with real speech (a 2.7 s Korean clip) in it.
 SPEECH_CALLS = 3
 SPEECH_CLIP = "ko_deeply_sub100102a00085"

@@ -158,7 +158,7 @@ async def test_quiet_open_does_not_wait_for_an_event() -> None:
 
 
 async def test_error_after_start_is_an_error_event() -> None:
-    call = Call(ACCEPTED, rpc_error(grpc.StatusCode.UNAVAILABLE, "the scheduler is down"))
+    call = Call(ACCEPTED, rpc_error(grpc.StatusCode.INTERNAL, "internal error (request r1)"))
     stream = job_events.WatchStream(call, 5)
     await stream.open()
     events = await collect(stream)
@@ -167,10 +167,10 @@ async def test_error_after_start_is_an_error_event() -> None:
         "event": "error",
         "data": {
             "error": {
-                "message": "the scheduler is down",
-                "type": "service_unavailable",
+                "message": "internal error (request r1)",
+                "type": "server_error",
                 "param": None,
-                "code": "unavailable",
+                "code": "internal",
             }
         },
     }
