@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.correlation import is_valid_id
-from services.http_edge import errors, jobs, openai_audio
+from services.http_edge import errors, jobs, openai_audio, openai_models
 from services.http_edge.config import HttpEdgeSettings
 from services.http_edge.gateway import Gateway
 from services.http_edge.limits import BodyLimit, StreamSlots
@@ -89,6 +89,7 @@ def create_app(settings: HttpEdgeSettings, gateway: Gateway | None = None) -> Fa
     app.state.streams = StreamSlots(settings.http_max_open_streams)
     errors.install(app)
     app.include_router(openai_audio.router)
+    app.include_router(openai_models.router)
     app.include_router(jobs.router)
 
     @app.get("/healthz", include_in_schema=False)
