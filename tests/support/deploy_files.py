@@ -74,8 +74,9 @@ CONFIG_LOADERS = {
     "services.worker": worker_config,
     "services.http_edge": HttpEdgeSettings.from_env,
 }
-# The HTTP edge: an HTTP server (probes are GETs of /healthz and /readyz), no metrics port, no
-# identity certificate (it calls the gateway's public port as any caller), no Redis.
+# The HTTP edge: an HTTP server (probes are GETs of /healthz and /readyz), metrics on a port of
+# their own like every service, no identity certificate (it calls the gateway's public port as
+# any caller), no Redis.
 HTTP_EDGE = "services.http_edge"
 HTTP_LISTEN_VARIABLES = {HTTP_EDGE: "SAYIT_HTTP_ADDR"}
 HTTP_DEFAULT_PORTS = {HTTP_EDGE: int(HTTP_EDGE_DEFAULT.rsplit(":", 1)[1])}
@@ -94,6 +95,7 @@ METRICS_VARIABLES = {
     "services.scheduler": "SAYIT_SCHEDULER_METRICS_ADDR",
     "services.transcriber": "SAYIT_TRANSCRIBER_METRICS_ADDR",
     "services.worker": "SAYIT_WORKER_METRICS_ADDR",
+    HTTP_EDGE: "SAYIT_HTTP_METRICS_ADDR",
 }
 
 

@@ -29,6 +29,10 @@ from tests.support.deploy_files import (
     port,
 )
 
+# The metrics ports Compose publishes on the host: those of `make up` (docs/operations.md).
+GATEWAY_PUBLISHED_METRICS = 9150
+EDGE_PUBLISHED_METRICS = 9160
+
 
 def test_compose_runs_the_mesh_with_aof_redis_and_health_checks(tmp_path: Path) -> None:
     services = compose()["services"]
@@ -54,15 +58,19 @@ def test_compose_runs_the_mesh_with_aof_redis_and_health_checks(tmp_path: Path) 
         modules = ["services.transcriber", "services.worker"] if node else [module]
         for child in modules:
             assert CONFIG_LOADERS[child](env) is not None
-            if child != HTTP_EDGE:  # the edge has no metrics endpoint
-                assert env[METRICS_VARIABLES[child]].startswith("0.0.0.0:")
+            assert env[METRICS_VARIABLES[child]].startswith("0.0.0.0:"), name
         check = service["healthcheck"]["test"]
         if module == HTTP_EDGE:
             # Healthy when /readyz on its own port answers (urlopen raises on an error status).
             listen = port(env[HTTP_LISTEN_VARIABLES[module]])
             assert check[:3] == ["CMD", "python", "-c"]
             assert f"urlopen('http://127.0.0.1:{listen}/readyz'" in check[3]
-            assert services[name]["ports"] == [f"127.0.0.1:{listen}:{listen}"]
+            # Its port, and its metrics published on loopback like the gateway's.
+            metrics = port(env[METRICS_VARIABLES[module]])
+            assert services[name]["ports"] == [
+                f"127.0.0.1:{listen}:{listen}",
+                f"127.0.0.1:{EDGE_PUBLISHED_METRICS}:{metrics}",
+            ]
             assert env["SAYIT_GATEWAY_ADDR"] == "gateway:" + str(
                 port(services["gateway"]["environment"]["SAYIT_GATEWAY_ADDR"])
             )
@@ -86,6 +94,13 @@ def test_compose_runs_the_mesh_with_aof_redis_and_health_checks(tmp_path: Path) 
     )
     published = services["gateway"]["ports"][0]
     assert published.endswith(f":{port(gateway_env['SAYIT_GATEWAY_ADDR'])}")
+    assert services["gateway"]["ports"][1] == (
+        f"127.0.0.1:{GATEWAY_PUBLISHED_METRICS}:{port(gateway_env['SAYIT_GATEWAY_METRICS_ADDR'])}"
+    )
+    # Every port published on the host is on loopback, and no two services share one.
+    host_ports = [p.rsplit(":", 2)[1] for s in services.values() for p in s.get("ports", [])]
+    assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    assert len(host_ports) == len(set(host_ports)), host_ports
 
 
 # --- Dockerfile ---------------------------------------------------------------------------------
@@ -145,6 +160,7 @@ def defined_metrics() -> set[str]:
 
     import services.common.metrics
     import services.gateway.metrics
+    import services.http_edge.metrics
     import services.jobs.metrics
     import services.scheduler.metrics as scheduler_metrics
     import services.transcriber.metrics

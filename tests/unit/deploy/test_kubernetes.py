@@ -136,13 +136,42 @@ def test_containers_run_existing_modules_with_requests_limits_and_probes() -> No
             assert http_probe(container["livenessProbe"]) == ("/healthz", "http")
         else:
             assert "livenessProbe" in container, container["name"]
-        if module == HTTP_EDGE:
-            assert not (set(ports) - {"http"}), "the HTTP edge has no metrics endpoint"
-            continue
-        # Metrics on, on a declared port that the scrape annotation or the probe names.
+        # Metrics on (the HTTP edge too), on a declared port that the scrape annotation or the
+        # probe names, never the port callers use.
         metrics_port = port(env[METRICS_VARIABLES[module]])
-        assert metrics_port in ports.values()
+        assert metrics_port in ports.values(), container["name"]
+        assert metrics_port not in (ports.get("grpc"), ports.get("http")), container["name"]
     assert seen == set(CONFIG_LOADERS)
+
+
+def test_prometheus_scrapes_every_sayit_pod_on_a_metrics_port() -> None:
+    # Every pod running SayIt (the HTTP edge included) asks to be scraped on the port one of
+    # its containers serves metrics on, and its Service, if it has one, exposes that port as
+    # `metrics` (as the gateway's does). A queue node's worker (:9091) is reached by the
+    # NetworkPolicy, not by the annotation: one port per pod.
+    scraped = set()
+    for workload in workloads():
+        template = workload["spec"]["template"]
+        containers = [c for c in template["spec"]["containers"] if c["image"] == IMAGE]
+        if not containers:
+            continue
+        name = workload["metadata"]["name"]
+        served = {
+            port(container_env(c)[METRICS_VARIABLES[module_of(c["command"])]]) for c in containers
+        }
+        annotations = template["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        annotated = int(annotations["prometheus.io/port"])
+        assert annotated in served, name
+        declared = {p["name"]: p["containerPort"] for c in containers for p in c.get("ports", [])}
+        assert declared["metrics"] == annotated, name
+        for service in of_kind("Service"):
+            if service["spec"]["selector"].items() <= template["metadata"]["labels"].items():
+                exposed = {p["name"]: p for p in service["spec"]["ports"]}
+                assert exposed["metrics"]["targetPort"] == "metrics", name
+                assert exposed["metrics"]["port"] == annotated, name
+        scraped.add(module_of(containers[0]["command"]))
+    assert HTTP_EDGE in scraped
 
 
 def http_probe(probe: dict[str, Any]) -> tuple[str, str]:
