@@ -62,6 +62,9 @@ class MeshSettings(ClientTLSSettings, ShutdownSettings):
     worker_metrics_addr: MeshMetricsAddr = same_as(
         WorkerSettings, "worker_metrics_addr", "127.0.0.1:9170"
     )
+    http_metrics_addr: MeshMetricsAddr = same_as(
+        HttpEdgeSettings, "http_metrics_addr", "127.0.0.1:9160"
+    )
     redis_url: str = same_as(RedisSettings, "redis_url", "redis://127.0.0.1:6379/0")
     redis_prefix: str = same_as(RedisSettings, "redis_prefix", "sayit")
     mesh_redis_port: Int = Field(

@@ -178,7 +178,10 @@ def _http_edge(mesh: MeshSettings) -> Proc:
     """The HTTP edge in front of the gateway's public port (it inherits SAYIT_TLS_CA_FILE...
     from this environment, as `make status` does to check the gateway)."""
     gateway = http_edge.dial_addr(_grpc_addr(mesh, topology.GATEWAY, 0))
-    env = http_edge.own_env(mesh.http_addr, gateway)
+    env = {
+        **http_edge.own_env(mesh.http_addr, gateway),
+        "SAYIT_HTTP_METRICS_ADDR": mesh.http_metrics_addr,
+    }
     url = f"http://{http_edge.dial_addr(mesh.http_addr)}"
     return Proc(http_edge.NAME, http_edge.MODULE, env=env, http_url=url)
 

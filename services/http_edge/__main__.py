@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from services.common import logs
+from services.common import logs, metrics
 from services.common.errors import ConfigError
 from services.http_edge.app import create_app
 from services.http_edge.config import HttpEdgeSettings
@@ -23,6 +23,12 @@ def main() -> int:
         print(f"http edge: bad configuration: {error}", file=sys.stderr)
         return 2
     logs.configure("http_edge", settings.log)
+    if settings.http_metrics_addr:
+        try:
+            metrics.serve(settings.http_metrics_addr)
+        except RuntimeError as error:
+            print(f"http edge: {error}", file=sys.stderr)
+            return 1
     if settings.http_spool_dir:
         # Starlette spools multipart files past 1 MiB through `tempfile`: this is where.
         Path(settings.http_spool_dir).mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from services.http_edge import errors, jobs, openai_audio, openai_models
 from services.http_edge.config import HttpEdgeSettings
 from services.http_edge.gateway import Gateway
 from services.http_edge.limits import BodyLimit, StreamSlots
+from services.http_edge.metrics import RequestMetrics
 
 VERSION = "1"
 REQUEST_ID_HEADER = "x-request-id"
@@ -107,4 +108,6 @@ def create_app(settings: HttpEdgeSettings, gateway: Gateway | None = None) -> Fa
     _answers_400_not_422(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
     app.add_middleware(RequestIds)
+    # Outermost: a request refused before routing (413) is counted too.
+    app.add_middleware(RequestMetrics)
     return app

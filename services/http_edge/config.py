@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.common.settings import HostPort, Int
+from services.common.settings import HostPort, Int, OptionalHostPort
 from services.common.shared_settings import ClientTLSSettings, LogSettings
 
 DEFAULT_ADDR = "127.0.0.1:8080"
@@ -18,6 +18,11 @@ class HttpEdgeSettings(LogSettings, ClientTLSSettings):
     gateway_addr: str = Field(
         "127.0.0.1:50051",
         description="for the HTTP edge, the gateway it calls (TLS when `SAYIT_TLS_CA_FILE` is set)",
+    )
+    http_metrics_addr: OptionalHostPort = Field(
+        "",
+        description="Prometheus `/metrics` listen address of the HTTP edge (never its public "
+        "port); empty = off",
     )
     http_max_body_bytes: Int = Field(
         2 * 1024**3 + MiB,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.http_edge import errors
+from services.http_edge import errors, metrics
 
 
 class BodyTooLarge(HTTPException):
@@ -73,6 +73,8 @@ class StreamSlots:
                 headers=errors.retry_after_headers(1.0),
             )
         self.open += 1
+        metrics.OPEN_STREAMS.inc()
 
     def release(self) -> None:
         self.open -= 1
+        metrics.OPEN_STREAMS.dec()

@@ -11,13 +11,18 @@ import pytest
 from devsupport import http_edge as edge_process
 from devsupport.http_edge import HttpEdge
 from devsupport.mesh import Mesh
+from devsupport.processes import free_port
 from tests.support.edge import EdgeMesh
 
 
 @pytest.fixture(scope="package")
 def http_edge(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpEdge]:
-    # The main mesh's gateway serves plaintext on loopback.
-    edge = edge_process.start(tmp_path_factory.mktemp("http-edge"), mesh.gateway_addr)
+    # The main mesh's gateway serves plaintext on loopback; the edge serves its metrics.
+    edge = edge_process.start(
+        tmp_path_factory.mktemp("http-edge"),
+        mesh.gateway_addr,
+        {"SAYIT_HTTP_METRICS_ADDR": f"127.0.0.1:{free_port()}"},
+    )
     try:
         yield edge
     finally:

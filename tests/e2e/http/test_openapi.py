@@ -39,7 +39,7 @@ pytestmark = pytest.mark.model
 # keep the run short with a dozen operations.
 EXAMPLES = 8
 # Per operation that uploads a `file`: requests with real speech (a 2.7 s Korean clip) in it.
-SPEECH_CALLS = 3
+SPEECH_CALLS = 1
 SPEECH_CLIP = "ko_deeply_sub100102a00085"
 CHECKS = [
     not_a_server_error,
@@ -144,6 +144,10 @@ class Explorer:
         if len(sent) >= SPEECH_CALLS:
             return False
         if not sent:
+            # Only what a minimal valid request has: generated query parameters and headers
+            # (an Idempotency-Key of random text, say) could make it fail for good reasons.
+            case.query = {}
+            case.headers = {}
             kept = {k: v for k, v in body.items() if k == "model"}
             body.clear()
             body.update(kept, **({"model": "whisper-1"} if "model" in kept else {}))

@@ -100,6 +100,7 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
         "SAYIT_SCHEDULER_ADDR",
         "SAYIT_TRANSCRIBER_ADDR",
         "SAYIT_HTTP_ADDR",
+        "SAYIT_HTTP_METRICS_ADDR",
     ):
         monkeypatch.delenv(var, raising=False)
     passwords = {user: f"pw-{user}" for user in ("gateway", "scheduler", "worker", "admin")}
@@ -131,6 +132,7 @@ def test_make_up_ports_and_metrics_ports(monkeypatch: pytest.MonkeyPatch) -> Non
     assert edge.env == {
         "SAYIT_HTTP_ADDR": "127.0.0.1:8080",
         "SAYIT_GATEWAY_ADDR": "127.0.0.1:50051",
+        "SAYIT_HTTP_METRICS_ADDR": "127.0.0.1:9160",
     }
     assert edge.http_url == "http://127.0.0.1:8080"
     monkeypatch.setenv("SAYIT_GATEWAY_ADDR", "0.0.0.0:50061")
