@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
-from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
 
 from sayit.speech.v1 import speech_service_pb2 as pb
 
@@ -44,10 +45,23 @@ async def chunks(file: UploadFile, chunk_bytes: int = CHUNK_BYTES) -> AsyncItera
         yield chunk
 
 
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """A raw request body as it arrives, in pieces of CHUNK_BYTES (the last one shorter)."""
+    buffer = bytearray()
+    async for data in request.stream():
+        buffer += data
+        while len(buffer) >= CHUNK_BYTES:
+            yield bytes(buffer[:CHUNK_BYTES])
+            del buffer[:CHUNK_BYTES]
+    if buffer:
+        yield bytes(buffer)
+
+
 async def upload_requests(
-    file: UploadFile, header: pb.UploadJobHeader, chunk_bytes: int = CHUNK_BYTES
+    header: pb.UploadJobHeader, pieces: AsyncIterator[bytes]
 ) -> AsyncIterator[pb.UploadJobRequest]:
-    """UploadJob's request stream: the header, then the file in chunks."""
+    """UploadJob's request stream: the header, then the audio piece by piece (`chunks` of a
+    spooled file, or a raw body as it arrives)."""
     yield pb.UploadJobRequest(header=header)
-    async for chunk in chunks(file, chunk_bytes):
-        yield pb.UploadJobRequest(audio_chunk=chunk)
+    async for piece in pieces:
+        yield pb.UploadJobRequest(audio_chunk=piece)

@@ -21,12 +21,11 @@ from sayit.common.v1 import job_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from services.common.names import JOB_NAME_PREFIX
-from services.http_edge import errors, gateway, job_events, schemas, sse
+from services.http_edge import audio_input, errors, gateway, job_events, schemas, sse
 from services.http_edge.schemas import Job, JobEvent, JobList, PresetName, TaskName
 
 router = APIRouter(tags=["jobs"])
 
-CHUNK_BYTES = 1024 * 1024
 UNARY_TIMEOUT_SECONDS = 30.0
 MAX_FORM_FIELDS = 16
 # The gateway's field paths -> the names an HTTP caller used.
@@ -145,33 +144,6 @@ def _created(response: Response, job: job_pb2.TranscriptionJob) -> Job:
     return converted
 
 
-async def _raw_pieces(request: Request) -> AsyncIterator[bytes]:
-    """The body as it arrives, in pieces of CHUNK_BYTES (the last one shorter)."""
-    buffer = bytearray()
-    async for data in request.stream():
-        buffer += data
-        while len(buffer) >= CHUNK_BYTES:
-            yield bytes(buffer[:CHUNK_BYTES])
-            del buffer[:CHUNK_BYTES]
-    if buffer:
-        yield bytes(buffer)
-
-
-async def _file_pieces(file: UploadFile) -> AsyncIterator[bytes]:
-    await file.seek(0)
-    while piece := await file.read(CHUNK_BYTES):
-        yield piece
-
-
-async def upload_requests(
-    header: pb.UploadJobHeader, pieces: AsyncIterator[bytes]
-) -> AsyncIterator[pb.UploadJobRequest]:
-    """UploadJob's messages: the header, then the audio chunk by chunk."""
-    yield pb.UploadJobRequest(header=header)
-    async for piece in pieces:
-        yield pb.UploadJobRequest(audio_chunk=piece)
-
-
 async def upload(
     request: Request, requests: AsyncIterator[pb.UploadJobRequest]
 ) -> job_pb2.TranscriptionJob:
@@ -234,7 +206,9 @@ async def create_job(
         else:
             declared = request.headers.get("content-length", "")
             header = options.header("", idempotency_key, int(declared) if declared.isdigit() else 0)
-            job = await upload(request, upload_requests(header, _raw_pieces(request)))
+            job = await upload(
+                request, audio_input.upload_requests(header, audio_input.body_chunks(request))
+            )
     except grpc.RpcError as error:
         return errors.from_rpc_error(error, UPLOAD_PARAMS)
     return _created(response, job)
@@ -268,7 +242,7 @@ async def _create_from_form(
             fields[key] = value
         options = _options_from_form(fields)
         header = options.header(file.filename or "", idempotency_key, file.size or 0)
-        return await upload(request, upload_requests(header, _file_pieces(file)))
+        return await upload(request, audio_input.upload_requests(header, audio_input.chunks(file)))
     finally:
         await form.close()
 

@@ -164,7 +164,9 @@ async def _submit(
             return reply.job_name, reply.transcript
         return reply.job_name, None
     header = pb.UploadJobHeader(filename=filename, config=config, total_bytes=size)
-    upload = stub.UploadJob(audio_input.upload_requests(file, header), metadata=metadata)
+    upload = stub.UploadJob(
+        audio_input.upload_requests(header, audio_input.chunks(file)), metadata=metadata
+    )
     uploaded = await guarded(request, upload, upload.cancel)
     return uploaded.job.name, None
 
@@ -211,7 +213,9 @@ async def _open_events(request: Request, file: UploadFile, config: tpb.Transcrip
             pb.TranscribeWithProgressRequest(audio=audio, config=config), metadata=metadata
         )
     header = pb.UploadJobHeader(filename=file.filename or "", config=config, total_bytes=size)
-    upload = stub.UploadJob(audio_input.upload_requests(file, header), metadata=metadata)
+    upload = stub.UploadJob(
+        audio_input.upload_requests(header, audio_input.chunks(file)), metadata=metadata
+    )
     uploaded = await guarded(request, upload, upload.cancel)
     return stub.WatchJob(pb.WatchJobRequest(name=uploaded.job.name), metadata=metadata)
 
