@@ -49,13 +49,18 @@ def test_transcribe_waits_for_queued_jobs_and_polling_fallback(
     started = time.monotonic()
     pauses: list[tuple[float, float]] = []
 
+    readings: list[float] = []
+
     def clock() -> float:
         # Thirty times real time, so the 30 s switch happens after 1 s, well within the job
         # (which can take under 5 s on a fast machine).
-        return started + (time.monotonic() - started) * 30
+        readings.append(started + (time.monotonic() - started) * 30)
+        return readings[-1]
 
     def sleep(seconds: float) -> None:
-        pauses.append((clock() - started, seconds))
+        # The client chose `seconds` from its last reading, counted from its first: reading the
+        # clock again here could land past the 30 s switch (a busy machine, at 30x).
+        pauses.append((readings[-1] - readings[0], seconds))
         time.sleep(seconds / 30)
 
     snapshots: list[job_pb2.TranscriptionJob] = []
