@@ -62,6 +62,10 @@ async def test_non_ascii_message(channel: grpc.aio.Channel, logged: LogCapture) 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "언어 코드가 잘못되었습니다"
     assert rich_status(error).message == "언어 코드가 잘못되었습니다"
+    # The server logs after the caller has its answer: wait for the line here, or it would
+    # land in the next test's capture.
+    [line] = await logged.finished()
+    assert_finished(line, "Unary", "INVALID_ARGUMENT")
 
 
 async def test_not_found(channel: grpc.aio.Channel, logged: LogCapture) -> None:
