@@ -25,44 +25,51 @@ _sym_db = _symbol_database.Default()
 from sayit.common.v1 import audio_pb2 as sayit_dot_common_dot_v1_dot_audio__pb2
 from sayit.common.v1 import event_pb2 as sayit_dot_common_dot_v1_dot_event__pb2
 from sayit.common.v1 import job_pb2 as sayit_dot_common_dot_v1_dot_job__pb2
+from sayit.common.v1 import streaming_pb2 as sayit_dot_common_dot_v1_dot_streaming__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*sayit/scheduler/v1/scheduler_service.proto\x12\x12sayit.scheduler.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"\x8a\x02\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x03 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x39\n\x0erouting_policy\x18\x04 \x01(\x0e\x32!.sayit.scheduler.v1.RoutingPolicy\x12\x15\n\rwait_if_short\x18\x05 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x07 \x01(\x01\"C\n\x11SubmitJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"h\n\x10UploadJobRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.sayit.scheduler.v1.UploadJobHeaderH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xa2\x01\n\x0fUploadJobHeader\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x34\n\x06\x63onfig\x18\x03 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x05 \x01(\x01\"C\n\x11UploadJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"/\n\rGetJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"I\n\x0fWatchJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"p\n\x0fListJobsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12&\n\x04view\x18\x04 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\rRoutingPolicy\x12\x1e\n\x1aROUTING_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUTING_POLICY_AUTO\x10\x01\x12\x18\n\x14ROUTING_POLICY_QUEUE\x10\x02\x32\xa3\x04\n\x10SchedulerService\x12X\n\tSubmitJob\x12$.sayit.scheduler.v1.SubmitJobRequest\x1a%.sayit.scheduler.v1.SubmitJobResponse\x12Z\n\tUploadJob\x12$.sayit.scheduler.v1.UploadJobRequest\x1a%.sayit.scheduler.v1.UploadJobResponse(\x01\x12O\n\x06GetJob\x12!.sayit.scheduler.v1.GetJobRequest\x1a\".sayit.scheduler.v1.GetJobResponse\x12W\n\x08WatchJob\x12#.sayit.scheduler.v1.WatchJobRequest\x1a$.sayit.scheduler.v1.WatchJobResponse0\x01\x12X\n\tCancelJob\x12$.sayit.scheduler.v1.CancelJobRequest\x1a%.sayit.scheduler.v1.CancelJobResponse\x12U\n\x08ListJobs\x12#.sayit.scheduler.v1.ListJobsRequest\x1a$.sayit.scheduler.v1.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*sayit/scheduler/v1/scheduler_service.proto\x12\x12sayit.scheduler.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a\x1fsayit/common/v1/streaming.proto\x1a#sayit/common/v1/transcription.proto\"\x8a\x02\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x03 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x39\n\x0erouting_policy\x18\x04 \x01(\x0e\x32!.sayit.scheduler.v1.RoutingPolicy\x12\x15\n\rwait_if_short\x18\x05 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x07 \x01(\x01\"C\n\x11SubmitJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"h\n\x10UploadJobRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.sayit.scheduler.v1.UploadJobHeaderH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xa2\x01\n\x0fUploadJobHeader\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x34\n\x06\x63onfig\x18\x03 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x05 \x01(\x01\"C\n\x11UploadJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"/\n\rGetJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"I\n\x0fWatchJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"p\n\x0fListJobsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12&\n\x04view\x18\x04 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x16StreamingSessionHeader\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x45\n\x10streaming_config\x18\x02 \x01(\x0b\x32+.sayit.common.v1.StreamingRecognitionConfig\"z\n\x19StreamingRecognizeRequest\x12<\n\x06header\x18\x01 \x01(\x0b\x32*.sayit.scheduler.v1.StreamingSessionHeaderH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xaf\x01\n\x1aStreamingRecognizeResponse\x12\x10\n\x08job_name\x18\x01 \x01(\t\x12=\n\x06result\x18\x02 \x01(\x0b\x32+.sayit.common.v1.StreamingRecognitionResultH\x00\x12\x34\n\x0cspeech_event\x18\x03 \x01(\x0b\x32\x1c.sayit.common.v1.SpeechEventH\x00\x42\n\n\x08response*b\n\rRoutingPolicy\x12\x1e\n\x1aROUTING_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUTING_POLICY_AUTO\x10\x01\x12\x18\n\x14ROUTING_POLICY_QUEUE\x10\x02\x32\x9c\x05\n\x10SchedulerService\x12X\n\tSubmitJob\x12$.sayit.scheduler.v1.SubmitJobRequest\x1a%.sayit.scheduler.v1.SubmitJobResponse\x12Z\n\tUploadJob\x12$.sayit.scheduler.v1.UploadJobRequest\x1a%.sayit.scheduler.v1.UploadJobResponse(\x01\x12O\n\x06GetJob\x12!.sayit.scheduler.v1.GetJobRequest\x1a\".sayit.scheduler.v1.GetJobResponse\x12W\n\x08WatchJob\x12#.sayit.scheduler.v1.WatchJobRequest\x1a$.sayit.scheduler.v1.WatchJobResponse0\x01\x12X\n\tCancelJob\x12$.sayit.scheduler.v1.CancelJobRequest\x1a%.sayit.scheduler.v1.CancelJobResponse\x12U\n\x08ListJobs\x12#.sayit.scheduler.v1.ListJobsRequest\x1a$.sayit.scheduler.v1.ListJobsResponse\x12w\n\x12StreamingRecognize\x12-.sayit.scheduler.v1.StreamingRecognizeRequest\x1a..sayit.scheduler.v1.StreamingRecognizeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.scheduler.v1.scheduler_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROUTINGPOLICY']._serialized_start=1447
-  _globals['_ROUTINGPOLICY']._serialized_end=1545
-  _globals['_SUBMITJOBREQUEST']._serialized_start=189
-  _globals['_SUBMITJOBREQUEST']._serialized_end=455
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=457
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=524
-  _globals['_UPLOADJOBREQUEST']._serialized_start=526
-  _globals['_UPLOADJOBREQUEST']._serialized_end=630
-  _globals['_UPLOADJOBHEADER']._serialized_start=633
-  _globals['_UPLOADJOBHEADER']._serialized_end=795
-  _globals['_UPLOADJOBRESPONSE']._serialized_start=797
-  _globals['_UPLOADJOBRESPONSE']._serialized_end=864
-  _globals['_GETJOBREQUEST']._serialized_start=866
-  _globals['_GETJOBREQUEST']._serialized_end=913
-  _globals['_GETJOBRESPONSE']._serialized_start=915
-  _globals['_GETJOBRESPONSE']._serialized_end=979
-  _globals['_WATCHJOBREQUEST']._serialized_start=981
-  _globals['_WATCHJOBREQUEST']._serialized_end=1054
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1056
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1116
-  _globals['_CANCELJOBREQUEST']._serialized_start=1118
-  _globals['_CANCELJOBREQUEST']._serialized_end=1168
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1170
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1237
-  _globals['_LISTJOBSREQUEST']._serialized_start=1239
-  _globals['_LISTJOBSREQUEST']._serialized_end=1351
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1353
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1445
-  _globals['_SCHEDULERSERVICE']._serialized_start=1548
-  _globals['_SCHEDULERSERVICE']._serialized_end=2095
+  _globals['_ROUTINGPOLICY']._serialized_start=1895
+  _globals['_ROUTINGPOLICY']._serialized_end=1993
+  _globals['_SUBMITJOBREQUEST']._serialized_start=222
+  _globals['_SUBMITJOBREQUEST']._serialized_end=488
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=490
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=557
+  _globals['_UPLOADJOBREQUEST']._serialized_start=559
+  _globals['_UPLOADJOBREQUEST']._serialized_end=663
+  _globals['_UPLOADJOBHEADER']._serialized_start=666
+  _globals['_UPLOADJOBHEADER']._serialized_end=828
+  _globals['_UPLOADJOBRESPONSE']._serialized_start=830
+  _globals['_UPLOADJOBRESPONSE']._serialized_end=897
+  _globals['_GETJOBREQUEST']._serialized_start=899
+  _globals['_GETJOBREQUEST']._serialized_end=946
+  _globals['_GETJOBRESPONSE']._serialized_start=948
+  _globals['_GETJOBRESPONSE']._serialized_end=1012
+  _globals['_WATCHJOBREQUEST']._serialized_start=1014
+  _globals['_WATCHJOBREQUEST']._serialized_end=1087
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1089
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1149
+  _globals['_CANCELJOBREQUEST']._serialized_start=1151
+  _globals['_CANCELJOBREQUEST']._serialized_end=1201
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1203
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1270
+  _globals['_LISTJOBSREQUEST']._serialized_start=1272
+  _globals['_LISTJOBSREQUEST']._serialized_end=1384
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1386
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1478
+  _globals['_STREAMINGSESSIONHEADER']._serialized_start=1480
+  _globals['_STREAMINGSESSIONHEADER']._serialized_end=1591
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=1593
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=1715
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=1718
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=1893
+  _globals['_SCHEDULERSERVICE']._serialized_start=1996
+  _globals['_SCHEDULERSERVICE']._serialized_end=2664
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 from sayit.common.v1 import audio_pb2 as _audio_pb2
 from sayit.common.v1 import event_pb2 as _event_pb2
 from sayit.common.v1 import job_pb2 as _job_pb2
+from sayit.common.v1 import streaming_pb2 as _streaming_pb2
 from sayit.common.v1 import transcription_pb2 as _transcription_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -135,3 +136,29 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[_job_pb2.TranscriptionJob]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.TranscriptionJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class StreamingSessionHeader(_message.Message):
+    __slots__ = ("tenant", "streaming_config")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    STREAMING_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    streaming_config: _streaming_pb2.StreamingRecognitionConfig
+    def __init__(self, tenant: _Optional[str] = ..., streaming_config: _Optional[_Union[_streaming_pb2.StreamingRecognitionConfig, _Mapping]] = ...) -> None: ...
+
+class StreamingRecognizeRequest(_message.Message):
+    __slots__ = ("header", "audio_content")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    header: StreamingSessionHeader
+    audio_content: bytes
+    def __init__(self, header: _Optional[_Union[StreamingSessionHeader, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
+
+class StreamingRecognizeResponse(_message.Message):
+    __slots__ = ("job_name", "result", "speech_event")
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
+    job_name: str
+    result: _streaming_pb2.StreamingRecognitionResult
+    speech_event: _streaming_pb2.SpeechEvent
+    def __init__(self, job_name: _Optional[str] = ..., result: _Optional[_Union[_streaming_pb2.StreamingRecognitionResult, _Mapping]] = ..., speech_event: _Optional[_Union[_streaming_pb2.SpeechEvent, _Mapping]] = ...) -> None: ...

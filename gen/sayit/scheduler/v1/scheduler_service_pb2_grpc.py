@@ -66,6 +66,11 @@ class SchedulerServiceStub:
                 request_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.StreamingRecognize = channel.stream_stream(
+                '/sayit.scheduler.v1.SchedulerService/StreamingRecognize',
+                request_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamingRecognizeRequest.SerializeToString,
+                response_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamingRecognizeResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -112,6 +117,13 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamingRecognize(self, request_iterator, context):
+        """A live session: a header first, then audio chunks; the session is a direct job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +156,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsRequest.FromString,
                     response_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'StreamingRecognize': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamingRecognize,
+                    request_deserializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamingRecognizeRequest.FromString,
+                    response_serializer=sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamingRecognizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +327,33 @@ class SchedulerService:
             '/sayit.scheduler.v1.SchedulerService/ListJobs',
             sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsRequest.SerializeToString,
             sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamingRecognize(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sayit.scheduler.v1.SchedulerService/StreamingRecognize',
+            sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamingRecognizeRequest.SerializeToString,
+            sayit_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamingRecognizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,56 +25,61 @@ _sym_db = _symbol_database.Default()
 from sayit.common.v1 import audio_pb2 as sayit_dot_common_dot_v1_dot_audio__pb2
 from sayit.common.v1 import event_pb2 as sayit_dot_common_dot_v1_dot_event__pb2
 from sayit.common.v1 import job_pb2 as sayit_dot_common_dot_v1_dot_job__pb2
+from sayit.common.v1 import streaming_pb2 as sayit_dot_common_dot_v1_dot_streaming__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$sayit/speech/v1/speech_service.proto\x12\x0fsayit.speech.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a#sayit/common/v1/transcription.proto\"p\n\x11TranscribeRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"\x95\x01\n\x12TranscribeResponse\x12\x31\n\ntranscript\x18\x01 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x12\x30\n\x03job\x18\x02 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJobH\x00\x12\x10\n\x08job_name\x18\x03 \x01(\tB\x08\n\x06result\"|\n\x1dTranscribeWithProgressRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"J\n\x1eTranscribeWithProgressResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"\x88\x01\n\x10\x43reateJobRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"C\n\x11\x43reateJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"e\n\x10UploadJobRequest\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32 .sayit.speech.v1.UploadJobHeaderH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x87\x01\n\x0fUploadJobHeader\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\"C\n\x11UploadJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"7\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"`\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x04view\x18\x03 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xa7\x02\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12,\n\tauth_mode\x18\x02 \x01(\x0e\x32\x19.sayit.speech.v1.AuthMode\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x19\n\x11max_audio_seconds\x18\x05 \x01(\x01\x12\x19\n\x11max_request_bytes\x18\x06 \x01(\x03\x12\x18\n\x10max_upload_bytes\x18\x07 \x01(\x03\x12\"\n\x1atenant_requests_per_second\x18\x08 \x01(\x01\x12\x1c\n\x14tenant_request_burst\x18\t \x01(\x05\x12$\n\x1ctenant_audio_seconds_per_day\x18\n \x01(\x01*P\n\x08\x41uthMode\x12\x19\n\x15\x41UTH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UTH_MODE_API_KEYS\x10\x01\x12\x11\n\rAUTH_MODE_OFF\x10\x02\x32\x9e\x06\n\rSpeechService\x12U\n\nTranscribe\x12\".sayit.speech.v1.TranscribeRequest\x1a#.sayit.speech.v1.TranscribeResponse\x12{\n\x16TranscribeWithProgress\x12..sayit.speech.v1.TranscribeWithProgressRequest\x1a/.sayit.speech.v1.TranscribeWithProgressResponse0\x01\x12R\n\tCreateJob\x12!.sayit.speech.v1.CreateJobRequest\x1a\".sayit.speech.v1.CreateJobResponse\x12T\n\tUploadJob\x12!.sayit.speech.v1.UploadJobRequest\x1a\".sayit.speech.v1.UploadJobResponse(\x01\x12I\n\x06GetJob\x12\x1e.sayit.speech.v1.GetJobRequest\x1a\x1f.sayit.speech.v1.GetJobResponse\x12Q\n\x08WatchJob\x12 .sayit.speech.v1.WatchJobRequest\x1a!.sayit.speech.v1.WatchJobResponse0\x01\x12R\n\tCancelJob\x12!.sayit.speech.v1.CancelJobRequest\x1a\".sayit.speech.v1.CancelJobResponse\x12O\n\x08ListJobs\x12 .sayit.speech.v1.ListJobsRequest\x1a!.sayit.speech.v1.ListJobsResponse\x12L\n\x07GetInfo\x12\x1f.sayit.speech.v1.GetInfoRequest\x1a .sayit.speech.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$sayit/speech/v1/speech_service.proto\x12\x0fsayit.speech.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1bsayit/common/v1/event.proto\x1a\x19sayit/common/v1/job.proto\x1a\x1fsayit/common/v1/streaming.proto\x1a#sayit/common/v1/transcription.proto\"p\n\x11TranscribeRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"\x95\x01\n\x12TranscribeResponse\x12\x31\n\ntranscript\x18\x01 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x12\x30\n\x03job\x18\x02 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJobH\x00\x12\x10\n\x08job_name\x18\x03 \x01(\tB\x08\n\x06result\"|\n\x1dTranscribeWithProgressRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\"J\n\x1eTranscribeWithProgressResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\"\x88\x01\n\x10\x43reateJobRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"C\n\x11\x43reateJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"e\n\x10UploadJobRequest\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32 .sayit.speech.v1.UploadJobHeaderH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x87\x01\n\x0fUploadJobHeader\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\"C\n\x11UploadJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x0eGetJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"7\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"<\n\x10WatchJobResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.sayit.common.v1.JobEvent\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x11\x43\x61ncelJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32!.sayit.common.v1.TranscriptionJob\"`\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x04view\x18\x03 \x01(\x0e\x32\x18.sayit.common.v1.JobView\"\\\n\x10ListJobsResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.sayit.common.v1.TranscriptionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xa7\x02\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12,\n\tauth_mode\x18\x02 \x01(\x0e\x32\x19.sayit.speech.v1.AuthMode\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x19\n\x11max_audio_seconds\x18\x05 \x01(\x01\x12\x19\n\x11max_request_bytes\x18\x06 \x01(\x03\x12\x18\n\x10max_upload_bytes\x18\x07 \x01(\x03\x12\"\n\x1atenant_requests_per_second\x18\x08 \x01(\x01\x12\x1c\n\x14tenant_request_burst\x18\t \x01(\x05\x12$\n\x1ctenant_audio_seconds_per_day\x18\n \x01(\x01\"\x92\x01\n\x19StreamingRecognizeRequest\x12G\n\x10streaming_config\x18\x01 \x01(\x0b\x32+.sayit.common.v1.StreamingRecognitionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\xaf\x01\n\x1aStreamingRecognizeResponse\x12\x10\n\x08job_name\x18\x01 \x01(\t\x12=\n\x06result\x18\x02 \x01(\x0b\x32+.sayit.common.v1.StreamingRecognitionResultH\x00\x12\x34\n\x0cspeech_event\x18\x03 \x01(\x0b\x32\x1c.sayit.common.v1.SpeechEventH\x00\x42\n\n\x08response*P\n\x08\x41uthMode\x12\x19\n\x15\x41UTH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UTH_MODE_API_KEYS\x10\x01\x12\x11\n\rAUTH_MODE_OFF\x10\x02\x32\x91\x07\n\rSpeechService\x12U\n\nTranscribe\x12\".sayit.speech.v1.TranscribeRequest\x1a#.sayit.speech.v1.TranscribeResponse\x12{\n\x16TranscribeWithProgress\x12..sayit.speech.v1.TranscribeWithProgressRequest\x1a/.sayit.speech.v1.TranscribeWithProgressResponse0\x01\x12R\n\tCreateJob\x12!.sayit.speech.v1.CreateJobRequest\x1a\".sayit.speech.v1.CreateJobResponse\x12T\n\tUploadJob\x12!.sayit.speech.v1.UploadJobRequest\x1a\".sayit.speech.v1.UploadJobResponse(\x01\x12I\n\x06GetJob\x12\x1e.sayit.speech.v1.GetJobRequest\x1a\x1f.sayit.speech.v1.GetJobResponse\x12Q\n\x08WatchJob\x12 .sayit.speech.v1.WatchJobRequest\x1a!.sayit.speech.v1.WatchJobResponse0\x01\x12R\n\tCancelJob\x12!.sayit.speech.v1.CancelJobRequest\x1a\".sayit.speech.v1.CancelJobResponse\x12O\n\x08ListJobs\x12 .sayit.speech.v1.ListJobsRequest\x1a!.sayit.speech.v1.ListJobsResponse\x12q\n\x12StreamingRecognize\x12*.sayit.speech.v1.StreamingRecognizeRequest\x1a+.sayit.speech.v1.StreamingRecognizeResponse(\x01\x30\x01\x12L\n\x07GetInfo\x12\x1f.sayit.speech.v1.GetInfoRequest\x1a .sayit.speech.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.speech.v1.speech_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUTHMODE']._serialized_start=1992
-  _globals['_AUTHMODE']._serialized_end=2072
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=179
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=291
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=294
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=443
-  _globals['_TRANSCRIBEWITHPROGRESSREQUEST']._serialized_start=445
-  _globals['_TRANSCRIBEWITHPROGRESSREQUEST']._serialized_end=569
-  _globals['_TRANSCRIBEWITHPROGRESSRESPONSE']._serialized_start=571
-  _globals['_TRANSCRIBEWITHPROGRESSRESPONSE']._serialized_end=645
-  _globals['_CREATEJOBREQUEST']._serialized_start=648
-  _globals['_CREATEJOBREQUEST']._serialized_end=784
-  _globals['_CREATEJOBRESPONSE']._serialized_start=786
-  _globals['_CREATEJOBRESPONSE']._serialized_end=853
-  _globals['_UPLOADJOBREQUEST']._serialized_start=855
-  _globals['_UPLOADJOBREQUEST']._serialized_end=956
-  _globals['_UPLOADJOBHEADER']._serialized_start=959
-  _globals['_UPLOADJOBHEADER']._serialized_end=1094
-  _globals['_UPLOADJOBRESPONSE']._serialized_start=1096
-  _globals['_UPLOADJOBRESPONSE']._serialized_end=1163
-  _globals['_GETJOBREQUEST']._serialized_start=1165
-  _globals['_GETJOBREQUEST']._serialized_end=1194
-  _globals['_GETJOBRESPONSE']._serialized_start=1196
-  _globals['_GETJOBRESPONSE']._serialized_end=1260
-  _globals['_WATCHJOBREQUEST']._serialized_start=1262
-  _globals['_WATCHJOBREQUEST']._serialized_end=1317
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1319
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1379
-  _globals['_CANCELJOBREQUEST']._serialized_start=1381
-  _globals['_CANCELJOBREQUEST']._serialized_end=1413
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1415
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1482
-  _globals['_LISTJOBSREQUEST']._serialized_start=1484
-  _globals['_LISTJOBSREQUEST']._serialized_end=1580
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1582
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1674
-  _globals['_GETINFOREQUEST']._serialized_start=1676
-  _globals['_GETINFOREQUEST']._serialized_end=1692
-  _globals['_GETINFORESPONSE']._serialized_start=1695
-  _globals['_GETINFORESPONSE']._serialized_end=1990
-  _globals['_SPEECHSERVICE']._serialized_start=2075
-  _globals['_SPEECHSERVICE']._serialized_end=2873
+  _globals['_AUTHMODE']._serialized_start=2352
+  _globals['_AUTHMODE']._serialized_end=2432
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=212
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=324
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=327
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=476
+  _globals['_TRANSCRIBEWITHPROGRESSREQUEST']._serialized_start=478
+  _globals['_TRANSCRIBEWITHPROGRESSREQUEST']._serialized_end=602
+  _globals['_TRANSCRIBEWITHPROGRESSRESPONSE']._serialized_start=604
+  _globals['_TRANSCRIBEWITHPROGRESSRESPONSE']._serialized_end=678
+  _globals['_CREATEJOBREQUEST']._serialized_start=681
+  _globals['_CREATEJOBREQUEST']._serialized_end=817
+  _globals['_CREATEJOBRESPONSE']._serialized_start=819
+  _globals['_CREATEJOBRESPONSE']._serialized_end=886
+  _globals['_UPLOADJOBREQUEST']._serialized_start=888
+  _globals['_UPLOADJOBREQUEST']._serialized_end=989
+  _globals['_UPLOADJOBHEADER']._serialized_start=992
+  _globals['_UPLOADJOBHEADER']._serialized_end=1127
+  _globals['_UPLOADJOBRESPONSE']._serialized_start=1129
+  _globals['_UPLOADJOBRESPONSE']._serialized_end=1196
+  _globals['_GETJOBREQUEST']._serialized_start=1198
+  _globals['_GETJOBREQUEST']._serialized_end=1227
+  _globals['_GETJOBRESPONSE']._serialized_start=1229
+  _globals['_GETJOBRESPONSE']._serialized_end=1293
+  _globals['_WATCHJOBREQUEST']._serialized_start=1295
+  _globals['_WATCHJOBREQUEST']._serialized_end=1350
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1352
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1412
+  _globals['_CANCELJOBREQUEST']._serialized_start=1414
+  _globals['_CANCELJOBREQUEST']._serialized_end=1446
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1448
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1515
+  _globals['_LISTJOBSREQUEST']._serialized_start=1517
+  _globals['_LISTJOBSREQUEST']._serialized_end=1613
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1615
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1707
+  _globals['_GETINFOREQUEST']._serialized_start=1709
+  _globals['_GETINFOREQUEST']._serialized_end=1725
+  _globals['_GETINFORESPONSE']._serialized_start=1728
+  _globals['_GETINFORESPONSE']._serialized_end=2023
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=2026
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=2172
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=2175
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=2350
+  _globals['_SPEECHSERVICE']._serialized_start=2435
+  _globals['_SPEECHSERVICE']._serialized_end=3348
 # @@protoc_insertion_point(module_scope)

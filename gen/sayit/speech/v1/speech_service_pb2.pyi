@@ -1,6 +1,7 @@
 from sayit.common.v1 import audio_pb2 as _audio_pb2
 from sayit.common.v1 import event_pb2 as _event_pb2
 from sayit.common.v1 import job_pb2 as _job_pb2
+from sayit.common.v1 import streaming_pb2 as _streaming_pb2
 from sayit.common.v1 import transcription_pb2 as _transcription_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -177,3 +178,21 @@ class GetInfoResponse(_message.Message):
     tenant_request_burst: int
     tenant_audio_seconds_per_day: float
     def __init__(self, version: _Optional[str] = ..., auth_mode: _Optional[_Union[AuthMode, str]] = ..., tenant: _Optional[str] = ..., model: _Optional[str] = ..., max_audio_seconds: _Optional[float] = ..., max_request_bytes: _Optional[int] = ..., max_upload_bytes: _Optional[int] = ..., tenant_requests_per_second: _Optional[float] = ..., tenant_request_burst: _Optional[int] = ..., tenant_audio_seconds_per_day: _Optional[float] = ...) -> None: ...
+
+class StreamingRecognizeRequest(_message.Message):
+    __slots__ = ("streaming_config", "audio_content")
+    STREAMING_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    streaming_config: _streaming_pb2.StreamingRecognitionConfig
+    audio_content: bytes
+    def __init__(self, streaming_config: _Optional[_Union[_streaming_pb2.StreamingRecognitionConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
+
+class StreamingRecognizeResponse(_message.Message):
+    __slots__ = ("job_name", "result", "speech_event")
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
+    job_name: str
+    result: _streaming_pb2.StreamingRecognitionResult
+    speech_event: _streaming_pb2.SpeechEvent
+    def __init__(self, job_name: _Optional[str] = ..., result: _Optional[_Union[_streaming_pb2.StreamingRecognitionResult, _Mapping]] = ..., speech_event: _Optional[_Union[_streaming_pb2.SpeechEvent, _Mapping]] = ...) -> None: ...

@@ -76,6 +76,11 @@ class SpeechServiceStub:
                 request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.StreamingRecognize = channel.stream_stream(
+                '/sayit.speech.v1.SpeechService/StreamingRecognize',
+                request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.StreamingRecognizeRequest.SerializeToString,
+                response_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.StreamingRecognizeResponse.FromString,
+                _registered_method=True)
         self.GetInfo = channel.unary_unary(
                 '/sayit.speech.v1.SpeechService/GetInfo',
                 request_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.GetInfoRequest.SerializeToString,
@@ -149,11 +154,21 @@ class SpeechServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetInfo(self, request, context):
+    def StreamingRecognize(self, request_iterator, context):
         """What this gateway is: its version, whether it requires API keys, the caller's tenant (when
         the call carries a valid key, or authentication is off) and the main limits. Needs no key;
         a key that is sent must be valid.
+        Live recognition: a `streaming_config` first, then raw audio chunks; interim and final
+        results come back while audio arrives. The session is a job ("jobs/{id}", in the first
+        response): WatchJob follows its final results live, and it ends SUCCEEDED with the whole
+        transcript when the caller half-closes (or stops sending for the idle timeout).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -200,6 +215,11 @@ def add_SpeechServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsRequest.FromString,
                     response_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'StreamingRecognize': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamingRecognize,
+                    request_deserializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.StreamingRecognizeRequest.FromString,
+                    response_serializer=sayit_dot_speech_dot_v1_dot_speech__service__pb2.StreamingRecognizeResponse.SerializeToString,
             ),
             'GetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInfo,
@@ -425,6 +445,33 @@ class SpeechService:
             '/sayit.speech.v1.SpeechService/ListJobs',
             sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsRequest.SerializeToString,
             sayit_dot_speech_dot_v1_dot_speech__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamingRecognize(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sayit.speech.v1.SpeechService/StreamingRecognize',
+            sayit_dot_speech_dot_v1_dot_speech__service__pb2.StreamingRecognizeRequest.SerializeToString,
+            sayit_dot_speech_dot_v1_dot_speech__service__pb2.StreamingRecognizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

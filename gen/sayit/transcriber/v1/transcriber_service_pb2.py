@@ -23,26 +23,35 @@ _sym_db = _symbol_database.Default()
 
 
 from sayit.common.v1 import audio_pb2 as sayit_dot_common_dot_v1_dot_audio__pb2
+from sayit.common.v1 import streaming_pb2 as sayit_dot_common_dot_v1_dot_streaming__pb2
 from sayit.common.v1 import transcription_pb2 as sayit_dot_common_dot_v1_dot_transcription__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.sayit/transcriber/v1/transcriber_service.proto\x12\x14sayit.transcriber.v1\x1a\x1bsayit/common/v1/audio.proto\x1a#sayit/common/v1/transcription.proto\"\xa6\x01\n\x17TranscribeStreamRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\"_\n\x12TranscribeProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x02\x12\x1a\n\x12\x61udio_seconds_done\x18\x02 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x03 \x01(\x01\"\xc1\x01\n\x18TranscribeStreamResponse\x12<\n\x08progress\x18\x01 \x01(\x0b\x32(.sayit.transcriber.v1.TranscribeProgressH\x00\x12+\n\x07segment\x18\x02 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12\x31\n\ntranscript\x18\x03 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0eGetInfoRequest\"\xe7\x01\n\x0fGetInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x13\n\x0bslots_total\x18\x03 \x01(\x05\x12\x12\n\nslots_busy\x18\x04 \x01(\x05\x12\x1e\n\x16segments_decoded_total\x18\x05 \x01(\x03\x12\x1d\n\x15\x63\x61lls_completed_total\x18\x06 \x01(\x03\x12\x1d\n\x15\x63\x61lls_cancelled_total\x18\x07 \x01(\x03\x12\x13\n\x0b\x63pu_threads\x18\x08 \x01(\x05\x12\x15\n\rcalls_waiting\x18\t \x01(\x05\x32\xe1\x01\n\x12TranscriberService\x12s\n\x10TranscribeStream\x12-.sayit.transcriber.v1.TranscribeStreamRequest\x1a..sayit.transcriber.v1.TranscribeStreamResponse0\x01\x12V\n\x07GetInfo\x12$.sayit.transcriber.v1.GetInfoRequest\x1a%.sayit.transcriber.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.sayit/transcriber/v1/transcriber_service.proto\x12\x14sayit.transcriber.v1\x1a\x1bsayit/common/v1/audio.proto\x1a\x1fsayit/common/v1/streaming.proto\x1a#sayit/common/v1/transcription.proto\"\xa6\x01\n\x17TranscribeStreamRequest\x12%\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x16.sayit.common.v1.Audio\x12\x34\n\x06\x63onfig\x18\x02 \x01(\x0b\x32$.sayit.common.v1.TranscriptionConfig\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\"_\n\x12TranscribeProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x02\x12\x1a\n\x12\x61udio_seconds_done\x18\x02 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x03 \x01(\x01\"\xc1\x01\n\x18TranscribeStreamResponse\x12<\n\x08progress\x18\x01 \x01(\x0b\x32(.sayit.transcriber.v1.TranscribeProgressH\x00\x12+\n\x07segment\x18\x02 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12\x31\n\ntranscript\x18\x03 \x01(\x0b\x32\x1b.sayit.common.v1.TranscriptH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0eGetInfoRequest\"\x98\x02\n\x0fGetInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x13\n\x0bslots_total\x18\x03 \x01(\x05\x12\x12\n\nslots_busy\x18\x04 \x01(\x05\x12\x1e\n\x16segments_decoded_total\x18\x05 \x01(\x03\x12\x1d\n\x15\x63\x61lls_completed_total\x18\x06 \x01(\x03\x12\x1d\n\x15\x63\x61lls_cancelled_total\x18\x07 \x01(\x03\x12\x13\n\x0b\x63pu_threads\x18\x08 \x01(\x05\x12\x15\n\rcalls_waiting\x18\t \x01(\x05\x12\x16\n\x0esessions_total\x18\n \x01(\x05\x12\x17\n\x0fsessions_active\x18\x0b \x01(\x05\"n\n\x15StreamTranscribeSetup\x12\x45\n\x10streaming_config\x18\x01 \x01(\x0b\x32+.sayit.common.v1.StreamingRecognitionConfig\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"x\n\x17StreamTranscribeRequest\x12<\n\x05setup\x18\x01 \x01(\x0b\x32+.sayit.transcriber.v1.StreamTranscribeSetupH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x87\x02\n\x18StreamTranscribeResponse\x12=\n\x06result\x18\x01 \x01(\x0b\x32+.sayit.common.v1.StreamingRecognitionResultH\x00\x12\x34\n\x0cspeech_event\x18\x02 \x01(\x0b\x32\x1c.sayit.common.v1.SpeechEventH\x00\x12+\n\x07segment\x18\x03 \x01(\x0b\x32\x18.sayit.common.v1.SegmentH\x00\x12@\n\x07summary\x18\x04 \x01(\x0b\x32-.sayit.transcriber.v1.StreamTranscribeSummaryH\x00\x42\x07\n\x05\x65vent\"\xb9\x01\n\x17StreamTranscribeSummary\x12\x15\n\raudio_seconds\x18\x01 \x01(\x01\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\x1c\n\x14language_probability\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\'\n\x06preset\x18\x05 \x01(\x0e\x32\x17.sayit.common.v1.Preset\x12\x1a\n\x12processing_seconds\x18\x06 \x01(\x01\x32\xd8\x02\n\x12TranscriberService\x12s\n\x10TranscribeStream\x12-.sayit.transcriber.v1.TranscribeStreamRequest\x1a..sayit.transcriber.v1.TranscribeStreamResponse0\x01\x12u\n\x10StreamTranscribe\x12-.sayit.transcriber.v1.StreamTranscribeRequest\x1a..sayit.transcriber.v1.StreamTranscribeResponse(\x01\x30\x01\x12V\n\x07GetInfo\x12$.sayit.transcriber.v1.GetInfoRequest\x1a%.sayit.transcriber.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sayit.transcriber.v1.transcriber_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSCRIBESTREAMREQUEST']._serialized_start=139
-  _globals['_TRANSCRIBESTREAMREQUEST']._serialized_end=305
-  _globals['_TRANSCRIBEPROGRESS']._serialized_start=307
-  _globals['_TRANSCRIBEPROGRESS']._serialized_end=402
-  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_start=405
-  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_end=598
-  _globals['_GETINFOREQUEST']._serialized_start=600
-  _globals['_GETINFOREQUEST']._serialized_end=616
-  _globals['_GETINFORESPONSE']._serialized_start=619
-  _globals['_GETINFORESPONSE']._serialized_end=850
-  _globals['_TRANSCRIBERSERVICE']._serialized_start=853
-  _globals['_TRANSCRIBERSERVICE']._serialized_end=1078
+  _globals['_TRANSCRIBESTREAMREQUEST']._serialized_start=172
+  _globals['_TRANSCRIBESTREAMREQUEST']._serialized_end=338
+  _globals['_TRANSCRIBEPROGRESS']._serialized_start=340
+  _globals['_TRANSCRIBEPROGRESS']._serialized_end=435
+  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_start=438
+  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_end=631
+  _globals['_GETINFOREQUEST']._serialized_start=633
+  _globals['_GETINFOREQUEST']._serialized_end=649
+  _globals['_GETINFORESPONSE']._serialized_start=652
+  _globals['_GETINFORESPONSE']._serialized_end=932
+  _globals['_STREAMTRANSCRIBESETUP']._serialized_start=934
+  _globals['_STREAMTRANSCRIBESETUP']._serialized_end=1044
+  _globals['_STREAMTRANSCRIBEREQUEST']._serialized_start=1046
+  _globals['_STREAMTRANSCRIBEREQUEST']._serialized_end=1166
+  _globals['_STREAMTRANSCRIBERESPONSE']._serialized_start=1169
+  _globals['_STREAMTRANSCRIBERESPONSE']._serialized_end=1432
+  _globals['_STREAMTRANSCRIBESUMMARY']._serialized_start=1435
+  _globals['_STREAMTRANSCRIBESUMMARY']._serialized_end=1620
+  _globals['_TRANSCRIBERSERVICE']._serialized_start=1623
+  _globals['_TRANSCRIBERSERVICE']._serialized_end=1967
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,11 @@ class TranscriberServiceStub:
                 request_serializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.TranscribeStreamRequest.SerializeToString,
                 response_deserializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.TranscribeStreamResponse.FromString,
                 _registered_method=True)
+        self.StreamTranscribe = channel.stream_stream(
+                '/sayit.transcriber.v1.TranscriberService/StreamTranscribe',
+                request_serializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.StreamTranscribeRequest.SerializeToString,
+                response_deserializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.StreamTranscribeResponse.FromString,
+                _registered_method=True)
         self.GetInfo = channel.unary_unary(
                 '/sayit.transcriber.v1.TranscriberService/GetInfo',
                 request_serializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.GetInfoRequest.SerializeToString,
@@ -62,9 +67,17 @@ class TranscriberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetInfo(self, request, context):
+    def StreamTranscribe(self, request_iterator, context):
         """The model, slots and counters of this process.
+        A live session on one of this transcriber's session places: a config first, then audio.
+        Half-close flushes the last utterance; the call ends after its final result.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -76,6 +89,11 @@ def add_TranscriberServiceServicer_to_server(servicer, server):
                     servicer.TranscribeStream,
                     request_deserializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.TranscribeStreamRequest.FromString,
                     response_serializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.TranscribeStreamResponse.SerializeToString,
+            ),
+            'StreamTranscribe': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamTranscribe,
+                    request_deserializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.StreamTranscribeRequest.FromString,
+                    response_serializer=sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.StreamTranscribeResponse.SerializeToString,
             ),
             'GetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInfo,
@@ -112,6 +130,33 @@ class TranscriberService:
             '/sayit.transcriber.v1.TranscriberService/TranscribeStream',
             sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.TranscribeStreamRequest.SerializeToString,
             sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.TranscribeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamTranscribe(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sayit.transcriber.v1.TranscriberService/StreamTranscribe',
+            sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.StreamTranscribeRequest.SerializeToString,
+            sayit_dot_transcriber_dot_v1_dot_transcriber__service__pb2.StreamTranscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,
