@@ -36,6 +36,7 @@ from services.scheduler.poison import PoisonGuard
 from services.scheduler.reconcile import Reconciler
 from services.scheduler.repeats import RepeatPolicy, Repeats
 from services.scheduler.servicer import SchedulerServicer
+from services.scheduler.sessions import LiveSessions
 from services.scheduler.submission import Submissions
 from services.scheduler.uploads import Uploads
 
@@ -57,6 +58,7 @@ class Scheduler:
     job_queue: JobQueue
     planner: Planner
     direct: DirectJobs
+    sessions: LiveSessions
     servicer: SchedulerServicer
     reconciler: Reconciler
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -79,7 +81,8 @@ class Scheduler:
             self._background.append(asyncio.create_task(self.reconciler.run_forever()))
 
     async def drain(self) -> None:
-        await self.direct.drain(self.config.server.shutdown_grace_seconds)
+        grace = self.config.server.shutdown_grace_seconds
+        await asyncio.gather(self.direct.drain(grace), self.sessions.drain(grace))
 
     async def close(self) -> None:
         for task in self._background:
@@ -152,6 +155,9 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         audio_ttl_seconds=config.audio_ttl_seconds,
         budget=config.budget,
     )
+    sessions = LiveSessions(
+        store, channel, direct, places=config.stream_sessions, instance=instance
+    )
     cancellation = Cancellation(store, direct, planner, job_queue, executor)
     repeats = Repeats(
         store,
@@ -208,11 +214,13 @@ def build(config: SchedulerConfig, instance: str | None = None) -> Scheduler:
         job_queue=job_queue,
         planner=planner,
         direct=direct,
+        sessions=sessions,
         servicer=SchedulerServicer(
             submissions,
             store,
             cancellation,
             Uploads(store, submissions, audio_ttl_seconds=config.audio_ttl_seconds),
+            sessions,
             max_list_bytes=config.server.max_message_bytes,
         ),
         reconciler=reconciler,

@@ -1,5 +1,5 @@
-"""Cancelling a job: record its end, stop whatever runs it (a direct task here, the planner, its
-chunks on the queue) and drop its audio."""
+"""Cancelling a job: record its end, stop whatever runs it (a direct task or a live session
+here, the planner, its chunks on the queue) and drop its audio."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class Cancellation:
         state = (await self._store.apply(job_id, changes.cancelled_change(job_id, reason))).state
         if state != schema.CANCELLED:
             raise FailedPrecondition(f"job jobs/{job_id} ended ({state.lower()}) before the cancel")
-        task = self._direct.tasks.get(job_id) or self._planner.tasks.get(job_id)
+        task = self._direct.task_of(job_id) or self._planner.tasks.get(job_id)
         if task is not None:
             task.cancel()
         # Re-read: the plan may have been recorded meanwhile.

@@ -73,6 +73,9 @@ class SchedulerConfig:
     # Bytes of queued audio Redis may hold before new queued work is refused (0 = half of
     # Redis's maxmemory; see admission.stored_audio).
     stored_audio_budget_bytes: int = 0
+    # Live sessions (StreamingRecognize) this scheduler runs at once: the direct transcribers'
+    # session places; 0 = none.
+    stream_sessions: int = 4
 
 
 class SchedulerSettings(InternalServerSettings, RedisSettings, JobTTLSettings, MaxAudioSettings):
@@ -191,6 +194,16 @@ class SchedulerSettings(InternalServerSettings, RedisSettings, JobTTLSettings, M
         "`maxmemory` (no limit if Redis has none)",
     )
 
+    stream_sessions: Int = Field(
+        4,
+        ge=0,
+        le=10_000,
+        description="live sessions (`StreamingRecognize`) this scheduler runs at once, each "
+        "holding a session place on a direct transcriber for its whole life: the direct "
+        "transcribers' `SAYIT_TRANSCRIBER_STREAM_SESSIONS` summed; beyond, a new session is "
+        "refused RESOURCE_EXHAUSTED with a retry hint; `0` = no live sessions",
+    )
+
     job_budget_min_seconds: float = Field(
         600.0,
         ge=1.0,
@@ -256,6 +269,7 @@ class SchedulerSettings(InternalServerSettings, RedisSettings, JobTTLSettings, M
             redis_pool=self.redis_pool,
             watch_queue_events=self.watch_queue_events,
             stored_audio_budget_bytes=self.stored_audio_budget_bytes,
+            stream_sessions=self.stream_sessions,
         )
 
 

@@ -63,6 +63,13 @@ class DirectJobs:
         self._audio_ttl = audio_ttl_seconds
         self._budget = budget
         self.tasks: dict[str, asyncio.Task[str]] = {}
+        # Live sessions of this scheduler (services.scheduler.sessions), by job id: cancelled,
+        # reconciled and drained as direct jobs are, but never waited for as one.
+        self.sessions: dict[str, asyncio.Task[str]] = {}
+
+    def task_of(self, job_id: str) -> asyncio.Task[str] | None:
+        """The task running a direct job or a live session of this scheduler, if any."""
+        return self.tasks.get(job_id) or self.sessions.get(job_id)
 
     async def start(
         self,

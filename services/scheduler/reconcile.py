@@ -4,7 +4,8 @@ Every few seconds: refresh this scheduler's heartbeat; let RQ retry or fail chun
 stopped sending heartbeats; put retries that are due back on their queue; and check every job
 not yet ended against its budget and against whoever should be running it:
 - a job past its processing budget (services.scheduler.budget) is failed, DEADLINE_EXCEEDED,
-  whatever its routing, and its work stopped;
+  whatever its routing, and its work stopped; a live session has none (its record's budget is
+  0: it lasts as long as its caller sends audio), so only the checks below hold it;
 - a direct job whose scheduler is gone is failed; so is a direct job of this scheduler whose
   task is gone (it ended without recording the end, e.g. that write hit a Redis failure), once
   two checks in a row found it so (a job being created has its record a moment before its task);
@@ -151,7 +152,7 @@ class Reconciler:
         return True
 
     async def _check_own_direct(self, job_id: str, record: records.RawRecord) -> None:
-        if job_id in self._direct.tasks:
+        if self._direct.task_of(job_id) is not None:
             self._taskless.discard(job_id)
         elif job_id not in self._taskless:
             self._taskless.add(job_id)  # maybe being created: look again next time
@@ -196,7 +197,7 @@ class Reconciler:
         direct task here, or its chunks in the queue."""
         if await self._store.fail(job_id, code, reason):
             log.warning("job_reconciled_failed", job_id=job_id, code=code.name, reason=reason)
-            task = self._direct.tasks.get(job_id)
+            task = self._direct.task_of(job_id)
             if task is not None:
                 task.cancel()
             elif records.text(record, "routing") == schema.QUEUED_ROUTE:

@@ -12,6 +12,7 @@ from services.common import logs, names
 from services.common.errors import InvalidArgument
 from services.jobs.store import JobStore
 from services.scheduler.cancellation import Cancellation
+from services.scheduler.sessions import LiveSessions
 from services.scheduler.submission import Submissions
 from services.scheduler.uploads import Uploads
 
@@ -25,6 +26,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         store: JobStore,
         cancellation: Cancellation,
         uploads: Uploads,
+        sessions: LiveSessions,
         *,
         max_list_bytes: int | None = None,
     ) -> None:
@@ -35,6 +37,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self._cancellation = cancellation
         self._uploads = uploads
         self._max_list_bytes = max_list_bytes
+        self._sessions = sessions
 
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
@@ -86,6 +89,14 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             max_bytes=self._max_list_bytes,
         )
         return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
+
+    async def StreamingRecognize(
+        self,
+        requests: AsyncIterator[pb.StreamingRecognizeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamingRecognizeResponse]:
+        async for response in self._sessions.run(requests, context):
+            yield response
 
 
 def _job_id(value: str) -> str:
