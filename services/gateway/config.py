@@ -66,6 +66,8 @@ class GatewayConfig:
     upload_dir: str = ""
     # How often the keys file is checked for changes (it is also reloaded on SIGHUP).
     api_keys_reload_seconds: float = 2.0
+    # A live session that gets no audio for this long ends as if half-closed.
+    stream_idle_seconds: float = 10.0
 
 
 class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelNameSettings):
@@ -139,6 +141,14 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
         description="streaming calls one tenant keeps open at once on one gateway; beyond, a "
         "new one is refused RESOURCE_EXHAUSTED (other tenants are not affected)",
     )
+    stream_idle_seconds: float = Field(
+        10.0,
+        gt=0.0,
+        le=3600.0,
+        description="a live session (`StreamingRecognize`) that gets no audio for this long "
+        "ends as if the caller had half-closed it: its last utterance is flushed and the call "
+        "ends OK",
+    )
 
     max_upload_bytes: Int = Field(
         2 * 1024**3,
@@ -193,6 +203,7 @@ class GatewaySettings(ServerSettings, RedisSettings, MaxAudioSettings, ModelName
             redis_pool=self.redis_pool,
             max_upload_bytes=self.max_upload_bytes,
             upload_dir=self.upload_dir,
+            stream_idle_seconds=self.stream_idle_seconds,
         )
 
 

@@ -70,6 +70,13 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_stream and inspect.isasyncgenfunction(handler.stream_stream):
+            # Live sessions: the key is checked from metadata before the first message is read.
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(rpc, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.stream_unary:
             # The key is checked from metadata before the handler reads the first message.
             return grpc.stream_unary_rpc_method_handler(

@@ -32,7 +32,9 @@ from typing import Any
 
 from services.common.errors import ConfigError
 
-SUBMIT_RPCS = frozenset({"Transcribe", "TranscribeWithProgress", "CreateJob", "UploadJob"})
+SUBMIT_RPCS = frozenset(
+    {"Transcribe", "TranscribeWithProgress", "CreateJob", "UploadJob", "StreamingRecognize"}
+)
 READ_RPCS = frozenset({"GetJob", "WatchJob", "ListJobs"})
 CANCEL_RPCS = frozenset({"CancelJob"})
 ALL_RPCS = SUBMIT_RPCS | READ_RPCS | CANCEL_RPCS

@@ -32,6 +32,7 @@ from services.common.names import job_id_from_name
 from services.gateway import auth, convert, info, metrics, upload, wire
 from services.gateway.config import GatewayConfig
 from services.gateway.quotas import Limiter
+from services.gateway.streaming import LiveStreams
 
 T = TypeVar("T")
 
@@ -73,6 +74,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         )
         self._limiter = limiter
         self._executor = executor
+        self._live = LiveStreams(config, channel, limiter)
 
     async def _probe_seconds(
         self,
@@ -280,6 +282,14 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
             timeout=call_timeout(context, self._config.unary_timeout_seconds),
         )
         return pb.ListJobsResponse(jobs=reply.jobs, next_page_token=reply.next_page_token)
+
+    async def StreamingRecognize(
+        self,
+        requests: AsyncIterator[pb.StreamingRecognizeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamingRecognizeResponse]:
+        async for response in self._live.recognize(requests, context):
+            yield response
 
     async def GetInfo(
         self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext

@@ -52,6 +52,7 @@ def test_keyring_maps_keys_to_tenants_and_rights(tmp_path: Path) -> None:
         "TranscribeWithProgress",
         "CreateJob",
         "UploadJob",
+        "StreamingRecognize",
     }
     assert ring.lookup("nope") is None
     assert ring.limits["acme"].requests_per_second == 2.5

@@ -34,6 +34,7 @@ class Harness:
     fake: FakeTranscriber
     redis: redis.Redis
     keys: Keys
+    addr: str = ""  # the scheduler's address (a gateway in the test calls it)
 
     async def submit(
         self,
@@ -121,7 +122,14 @@ async def harness(redis_server: RedisServer, settings: dict[str, str]) -> AsyncI
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Harness(scheduler, pb_grpc.SchedulerServiceStub(channel), fake, client, Keys(prefix))
+        yield Harness(
+            scheduler,
+            pb_grpc.SchedulerServiceStub(channel),
+            fake,
+            client,
+            Keys(prefix),
+            f"127.0.0.1:{port}",
+        )
     finally:
         await channel.close()
         await server.stop(0)
