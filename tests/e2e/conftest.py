@@ -23,6 +23,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             # Short jobs wait for a direct slot rather than overflow to the queue even on a slow
             # machine (tests/e2e/test_direct_wait.py covers a wait that runs out).
             "SAYIT_DIRECT_WAIT_SECONDS": "60",
+            # Live sessions that stop sending end soon (tests/e2e/live: the idle timeout).
+            "SAYIT_STREAM_IDLE_SECONDS": "3",
         },
         metrics=True,
     ) as mesh:
