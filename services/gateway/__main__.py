@@ -102,6 +102,9 @@ async def main() -> int:
             watcher = asyncio.create_task(keys.watch())
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, keys.request_reload)
 
+    async def draining() -> None:
+        servicer.live.drain()  # live sessions flush and end; the drain waits for their calls
+
     async def shutdown() -> None:
         if watcher is not None:
             watcher.cancel()
@@ -122,7 +125,7 @@ async def main() -> int:
                 ),
             )
         ],
-        Lifecycle(startup=startup, shutdown=shutdown),
+        Lifecycle(startup=startup, draining=draining, shutdown=shutdown),
         interceptors=[
             EdgeInterceptor(Authenticator(lambda: keys.ring) if keys else None, limiter),
             # Inside the edge: the tenant is known once the caller is authenticated.

@@ -74,7 +74,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         )
         self._limiter = limiter
         self._executor = executor
-        self._live = LiveStreams(config, channel, limiter)
+        self.live = LiveStreams(config, channel, limiter)
 
     async def _probe_seconds(
         self,
@@ -288,7 +288,7 @@ class SpeechServicer(pb_grpc.SpeechServiceServicer):
         requests: AsyncIterator[pb.StreamingRecognizeRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.StreamingRecognizeResponse]:
-        async for response in self._live.recognize(requests, context):
+        async for response in self.live.recognize(requests, context):
             yield response
 
     async def GetInfo(

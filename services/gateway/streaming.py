@@ -17,6 +17,8 @@ runs the session as a job, services.scheduler.sessions), its results sent back.
   message) ends it the same way: what was heard is flushed and kept in the job, then the call
   ends with the error.
 - The gateway's stream caps (services.common.call_limits) count sessions as streams.
+- SIGTERM: sessions stop taking audio and are flushed like a half-close; their callers get the
+  last finals, then UNAVAILABLE (open a new session), within the drain's grace period.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -35,7 +38,13 @@ from sayit.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
 from sayit.speech.v1 import speech_service_pb2 as pb
 from services.common import logs
 from services.common.channels import call_timeout
-from services.common.errors import FieldViolation, InvalidArgument, QuotaViolation, SayItError
+from services.common.errors import (
+    FieldViolation,
+    InvalidArgument,
+    QuotaViolation,
+    SayItError,
+    Unavailable,
+)
 from services.common.errors import ResourceExhausted as TooLarge
 from services.gateway import auth, convert
 from services.gateway.config import GatewayConfig
@@ -51,6 +60,7 @@ MAX_UTTERANCE_SECONDS = (5.0, 30.0)
 QUOTA_STEP_SECONDS = 1.0
 # One audio message: 100 ms is usual; a second of 48 kHz stereo float is 384 kB.
 MAX_AUDIO_MESSAGE_BYTES = 1024 * 1024
+HALF_CLOSE_GRACE_SECONDS = 0.1
 BYTES_PER_SAMPLE = {stpb.AUDIO_ENCODING_LINEAR16: 2, stpb.AUDIO_ENCODING_FLOAT32: 4}
 
 
@@ -119,7 +129,7 @@ def _enum_name(value: int) -> str:
         return str(value)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Session:
     config: stpb.StreamingRecognitionConfig
     tenant: str
@@ -127,6 +137,9 @@ class _Session:
     charged_seconds: float = 0.0
     error: SayItError | None = None
     idle: bool = False
+    # Set when the gateway shuts down: no more audio is taken, the session is flushed.
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    job_name: str = ""
 
     @property
     def bytes_per_second(self) -> float:
@@ -147,6 +160,7 @@ class LiveStreams:
         self._config = config
         self._scheduler = spb_grpc.SchedulerServiceStub(channel)
         self._limiter = limiter
+        self._sessions: set[_Session] = set()
 
     async def recognize(
         self,
@@ -171,52 +185,81 @@ class LiveStreams:
             timeout=call_timeout(context, self._config.stream_timeout_seconds)
         )
         forwarder: asyncio.Task[None] | None = None
+        self._sessions.add(session)
         try:
             header = spb.StreamingSessionHeader(
                 tenant=session.tenant, streaming_config=session.config
             )
             await call.write(spb.StreamingRecognizeRequest(header=header))
-            forwarder = asyncio.create_task(self._forward(session, iterator, call))
+            forwarder = asyncio.create_task(self._forward(session, iterator, call, context))
             named = False
             async for reply in call:
                 if not named:
+                    session.job_name = reply.job_name
                     logs.bind(job_id=reply.job_name.removeprefix("jobs/"))
                     log.info("session_opened", sample_rate_hertz=session.config.sample_rate_hertz)
                     named = True
                 yield _public(reply)
             if session.error is not None:
                 raise session.error
+            if session.stop.is_set():
+                raise Unavailable(
+                    "the service is shutting down: the session ended after "
+                    f"{session.received_seconds:.1f} s of audio (its job {session.job_name} "
+                    "holds the transcript up to there); open a new session to go on"
+                )
             log.info(
                 "session_ended",
                 audio_seconds=round(session.received_seconds, 2),
                 idle=session.idle,
             )
         finally:
+            self._sessions.discard(session)
             if forwarder is not None:
                 forwarder.cancel()
             call.cancel()
             await self._refund(session)
+
+    def drain(self) -> None:
+        """SIGTERM: every session stops taking audio and is flushed (its callers get their
+        last finals, then UNAVAILABLE), so the drain ends without cutting sessions off."""
+        for session in self._sessions:
+            session.stop.set()
 
     async def _forward(
         self,
         session: _Session,
         iterator: AsyncIterator[pb.StreamingRecognizeRequest],
         call: grpc.aio.StreamStreamCall,
+        context: grpc.aio.ServicerContext,
     ) -> None:
         """The caller's audio, charged, to the scheduler, until the caller half-closes, falls
         idle, or breaks a rule (then the session is half-closed and ends with that error)."""
         idle = self._config.stream_idle_seconds
         last_audio = time.monotonic()
+        stop = asyncio.ensure_future(session.stop.wait())
         try:
             while True:
                 wait = max(0.0, last_audio + idle - time.monotonic())
-                try:
-                    request = await asyncio.wait_for(anext(iterator, None), wait)
-                except TimeoutError:
-                    session.idle = True
-                    log.info("session_idle", idle_seconds=idle)
+                step = asyncio.ensure_future(anext(iterator, None))
+                step.add_done_callback(_retrieve)
+                done, _ = await asyncio.wait(
+                    {step, stop}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                if step not in done:
+                    step.cancel()
+                    if stop not in done:
+                        session.idle = True
+                        log.info("session_idle", idle_seconds=idle)
                     break
+                request = step.result()
                 if request is None:
+                    # A caller that goes away ends its request stream too, and its call is
+                    # cancelled a moment later: that is not a half-close (the session is
+                    # cancelled, not flushed).
+                    await asyncio.sleep(HALF_CLOSE_GRACE_SECONDS)
+                    if context.cancelled() or context.done():
+                        return
                     break
                 if request.HasField("streaming_config"):
                     session.error = InvalidArgument(
@@ -254,6 +297,8 @@ class LiveStreams:
             await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # the scheduler's call ended: the reader reports how
+        finally:
+            stop.cancel()
 
     async def _charge(self, session: _Session, seconds: float) -> None:
         if self._limiter is None:
@@ -267,6 +312,13 @@ class LiveStreams:
         if self._limiter is not None and unused > 0:
             with contextlib.suppress(Exception):
                 await self._limiter.refund_audio(session.tenant, unused)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """A read of the caller's stream left behind when the session ended: its outcome (the
+    call's end) is nobody's."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _public(reply: spb.StreamingRecognizeResponse) -> pb.StreamingRecognizeResponse:

@@ -74,6 +74,7 @@ ACCEPT_WAIT_SECONDS = 10.0
 # A live session without a deadline from its caller (the gateway always sets one).
 DEFAULT_SESSION_SECONDS = 6 * 3600.0
 PROGRESS_EVERY_SECONDS = 5.0
+HALF_CLOSE_GRACE_SECONDS = 0.1
 # Transcriber responses held for a caller that reads slowly; beyond, the transcriber's stream
 # waits (gRPC flow control carries the backpressure on to it).
 OUT_QUEUE = 64
@@ -95,6 +96,7 @@ class _Session:
     tenant: str
     config: streaming_pb2.StreamingRecognitionConfig
     call: Any  # the transcriber's StreamTranscribe call
+    context: Any  # the caller's call (grpc.aio.ServicerContext)
     bytes_per_second: float
     out: asyncio.Queue[pb.StreamingRecognizeResponse] = field(
         default_factory=lambda: asyncio.Queue(OUT_QUEUE)
@@ -102,6 +104,7 @@ class _Session:
     received_bytes: int = 0
     half_closed: bool = False  # the caller sent all its audio
     caller_gone: bool = False  # nobody reads the responses any more
+    caller_left: bool = False  # the caller's call ended before the session did
     draining: bool = False  # the scheduler is shutting down: no more audio is taken
     error: SayItError | None = None  # how the caller's call ends, when not OK
     segments: list[tpb.Segment] = field(default_factory=list)
@@ -143,6 +146,7 @@ class LiveSessions:
         self.places = Slots(places, line=0)
         self._instance = instance
         self._sessions: dict[str, _Session] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     async def run(
         self,
@@ -186,6 +190,7 @@ class LiveSessions:
                 tenant,
                 config,
                 call,
+                context,
                 bytes_per_second=float(width * config.sample_rate_hertz)
                 * max(1, config.audio_channel_count),
             )
@@ -211,10 +216,16 @@ class LiveSessions:
         try:
             async for response in _relay(session, task):
                 yield response
-        except asyncio.CancelledError:
-            # The caller went away. A session whose audio all came finishes by itself.
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller went away (grpc cancels the handler, or closes it at a yield). A
+            # session whose audio all came finishes by itself.
+            session.caller_left = True
             if not task.done() and not session.half_closed:
-                await self._cancel(session, task, "the caller cancelled or its deadline passed")
+                ending = asyncio.create_task(
+                    self._cancel(session, task, "the caller cancelled or its deadline passed")
+                )
+                self._background.add(ending)
+                ending.add_done_callback(self._background.discard)
             else:
                 session.forget_caller()
             raise
@@ -352,6 +363,12 @@ class LiveSessions:
                     break
                 request = step.result()
                 if request is None:
+                    # A caller that goes away ends its request stream too: a moment later
+                    # its call is cancelled (and so is the job). Only a stream that ended
+                    # without that is the caller's half-close.
+                    await asyncio.sleep(HALF_CLOSE_GRACE_SECONDS)
+                    if session.caller_left or session.context.cancelled():
+                        return
                     session.half_closed = True
                     break
                 if request.HasField("header"):
@@ -443,9 +460,11 @@ class LiveSessions:
             await self._store.apply(session.job_id, change)
 
     async def _cancel(self, session: _Session, task: asyncio.Task[str], reason: str) -> None:
-        with contextlib.suppress(Exception):
+        try:
             change = changes.cancelled_change(session.job_id, reason)
             await self._store.apply(session.job_id, change)
+        except Exception as error:
+            log.warning("cancel_failed", error=repr(error))
         log.info("job_cancelled", reason=reason)
         task.cancel()
 

@@ -28,7 +28,7 @@ from services.gateway.interceptor import EdgeInterceptor
 from services.gateway.quotas import Limiter, Limits
 from services.gateway.servicer import SpeechServicer
 from services.gateway.streaming import FIRST_MESSAGE
-from tests.unit.scheduler.conftest import Harness, harness, settings  # noqa: F401
+from tests.unit.scheduler.conftest import Harness, harness, settings, until  # noqa: F401
 
 pytestmark = pytest.mark.redis
 
@@ -42,6 +42,7 @@ QUOTA_SECONDS = 2.5
 class Gateway:
     stub: pb_grpc.SpeechServiceStub
     limiter: Limiter
+    servicer: SpeechServicer
 
 
 @pytest.fixture
@@ -67,12 +68,13 @@ async def gateway(harness: Harness, redis_server: RedisServer) -> AsyncIterator[
             ),
         ]
     )
-    pb_grpc.add_SpeechServiceServicer_to_server(SpeechServicer(config, channel, limiter), server)
+    servicer = SpeechServicer(config, channel, limiter)
+    pb_grpc.add_SpeechServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     caller = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Gateway(pb_grpc.SpeechServiceStub(caller), limiter)
+        yield Gateway(pb_grpc.SpeechServiceStub(caller), limiter, servicer)
     finally:
         await caller.close()
         await server.stop(0)
@@ -251,3 +253,34 @@ async def test_a_quota_that_runs_out_mid_session_flushes_then_ends_resource_exha
     responses, error = await stream(gateway, sent(messages(good_config(), 0), hold=5))
     assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert not responses and len(harness.fake.setups) == 1
+
+
+async def test_a_draining_gateway_flushes_its_sessions_and_says_unavailable(
+    gateway: Gateway,
+    harness: Harness,  # noqa: F811
+) -> None:
+    async def requests() -> AsyncIterator[pb.StreamingRecognizeRequest]:
+        for item in messages(good_config(), 1.0):
+            yield item
+        await asyncio.sleep(0.1)
+        gateway.servicer.live.drain()  # SIGTERM's draining hook
+        await asyncio.sleep(5)
+
+    responses, error = await stream(gateway, requests())
+    assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "shutting down" in error.details() and responses[0].job_name in error.details()
+    assert finals(responses) == ["안녕하세요."]
+    job = await harness.get(responses[0].job_name, tenant=auth.DEFAULT_TENANT)
+    assert job.state == job_pb2.JOB_STATE_SUCCEEDED
+
+
+async def test_a_caller_that_goes_away_cancels_the_session_through_the_gateway(
+    gateway: Gateway,
+    harness: Harness,  # noqa: F811
+) -> None:
+    call = gateway.stub.StreamingRecognize(sent(messages(good_config(), 1.0), hold=30), timeout=20)
+    name = (await call.read()).job_name
+    await call.read()  # the first utterance has begun
+    call.cancel()
+    await until(lambda: harness.record(name)[b"state"] == b"CANCELLED")
+    await until(lambda: harness.fake.sessions_cancelled == 1)
