@@ -327,3 +327,18 @@ def test_a_bad_first_message_is_invalid_argument_naming_the_field(
     bad = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad) for detail in status.details)
     assert bad.field_violations[0].field == field
+
+
+def test_a_caller_that_goes_away_cancels_its_session(speech: pb_grpc.SpeechServiceStub) -> None:
+    sent = Sent()
+    silence = linear16(np.zeros(RATE, dtype=np.float32))
+    call = speech.StreamingRecognize(
+        requests(config("ko"), silence, hold=60, sent=sent), timeout=120
+    )
+    name = next(call).job_name
+    call.cancel()
+    sent.done.set()
+    deadline = time.monotonic() + 10
+    while get(speech, name).state == job_pb2.JOB_STATE_RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(speech, name).state == job_pb2.JOB_STATE_CANCELLED
