@@ -342,3 +342,21 @@ def test_a_caller_that_goes_away_cancels_its_session(speech: pb_grpc.SpeechServi
     while get(speech, name).state == job_pb2.JOB_STATE_RUNNING and time.monotonic() < deadline:
         time.sleep(0.05)
     assert get(speech, name).state == job_pb2.JOB_STATE_CANCELLED
+
+
+def test_continuous_speech_longer_than_30_s_is_cut_into_finals_of_at_most_30_s(
+    speech: pb_grpc.SpeechServiceStub,
+) -> None:
+    wav, reference, _ = audio.korean_long(min_seconds=35.0)
+    samples = decode(wav, "long.wav")
+    # Pauses between the clips (0.6 s) are shorter than the endpoint silence asked for: only
+    # the 30 s window cuts the speech, at its best pause. Sent faster than real time.
+    first = config("ko", interim=False)
+    first.endpointing.silence_seconds = 5.0
+    heard = listen(speech.StreamingRecognize(requests(first, linear16(samples)), timeout=180))
+    spans = [r.result.end_seconds - r.result.start_seconds for r in heard.finals]
+    assert len(spans) >= 2 and max(spans) <= 30.5, spans
+    assert scoring.score(reference, heard.text, "ko").rate < 0.3, heard.text
+    job = get(speech, heard.name)
+    assert job.state == job_pb2.JOB_STATE_SUCCEEDED
+    assert job.transcript.audio_duration_seconds == pytest.approx(len(samples) / RATE, abs=0.2)
