@@ -29,6 +29,7 @@ async def main() -> int:
     scheduler = app.build(config)
     if config.metrics_addr:
         scheduler_metrics.track_direct_slots(scheduler.direct.slots)
+        scheduler_metrics.track_live_sessions(scheduler.sessions.places)
         scheduler_metrics.track_queue_depths(scheduler.job_queue.depths)
         try:
             metrics.serve(config.metrics_addr)

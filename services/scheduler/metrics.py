@@ -1,5 +1,5 @@
-"""The scheduler's Prometheus metrics: jobs submitted, queue depths, direct slots (job outcomes
-and retries are in services.jobs.metrics)."""
+"""The scheduler's Prometheus metrics: jobs submitted, queue depths, direct slots, live sessions
+(job outcomes and retries are in services.jobs.metrics)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from services.common import logs
+from services.common.slots import Slots
 from services.scheduler.admission.direct_slots import DirectSlots
 
 log = logs.get_logger("sayit.metrics")
@@ -33,6 +34,27 @@ DIRECT_SENT_AHEAD = Gauge(
 DIRECT_WAITING = Gauge(
     "sayit_direct_waiting", "Short jobs waiting in this scheduler for a direct slot."
 )
+LIVE_SESSIONS_ACTIVE = Gauge(
+    "sayit_live_sessions_active", "Live sessions (StreamingRecognize) running (this scheduler)."
+)
+LIVE_SESSIONS_TOTAL = Gauge(
+    "sayit_live_sessions_total", "Live session places (this scheduler, SAYIT_STREAM_SESSIONS)."
+)
+LIVE_SESSIONS_REFUSED = Counter(
+    "sayit_live_sessions_refused_total",
+    "Live sessions refused RESOURCE_EXHAUSTED for want of a place, by who refused (scheduler, "
+    "transcriber).",
+    ["by"],
+)
+
+
+def track_live_sessions(places: Slots) -> None:
+    LIVE_SESSIONS_ACTIVE.set_function(lambda: places.busy)
+    LIVE_SESSIONS_TOTAL.set_function(lambda: places.total)
+
+
+def session_refused(by: str) -> None:
+    LIVE_SESSIONS_REFUSED.labels(by).inc()
 
 
 def job_submitted(routing: str, queue: str) -> None:

@@ -61,6 +61,7 @@ from services.common.interceptors import ACCEPTED_KEY
 from services.common.slots import Slots
 from services.jobs import changes, records, schema
 from services.jobs.store import JobStore
+from services.scheduler import metrics
 from services.scheduler.direct import DirectJobs
 
 log = logs.get_logger("sayit.scheduler")
@@ -171,6 +172,7 @@ class LiveSessions:
             )
         if not self.places.try_acquire():
             log.info("session_refused", places=self.places.total)
+            metrics.session_refused("scheduler")
             raise ResourceExhausted(
                 f"every live session place is taken ({self.places.total}); retry in "
                 f"{RETRY_SECONDS:g} s",
@@ -211,9 +213,9 @@ class LiveSessions:
             if held:
                 self.places.release()
         log.info("session_started", tenant=tenant, sample_rate_hertz=config.sample_rate_hertz)
-        # At once: the caller learns its job before any audio is heard.
-        yield pb.StreamingRecognizeResponse(job_name=session.name)
         try:
+            # At once: the caller learns its job before any audio is heard.
+            yield pb.StreamingRecognizeResponse(job_name=session.name)
             async for response in _relay(session, task):
                 yield response
         except (asyncio.CancelledError, GeneratorExit):
@@ -319,6 +321,7 @@ class LiveSessions:
         except grpc.aio.AioRpcError as error:
             session.error = from_rpc_error(error, TRANSCRIBER)
             if error.code() not in (
+                grpc.StatusCode.CANCELLED,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -368,6 +371,12 @@ class LiveSessions:
                     # without that is the caller's half-close.
                     await asyncio.sleep(HALF_CLOSE_GRACE_SECONDS)
                     if session.caller_left or session.context.cancelled():
+                        # The job is cancelled (by the handler too, whichever comes first).
+                        change = changes.cancelled_change(
+                            session.job_id, "the caller cancelled or its deadline passed"
+                        )
+                        await self._store.apply(session.job_id, change)
+                        call.cancel()
                         return
                     session.half_closed = True
                     break
@@ -539,6 +548,8 @@ def _refused(error: grpc.aio.AioRpcError) -> SayItError:
     """The caller's error for a transcriber that did not take the session: no place is
     RESOURCE_EXHAUSTED with a retry hint, whatever the transcriber said."""
     mapped = from_rpc_error(error, TRANSCRIBER)
+    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        metrics.session_refused("transcriber")
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not mapped.details:
         return ResourceExhausted(
             f"no live session place is free on {TRANSCRIBER}s; retry in {RETRY_SECONDS:g} s",
