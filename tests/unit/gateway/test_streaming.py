@@ -43,6 +43,7 @@ class Gateway:
     stub: pb_grpc.SpeechServiceStub
     limiter: Limiter
     servicer: SpeechServicer
+    caps: CallLimits
 
 
 @pytest.fixture
@@ -59,14 +60,9 @@ async def gateway(harness: Harness, redis_server: RedisServer) -> AsyncIterator[
     limits = Limits(requests_per_second=0, request_burst=1, audio_seconds_per_day=QUOTA_SECONDS)
     limiter = Limiter(client, f"q{uuid.uuid4().hex[:6]}", limits, {})
     channel = grpc.aio.insecure_channel(harness.addr)
+    caps = CallLimits(CallCaps(max_streams_per_tenant=10), tenant_of=lambda: auth.current().tenant)
     server = grpc.aio.server(
-        interceptors=[
-            ServiceInterceptor(Drain(), edge=True),
-            EdgeInterceptor(None, limiter),
-            CallLimits(
-                CallCaps(max_streams_per_tenant=10), tenant_of=lambda: auth.current().tenant
-            ),
-        ]
+        interceptors=[ServiceInterceptor(Drain(), edge=True), EdgeInterceptor(None, limiter), caps]
     )
     servicer = SpeechServicer(config, channel, limiter)
     pb_grpc.add_SpeechServiceServicer_to_server(servicer, server)
@@ -74,7 +70,7 @@ async def gateway(harness: Harness, redis_server: RedisServer) -> AsyncIterator[
     await server.start()
     caller = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Gateway(pb_grpc.SpeechServiceStub(caller), limiter, servicer)
+        yield Gateway(pb_grpc.SpeechServiceStub(caller), limiter, servicer, caps)
     finally:
         await caller.close()
         await server.stop(0)
@@ -284,3 +280,21 @@ async def test_a_caller_that_goes_away_cancels_the_session_through_the_gateway(
     call.cancel()
     await until(lambda: harness.record(name)[b"state"] == b"CANCELLED")
     await until(lambda: harness.fake.sessions_cancelled == 1)
+
+
+async def test_sessions_count_against_the_tenants_stream_cap(
+    gateway: Gateway,
+    harness: Harness,  # noqa: F811
+) -> None:
+    gateway.caps.caps = CallCaps(max_streams_per_tenant=2)
+    calls = []
+    for _ in range(2):
+        call = gateway.stub.StreamingRecognize(sent(messages(good_config(), 0.1), hold=5))
+        await call.read()
+        calls.append(call)
+    _, error = await stream(gateway, sent(messages(good_config(), 0), hold=5))
+    assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "already has 2 open streams" in error.details()
+    assert retry_seconds(error) > 0
+    for call in calls:
+        call.cancel()
