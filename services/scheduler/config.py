@@ -200,7 +200,7 @@ class SchedulerSettings(InternalServerSettings, RedisSettings, JobTTLSettings, M
         le=10_000,
         description="live sessions (`StreamingRecognize`) this scheduler runs at once, each "
         "holding a session place on a direct transcriber for its whole life: the direct "
-        "transcribers' own stream-session settings summed; beyond, a new session is "
+        "transcribers' `SAYIT_TRANSCRIBER_STREAM_SESSIONS` summed; beyond, a new session is "
         "refused RESOURCE_EXHAUSTED with a retry hint; `0` = no live sessions",
     )
 
