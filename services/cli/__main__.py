@@ -3,6 +3,7 @@
     sayit transcribe meeting.flac --language ko --format srt --out subs/
     sayit transcribe a.wav b.mp3 --no-wait
     sayit stream call.flac --realtime --language ko
+    sayit pcm call.flac > call.pcm
     arecord -q -f S16_LE -r 16000 -c 1 | sayit stream -
     sayit jobs list | get NAME | watch NAME | cancel NAME...
     sayit health
@@ -26,7 +27,7 @@ from rich.console import Console
 from services.cli import jobs
 from services.cli.config import CliConfig, load_config
 from services.cli.output import STDOUT, Output
-from services.cli.stream import STDIN, StreamRequest, stream
+from services.cli.stream import STDIN, StreamRequest, stream, write_pcm
 from services.cli.transcribe import EXIT_INTERRUPTED, Request, submit_only, transcribe
 from services.client import FORMATS, ClientError, SayItClient, make_config
 from services.client.credentials import find_api_key
@@ -144,6 +145,14 @@ def _parser(config: CliConfig) -> argparse.ArgumentParser:
     )
     s.add_argument("--chunk-ms", type=int, default=100, help="audio per message, ms (default: 100)")
 
+    p = commands.add_parser(
+        "pcm",
+        parents=[common],
+        help="decode an audio file to raw 16 kHz mono LINEAR16 (for stream -, grpcurl)",
+    )
+    p.add_argument("source", metavar="FILE", help="an audio file (any format SayIt reads)")
+    p.add_argument("--out", default=STDOUT, help="output file, or - for stdout (default: -)")
+
     j = commands.add_parser("jobs", parents=[common], help="list, inspect, follow, cancel jobs")
     actions = j.add_subparsers(dest="action", required=True, metavar="ACTION")
     ls = actions.add_parser("list", parents=[common], help="recent jobs, newest first")
@@ -227,6 +236,8 @@ def _dispatch(args: argparse.Namespace, client: SayItClient, console: Console, o
         return transcribe(client, request, console)
     if args.command == "stream":
         return _stream(args, client, console)
+    if args.command == "pcm":
+        return write_pcm(args.source, args.out, console)
     if args.command == "health":
         return jobs.health(client, out)
     if args.action == "list":

@@ -20,10 +20,12 @@ Ctrl-C cancels it (exit 130).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, TextIO
 
@@ -34,6 +36,7 @@ from services.client import ClientError, LiveResult, SayItClient, SessionStarted
 from services.client.live import (
     CHUNK_SECONDS,
     chunk_bytes,
+    decode_to_pcm,
     file_chunks,
     paced,
     read_chunks,
@@ -213,4 +216,22 @@ def stream(
             f"{session.job_name}: ended, {len(session.finals)} final result(s) "
             f"(transcript: sayit jobs get {session.job_name} --format srt)"
         )
+    return EXIT_OK
+
+
+def write_pcm(source: str, target: str, console: Console) -> int:
+    """`sayit pcm FILE`: the file decoded to raw 16 kHz mono LINEAR16, what `sayit stream -`
+    and a `StreamingRecognize` session take by default (for grpcurl, or a pipe)."""
+    if not os.path.isfile(source):
+        console.print(f"[red]error: no such file: {source}[/red]")
+        return 2
+    try:
+        pcm = decode_to_pcm(source)
+    except (SayItError, OSError) as error:
+        console.print(f"[red]error: {source}: {error}[/red]")
+        return EXIT_FAILED
+    # Standard output stays open for the rest of the program.
+    with pcm, nullcontext(sys.stdout.buffer) if target == "-" else open(target, "wb") as out:
+        shutil.copyfileobj(pcm, out)
+        out.flush()
     return EXIT_OK

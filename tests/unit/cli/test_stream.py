@@ -217,3 +217,12 @@ def test_an_undecodable_file_exits_1_before_calling(
     assert run_cli(addr, "stream", str(path)) == 1
     assert f"error: {path}:" in capsys.readouterr().err
     assert service.configs == []
+
+
+def test_sayit_pcm_writes_the_decoded_file(speech: tuple[LiveSpeech, str], tmp_path: Path) -> None:
+    _, addr = speech
+    path = flac(tmp_path / "a.flac", 0.3)
+    out = tmp_path / "a.pcm"
+    assert run_cli(addr, "pcm", str(path), "--out", str(out)) == 0
+    assert out.read_bytes() == sf.read(path, dtype="int16")[0].astype("<i2").tobytes()
+    assert run_cli(addr, "pcm", str(tmp_path / "missing.flac")) == 2
