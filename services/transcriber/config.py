@@ -62,6 +62,8 @@ class TranscriberConfig:
     metrics_addr: str = ""
     # The model's memory on transparent huge pages (services/common/hugepages.py).
     huge_pages: bool = True
+    # Live sessions (StreamTranscribe) this transcriber takes at once, besides its file slots.
+    stream_sessions: int = 4
 
 
 def batches(config: TranscriberConfig, audio_seconds: float, language: str) -> bool:
@@ -142,6 +144,15 @@ class TranscriberSettings(
         "refused before any decoding; `0` = refuse at once",
         json_schema_extra=doc("`SAYIT_TRANSCRIBER_SLOTS`"),
     )
+    transcriber_stream_sessions: Int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="live sessions (`StreamingRecognize`) a transcriber takes at once, "
+        "besides its file slots; more are refused with RESOURCE_EXHAUSTED. Each holds at most "
+        "two utterances of audio (under 4 MB) and one decode at a time; on two cores four "
+        "real-time sessions keep their endpoint latency within the goal (docs/streaming.md)",
+    )
     cpu_threads: Int | None = Field(
         None,
         ge=1,
@@ -189,6 +200,7 @@ class TranscriberSettings(
             batch_languages=self.batch_languages,
             metrics_addr=self.transcriber_metrics_addr,
             huge_pages=self.huge_pages,
+            stream_sessions=self.transcriber_stream_sessions,
         )
 
 

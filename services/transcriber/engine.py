@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
+from faster_whisper.utils import get_assets_path
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from services.transcriber import regions, skips
@@ -48,6 +52,30 @@ def max_new_tokens(audio_seconds: float) -> int | None:
     """The cap on tokens generated per window, or None (faster-whisper's default)."""
     cap = math.ceil(audio_seconds * TOKENS_PER_SECOND) + TOKENS_MIN
     return cap if cap <= SAFE_NEW_TOKENS else None
+
+
+# Interim decodes (live sessions) look at the audio so far plus this much of the padding after
+# it, instead of Whisper's whole 30 s window: the encoder's cost grows with its input (0.55 s
+# for 30 s, 0.1 s for 10 s, 2 threads), and an interim result only has to be good enough to
+# show while the speaker goes on; the final decode of an utterance uses the whole window.
+INTERIM_PADDING_FRAMES = 100  # 1 s of 10 ms feature frames
+WINDOW_FRAMES = 3000
+# An interim decode's token cap: about 12 tokens a second covers fast Korean without timestamps,
+# and a greedy decode that loops ("그는 1절이 피하면서" x 7 on 2 s of audio) stops early.
+INTERIM_TOKENS_PER_SECOND = 15
+INTERIM_TOKENS_MIN = 10
+
+
+def silero_vad_path() -> str:
+    """The Silero VAD model (ONNX) that faster-whisper's wheel ships."""
+    return os.path.join(get_assets_path(), "silero_vad_v6.onnx")
+
+
+@dataclass(frozen=True)
+class InterimDecode:
+    text: str
+    language: str
+    language_probability: float
 
 
 @dataclass(frozen=True)
@@ -122,6 +150,50 @@ class Engine:
                 return cut or None
             keep -= 8
         return hotwords if len(ids) <= HOTWORDS_TOKENS else None
+
+    def decode_interim(
+        self, audio: np.ndarray, *, language: str = "", task: str = "transcribe"
+    ) -> InterimDecode:
+        """A quick decode of a short piece (live interim results): greedy, temperature 0 only,
+        no timestamps, capped tokens, and the encoder fed only the audio plus
+        INTERIM_PADDING_FRAMES (see above). `language` "" = detect on this audio. Blocking."""
+        model = self._model
+        features = model.feature_extractor(audio[: WINDOW_FRAMES * 160])
+        frames = min(WINDOW_FRAMES, features.shape[-1] + INTERIM_PADDING_FRAMES)
+        window = np.zeros((features.shape[0], frames), dtype=np.float32)
+        used = min(frames, features.shape[-1])
+        window[:, :used] = features[:, :used]
+        encoded = model.encode(window)
+        probability = 1.0
+        if not language:
+            ranked = model.model.detect_language(encoded)[0]
+            token, probability = ranked[0]
+            language = token[2:-2]
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task=task, language=language
+        )
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        seconds = len(audio) / SAMPLE_RATE
+        cap = min(
+            SAFE_NEW_TOKENS, math.ceil(seconds * INTERIM_TOKENS_PER_SECOND) + INTERIM_TOKENS_MIN
+        )
+        result = model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=len(prompt) + cap,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        return InterimDecode(tokenizer.decode(tokens).strip(), language, float(probability))
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The language of a short piece (its first 30 s) and its probability. Blocking."""
+        language, probability, _ = self._model.detect_language(
+            audio=audio, language_detection_segments=1
+        )
+        return language, float(probability)
 
     @staticmethod
     def _speech_spans(audio: np.ndarray, preset: DecodePreset) -> list[tuple[float, float]]:

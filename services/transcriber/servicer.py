@@ -22,6 +22,7 @@ from services.common.threads import ThreadedIterator
 from services.transcriber import convert, guards, metrics
 from services.transcriber.config import TranscriberConfig, batches
 from services.transcriber.engine import Analysis, DecodedSegment, Engine
+from services.transcriber.live.rpc import LiveService
 from services.transcriber.models import ResolvedModel, resolve_model
 
 log = logs.get_logger("sayit.transcriber")
@@ -42,6 +43,9 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
         self._counters = Counters()
         self._inference = ThreadPoolExecutor(config.slots, thread_name_prefix="inference")
         self._decoding = ThreadPoolExecutor(2, thread_name_prefix="decode")
+        # Live sessions: one decode in flight each, so one thread per session place.
+        self._live_decoding = ThreadPoolExecutor(config.stream_sessions, thread_name_prefix="live")
+        self._live = LiveService(config.stream_sessions, self._live_decoding)
         self._engine: Engine | None = None
         self._model: ResolvedModel | None = None
 
@@ -83,6 +87,7 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
     def close(self) -> None:
         self._inference.shutdown(wait=False, cancel_futures=True)
         self._decoding.shutdown(wait=False, cancel_futures=True)
+        self._live_decoding.shutdown(wait=False, cancel_futures=True)
 
     async def GetInfo(
         self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext
@@ -97,7 +102,20 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             calls_completed_total=self._counters.calls_completed,
             calls_cancelled_total=self._counters.calls_cancelled,
             cpu_threads=self._config.cpu_threads,
+            sessions_total=self._live.places.total,
+            sessions_active=self._live.places.busy,
         )
+
+    async def StreamTranscribe(
+        self,
+        request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamTranscribeResponse]:
+        engine, model = self._engine, self._model
+        if engine is None or model is None:
+            raise Unavailable("the model is still loading; retry in a few seconds")
+        async for response in self._live.stream(request_iterator, context, engine, model.name):
+            yield response
 
     async def TranscribeStream(
         self, request: pb.TranscribeStreamRequest, context: grpc.aio.ServicerContext
