@@ -106,7 +106,7 @@ def _parser(config: CliConfig) -> argparse.ArgumentParser:
         "--interim",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="show interim results on a terminal (default: on)",
+        help="ask for and show interim results when stdout is a terminal (default: on)",
     )
     s.add_argument("--word-timestamps", action="store_true", help="ask for word timings")
     s.add_argument("--timestamps", action="store_true", help="print each line's start and end time")

@@ -175,6 +175,8 @@ def stream(
         console.print(f"[red]error: {request.source}: {error}[/red]")
         return EXIT_FAILED
     options = dict(request.options)
+    # Interim results cost the service a decode each: ask for them only when they are shown.
+    options["interim_results"] = bool(options.get("interim_results", True)) and interactive
     if request.source == STDIN:
         options.update(
             sample_rate_hertz=request.sample_rate,

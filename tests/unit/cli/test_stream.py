@@ -112,7 +112,8 @@ def test_sayit_stream_file_prints_finals_and_the_job_name(
     assert f"{JOB}: ended, 2 final result(s)" in captured.err
     (config,) = service.configs
     assert config.encoding == spb.AUDIO_ENCODING_LINEAR16 and config.sample_rate_hertz == 16_000
-    assert config.config.language_code == "ko" and config.interim_results is True
+    # Interim results are not shown in a pipe: not asked for either (each costs a decode).
+    assert config.config.language_code == "ko" and config.interim_results is False
     assert config.endpointing.silence_seconds == pytest.approx(0.7)
     assert [len(c) for c in service.chunks] == [3200] * 5
     assert service.audio == sf.read(path, dtype="int16")[0].astype("<i2").tobytes()
@@ -153,12 +154,13 @@ def test_sayit_stream_stdin_sends_raw_pcm_as_described(
 def test_sayit_stream_on_a_terminal_rewrites_the_interim_line(
     speech: tuple[LiveSpeech, str], tmp_path: Path
 ) -> None:
-    _, addr = speech
+    service, addr = speech
     out = io.StringIO()
     console = Console(file=io.StringIO())
     request = StreamRequest(str(flac(tmp_path / "a.flac", 0.2)), options={"language": "ko"})
     with SayItClient(addr, api_key="") as client:
         assert stream(client, request, console, out, interactive=True) == 0
+    assert service.configs[0].interim_results is True
     assert out.getvalue() == (
         f"{CLEAR_LINE}안녕{CLEAR_LINE}안녕하세요{CLEAR_LINE}안녕하세요.\n"
         f"{CLEAR_LINE}반갑{CLEAR_LINE}반갑습니다.\n"
