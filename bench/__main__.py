@@ -35,6 +35,7 @@ SECTIONS = {
     "memory": "bench.memory",
     "long_audio": "bench.long_audio",
     "batched": "bench.batched",
+    "streaming": "bench.streaming",
 }
 
 

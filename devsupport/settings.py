@@ -137,6 +137,14 @@ class BenchSettings(ModelSettings, HugePagesSettings):
         "(`make bench --threads`)",
         json_schema_extra=doc("every core"),
     )
+    bench_stream_long_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=24 * 60,
+        description="length of the `streaming` section's long live session (memory and "
+        "latency, first vs last 5 minutes)",
+        json_schema_extra=doc("`30` (`--quick`: 20 s)"),
+    )
 
 
 class EvalClipsSettings(Settings):

@@ -2,11 +2,15 @@
 
     sayit transcribe meeting.flac --language ko --format srt --out subs/
     sayit transcribe a.wav b.mp3 --no-wait
+    sayit stream call.flac --realtime --language ko
+    sayit pcm call.flac > call.pcm
+    arecord -q -f S16_LE -r 16000 -c 1 | sayit stream -
     sayit jobs list | get NAME | watch NAME | cancel NAME...
     sayit health
 
 Errors print their gRPC status code and message and exit 1; Ctrl-C during `transcribe` asks
-whether to cancel the jobs or leave them running (exit 130).
+whether to cancel the jobs or leave them running (exit 130); during `stream` it stops sending
+(the last utterance is finished), a second Ctrl-C cancels the session (exit 130).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from rich.console import Console
 from services.cli import jobs
 from services.cli.config import CliConfig, load_config
 from services.cli.output import STDOUT, Output
+from services.cli.stream import STDIN, StreamRequest, stream, write_pcm
 from services.cli.transcribe import EXIT_INTERRUPTED, Request, submit_only, transcribe
 from services.client import FORMATS, ClientError, SayItClient, make_config
 from services.client.credentials import find_api_key
@@ -52,7 +57,8 @@ def _parser(config: CliConfig) -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="sayit",
-        description="SayIt speech-to-text: transcribe files, follow and manage jobs.",
+        description="SayIt speech-to-text: transcribe files, recognise live audio, follow and "
+        "manage jobs.",
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -74,6 +80,78 @@ def _parser(config: CliConfig) -> argparse.ArgumentParser:
     )
     t.add_argument("--no-wait", action="store_true", help="queue the files, print job names")
     t.add_argument("--parallel", type=int, default=4, help="files in flight at once (4)")
+
+    s = commands.add_parser(
+        "stream",
+        parents=[common],
+        help="live recognition of a file or of raw PCM on stdin",
+        description="Live recognition (StreamingRecognize): interim text in place and final "
+        "lines as they settle (finals only when stdout is not a terminal); the session's job "
+        "name goes to stderr.",
+    )
+    s.add_argument(
+        "source",
+        metavar="FILE",
+        help="an audio file (any format; decoded to 16 kHz mono), or - for raw PCM on stdin",
+    )
+    s.add_argument(
+        "--realtime",
+        action="store_true",
+        help="send at real-time pace (default: as fast as the service takes the audio)",
+    )
+    s.add_argument("--language", default="auto", help="ko, en, ... or auto (default: auto)")
+    s.add_argument("--model", default="", help="model name (default: the served model)")
+    s.add_argument("--preset", choices=("accurate", "fast"), default="", help="decoding preset")
+    s.add_argument(
+        "--interim",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask for and show interim results when stdout is a terminal (default: on)",
+    )
+    s.add_argument("--word-timestamps", action="store_true", help="ask for word timings")
+    s.add_argument("--timestamps", action="store_true", help="print each line's start and end time")
+    s.add_argument(
+        "--endpoint-silence",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="silence that ends an utterance, 0.2-5 (default: the service's, 0.5)",
+    )
+    s.add_argument(
+        "--max-utterance",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="longest utterance before a cut at its best pause, 5-30 (default: 30)",
+    )
+    s.add_argument(
+        "--sample-rate",
+        type=int,
+        default=None,
+        help="stdin only: samples per second, 8000-48000 (default: 16000)",
+    )
+    s.add_argument(
+        "--encoding",
+        choices=("linear16", "float32"),
+        default=None,
+        help="stdin only: 16-bit signed or 32-bit float little-endian (default: linear16)",
+    )
+    s.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="stdin only: interleaved channels, mixed down (default: 1)",
+    )
+    s.add_argument("--chunk-ms", type=int, default=100, help="audio per message, ms (default: 100)")
+
+    p = commands.add_parser(
+        "pcm",
+        parents=[common],
+        help="decode an audio file to raw 16 kHz mono LINEAR16 (for stream -, grpcurl)",
+    )
+    p.add_argument("source", metavar="FILE", help="an audio file (any format SayIt reads)")
+    p.add_argument("--out", default=STDOUT, help="output file, or - for stdout (default: -)")
 
     j = commands.add_parser("jobs", parents=[common], help="list, inspect, follow, cancel jobs")
     actions = j.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -156,6 +234,10 @@ def _dispatch(args: argparse.Namespace, client: SayItClient, console: Console, o
         if args.no_wait:
             return submit_only(client, request, console)
         return transcribe(client, request, console)
+    if args.command == "stream":
+        return _stream(args, client, console)
+    if args.command == "pcm":
+        return write_pcm(args.source, args.out, console)
     if args.command == "health":
         return jobs.health(client, out)
     if args.action == "list":
@@ -165,6 +247,47 @@ def _dispatch(args: argparse.Namespace, client: SayItClient, console: Console, o
     if args.action == "watch":
         return jobs.watch_job(client, args.name, args.format, args.out, console)
     return jobs.cancel_jobs(client, args.names, console)
+
+
+def _stream(args: argparse.Namespace, client: SayItClient, console: Console) -> int:
+    raw = {
+        "--sample-rate": args.sample_rate,
+        "--encoding": args.encoding,
+        "--channels": args.channels,
+    }
+    if args.source != STDIN:
+        given = [name for name, value in raw.items() if value is not None]
+        if given:
+            console.print(
+                f"[red]error: {', '.join(given)} describe raw PCM on stdin (-); a file is "
+                "decoded as it is[/red]"
+            )
+            return EXIT_USAGE
+        if not os.path.isfile(args.source):
+            console.print(f"[red]error: no such file: {args.source}[/red]")
+            return EXIT_USAGE
+    if not 10 <= args.chunk_ms <= 1000:
+        console.print("[red]error: --chunk-ms must be 10 to 1000[/red]")
+        return EXIT_USAGE
+    request = StreamRequest(
+        source=args.source,
+        realtime=args.realtime,
+        sample_rate=args.sample_rate or 16_000,
+        encoding=args.encoding or "linear16",
+        channels=args.channels or 1,
+        chunk_seconds=args.chunk_ms / 1000,
+        timestamps=args.timestamps,
+        options={
+            "language": args.language,
+            "model": args.model,
+            "preset": args.preset,
+            "word_timestamps": args.word_timestamps,
+            "interim_results": args.interim,
+            "silence_seconds": args.endpoint_silence,
+            "max_utterance_seconds": args.max_utterance,
+        },
+    )
+    return stream(client, request, console, sys.stdout, interactive=sys.stdout.isatty())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.client.credentials import find_api_key
 from services.client.errors import ClientError, from_rpc_error, translated
 from services.client.inputs import AudioInput, load_audio, make_config
+from services.client.live import CHUNK_SECONDS, LiveSession, file_chunks, requests, streaming_config
 from services.client.outcomes import ENDED_STATES, is_terminal, transcript_of, transcript_of_job
 from services.client.polling import poll_interval
 from services.client.retry import RetryPolicy, service_config_json
@@ -267,6 +269,74 @@ class SayItClient:
             return
         # The stream ended early: follow the job from where it stopped.
         yield from self.watch(last.name, last.sequence, request_id=request_id)
+
+    # --- live recognition ----------------------------------------------------------------------
+
+    def stream(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        sample_rate_hertz: int = 16_000,
+        encoding: str = "linear16",
+        channels: int = 1,
+        interim_results: bool = True,
+        silence_seconds: float = 0.0,
+        max_utterance_seconds: float = 0.0,
+        speech_threshold: float = 0.0,
+        config: tpb.TranscriptionConfig | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **config_fields: Any,
+    ) -> LiveSession:
+        """Live recognition (`StreamingRecognize`): send `chunks` (raw PCM as described by
+        `sample_rate_hertz`, `encoding` "linear16" or "float32", interleaved `channels`; ~100 ms
+        each) and iterate the returned session for its updates as they come: `SessionStarted`
+        (the job's name), then per utterance `SpeechStarted`, interim `LiveResult`s (with
+        `interim_results`), `SpeechEnded`, the final `LiveResult`. The chunks are consumed on a
+        gRPC thread as fast as the service takes them (its flow control is the backpressure);
+        when they end, the service flushes the last utterance and ends the call. `chunks` may
+        block (a microphone, a pipe, `live.paced`). `silence_seconds`, `max_utterance_seconds`,
+        `speech_threshold`: endpointing (0 = the service's default). `config_fields` are
+        `make_config`'s (language, preset, word_timestamps, ...). Never retried (the audio is
+        spent); failures raise ClientError when iterating::
+
+            with SayItClient() as client:
+                for update in client.stream(microphone(), language="ko"):
+                    print(update)
+        """
+        first = streaming_config(
+            config or make_config(**config_fields),
+            sample_rate_hertz=sample_rate_hertz,
+            encoding=encoding,
+            channels=channels,
+            interim_results=interim_results,
+            silence_seconds=silence_seconds,
+            max_utterance_seconds=max_utterance_seconds,
+            speech_threshold=speech_threshold,
+        )
+        self._connect()
+        call = self._stub.StreamingRecognize(
+            requests(first, chunks),
+            timeout=self.stream_timeout if timeout is None else timeout,
+            metadata=self._md(request_id),
+        )
+        return LiveSession(call)
+
+    def stream_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        realtime: bool = True,
+        chunk_seconds: float = CHUNK_SECONDS,
+        stop: threading.Event | None = None,
+        **options: Any,
+    ) -> LiveSession:
+        """`stream` an audio file (any format SayIt reads), decoded to 16 kHz mono LINEAR16 and
+        sent in `chunk_seconds` chunks: at real-time pace (`realtime`, as a live source would),
+        else as fast as flow control allows. Setting `stop` stops sending (the service then
+        flushes the last utterance). `options` are `stream`'s."""
+        chunks = file_chunks(path, realtime=realtime, chunk_seconds=chunk_seconds, stop=stop)
+        return self.stream(chunks, **options)
 
     # --- following jobs -----------------------------------------------------------------------
 

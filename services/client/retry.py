@@ -9,10 +9,11 @@ long the server asks it to wait):
 - health checks.
 
 Never retried: `Transcribe`, `TranscribeWithProgress` (a repeat could transcribe, and charge,
-the audio twice) and `CancelJob` (a repeat of a cancel that worked answers
-FAILED_PRECONDITION). These wait (up to `connect_timeout`) for a connection before they are sent,
-so a gateway that is restarting costs a wait rather than an error; once sent, an UNAVAILABLE is
-the caller's to handle (`ClientError.retry_after` carries the server's hint).
+the audio twice), `StreamingRecognize` (the live audio it sent is spent) and `CancelJob` (a
+repeat of a cancel that worked answers FAILED_PRECONDITION). These wait (up to
+`connect_timeout`) for a connection before they are sent, so a gateway that is restarting
+costs a wait rather than an error; once sent, an UNAVAILABLE is the caller's to handle
+(`ClientError.retry_after` carries the server's hint).
 
 gRPC waits a random time up to `initialBackoff × multiplier^(attempt-1)` (capped at
 `maxBackoff`) between attempts, or exactly the server's hint when it sends one
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 SPEECH_SERVICE = "sayit.speech.v1.SpeechService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 RETRIED_METHODS = ("GetJob", "ListJobs", "WatchJob", "CreateJob")
-NEVER_RETRIED_METHODS = ("Transcribe", "TranscribeWithProgress", "CancelJob")
+NEVER_RETRIED_METHODS = ("Transcribe", "TranscribeWithProgress", "StreamingRecognize", "CancelJob")
 
 
 @dataclass(frozen=True)

