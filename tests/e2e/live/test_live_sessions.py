@@ -28,6 +28,8 @@ from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.common.audio import decode, encode_wav
 
+pytestmark = pytest.mark.model
+
 RATE = 16000
 CHUNK_SECONDS = 0.1
 IDLE_SECONDS = 3.0  # SAYIT_STREAM_IDLE_SECONDS of the shared mesh
