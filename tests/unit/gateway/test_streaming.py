@@ -44,6 +44,7 @@ class Gateway:
     limiter: Limiter
     servicer: SpeechServicer
     caps: CallLimits
+    addr: str
 
 
 @pytest.fixture
@@ -70,7 +71,9 @@ async def gateway(harness: Harness, redis_server: RedisServer) -> AsyncIterator[
     await server.start()
     caller = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Gateway(pb_grpc.SpeechServiceStub(caller), limiter, servicer, caps)
+        yield Gateway(
+            pb_grpc.SpeechServiceStub(caller), limiter, servicer, caps, f"127.0.0.1:{port}"
+        )
     finally:
         await caller.close()
         await server.stop(0)
