@@ -77,7 +77,7 @@ class Agreement:
         agreed = common_prefix(self._previous, words)
         # The newest decode's last word may be cut off mid-word: it settles only when a decode
         # goes on beyond it.
-        agreed = min(agreed, len(words) - 1, len(self._previous) - 1) if agreed else 0
+        agreed = min(agreed, len(words) - 1)
         if agreed > len(self._settled):
             self._settled = words[:agreed]
         self._previous = words

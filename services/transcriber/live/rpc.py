@@ -11,9 +11,9 @@ a cancelled session's CPU is accounted for until it is really free (at most one 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import grpc
@@ -34,7 +34,7 @@ from services.transcriber.engine import (
     InterimDecode,
     silero_vad_path,
 )
-from services.transcriber.live import endpointing, pcm, vad
+from services.transcriber.live import endpointing, pcm, scheduling, vad
 from services.transcriber.live.session import (
     FinalResult,
     InterimResult,
@@ -166,9 +166,9 @@ class LiveCounters:
 
 
 class LiveService:
-    def __init__(self, places: int, executor: Executor) -> None:
+    def __init__(self, places: int, queue: scheduling.DecodeQueue) -> None:
         self.places = Slots(places, line=0)
-        self._executor = executor
+        self._queue = queue
         self.counters = LiveCounters()
 
     async def stream(
@@ -203,7 +203,7 @@ class LiveService:
             session = LiveSession(
                 settings,
                 EngineDecoder(engine),
-                self._executor,
+                self._queue,
                 vad.load_model(silero_vad_path()),
             )
             log.info(
@@ -244,8 +244,10 @@ class LiveService:
         in_flight = session.in_flight if session is not None else None
         if in_flight is None or in_flight.done():
             self.places.release()
-        else:
-            in_flight.add_done_callback(lambda _: self.places.release())
+            return
+        loop = asyncio.get_running_loop()
+        # Runs in the worker thread that finished the decode (or here, if already done).
+        in_flight.add_done_callback(lambda _: loop.call_soon_threadsafe(self.places.release))
 
 
 async def _audio(requests: AsyncIterator[pb.StreamTranscribeRequest]) -> AsyncIterator[bytes]:
