@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import numpy as np
 import pytest
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from devsupport import evalset, processes, scoring
@@ -278,8 +279,6 @@ def test_a_bad_setup_is_invalid_argument(
     error = _refusal(*messages, addr=live.addr or "")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    from google.rpc import error_details_pb2
-
     fields = []
     for detail in status.details if status else []:
         bad = error_details_pb2.BadRequest()
@@ -295,5 +294,3 @@ def test_endpointing_out_of_range_is_invalid_argument(live: processes.ServicePro
     error = _refusal(first, addr=live.addr or "")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "silence_seconds" in (error.details() or "")
-
-

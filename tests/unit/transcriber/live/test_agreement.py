@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.transcriber.live.agreement import Agreement, common_prefix, units
+from services.transcriber.live.agreement import Agreement, common_prefix, cut_loop, units
 
 
 def test_the_first_decode_is_not_settled_at_all() -> None:
@@ -66,3 +66,21 @@ def test_stability_stays_within_bounds_on_empty_text() -> None:
     agreement = Agreement("en")
     assert agreement.update("").stability == 0.0
     assert agreement.update("   ").text == ""
+
+
+def test_a_looping_decode_is_cut_where_the_loop_begins() -> None:
+    looping = "Today only platforms one in today only platforms one in today only platforms"
+    assert cut_loop(looping.split()) == ["Today", "only", "platforms", "one", "in"]
+    assert cut_loop(["no", "no", "no", "no", "no"]) == ["no"]
+    assert cut_loop(["no", "no", "no"]) == ["no", "no", "no"]  # three times may be meant
+    assert cut_loop(["ask", "not", "what", "your", "country"]) == [
+        "ask",
+        "not",
+        "what",
+        "your",
+        "country",
+    ]
+    result = Agreement("en").update(
+        "그는 1절이 피하면서 그는 1절이 피하면서 그는 1절이 피하면서 그는"
+    )
+    assert result.text == "그는 1절이 피하면서"
