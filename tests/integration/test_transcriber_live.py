@@ -155,7 +155,13 @@ def test_half_close_mid_speech_flushes_the_last_utterance_float32_48k_stereo(
     stereo = np.stack([up, up * 0.5], axis=1).reshape(-1).astype("<f4").tobytes()
     call = stream(
         live.addr or "",
-        setup("ko", encoding=spb.AUDIO_ENCODING_FLOAT32, rate=48_000, channels=2),
+        setup(
+            "ko",
+            encoding=spb.AUDIO_ENCODING_FLOAT32,
+            rate=48_000,
+            channels=2,
+            word_timestamps=True,
+        ),
         stereo,
         bytes_per_second=48_000 * 2 * 4,
     )
@@ -168,6 +174,13 @@ def test_half_close_mid_speech_flushes_the_last_utterance_float32_48k_stereo(
     assert scoring.normalize(final.text).startswith(scoring.normalize(clip.reference)[:4])
     summary = call.responses[-1][1].summary
     assert summary.audio_seconds == pytest.approx(len(samples) / 16_000, abs=0.05)
+    # Word timestamps, asked for, on the session's clock inside the final result.
+    assert final.words
+    for word in final.words:
+        assert final.start_seconds - 0.01 <= word.start_seconds <= word.end_seconds
+        assert word.end_seconds <= final.end_seconds + 0.01
+    segment = call.responses[-2][1].segment
+    assert segment.id == final.utterance and list(segment.words) == list(final.words)
 
 
 def test_speech_longer_than_30_seconds_is_cut_into_finals_and_nothing_is_lost(
