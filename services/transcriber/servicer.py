@@ -85,6 +85,10 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             seconds=round(time.monotonic() - started, 2),
         )
 
+    async def drain(self) -> None:
+        """Shutdown has begun: live sessions flush their last utterance and end."""
+        await self._live.drain()
+
     def close(self) -> None:
         self._inference.shutdown(wait=False, cancel_futures=True)
         self._decoding.shutdown(wait=False, cancel_futures=True)

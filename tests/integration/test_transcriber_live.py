@@ -307,3 +307,46 @@ def test_endpointing_out_of_range_is_invalid_argument(live: processes.ServicePro
     error = _refusal(first, addr=live.addr or "")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "silence_seconds" in (error.details() or "")
+
+
+def test_shutdown_flushes_open_sessions_then_ends_them_unavailable(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    service = processes.transcriber(
+        tmp_path_factory.mktemp("live-drain"), "transcriber-drain", SAYIT_CPU_THREADS="2"
+    ).start()
+    try:
+        service.wait_serving()
+        clip = evalset.clip("en_fleurs_004")
+        samples = join([clip], gap_seconds=0.0, lead_seconds=0.3).samples
+        speech = linear16(samples[: int(len(samples) * 0.8)])  # stops mid-speech
+        release = threading.Event()
+
+        def requests() -> Iterator[pb.StreamTranscribeRequest]:
+            yield setup("en")
+            for offset in range(0, len(speech), 3200):
+                yield pb.StreamTranscribeRequest(audio_content=speech[offset : offset + 3200])
+            release.wait(30)  # the caller goes on, silently
+
+        call = _stub(service).StreamTranscribe(requests(), timeout=60)
+        kinds: list[str] = []
+        finals: list[str] = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for response in call:
+                kinds.append(response.WhichOneof("event") or "")
+                if kinds == ["speech_event"]:
+                    time.sleep(0.5)  # the rest of the audio is in
+                    service.signal(15)
+                if response.HasField("result"):
+                    finals.append(response.result.text)
+        release.set()
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE, ended.value.details()
+        assert "shutting down" in (ended.value.details() or "")
+        assert kinds == ["speech_event", "speech_event", "result", "segment"], kinds
+        assert (
+            scoring.normalize(finals[0]).split()[:2]
+            == scoring.normalize(clip.reference).split()[:2]
+        )
+        assert service.stop(timeout=20) == 0
+    finally:
+        service.kill()

@@ -248,6 +248,8 @@ class LiveSession:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._reading_done = False
+        self._stopping = asyncio.Event()
+        self.stopped = False  # stop_reading() was called
         # The language interim decodes use ("" = detect), and the last sure detection.
         self._language = settings.request.language
         self._sure_language = ""
@@ -302,8 +304,25 @@ class LiveSession:
 
     # --- reading: pcm -> vad -> endpointer, on the event loop (cheap: ~0.05 ms a frame) ---
 
+    def stop_reading(self) -> None:
+        """Take no more audio: the session ends as if the caller had half-closed (the open
+        utterance is flushed, then the Summary). For a transcriber shutting down."""
+        self.stopped = True
+        self._stopping.set()
+
     async def _read(self, audio: AsyncIterator[bytes]) -> None:
-        async for chunk in audio:
+        chunks = aiter(audio)
+        while not self._stopping.is_set():
+            receive = asyncio.ensure_future(anext(chunks, None))
+            stop = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not receive.done():
+                receive.cancel()
+                break
+            chunk = receive.result()
+            if chunk is None:
+                break
             self._ingest(self._pcm.feed(chunk))
             while len(self._finals) >= MAX_PENDING_FINALS:
                 self._progress.clear()

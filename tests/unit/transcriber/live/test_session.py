@@ -250,3 +250,25 @@ async def test_results_are_speech_events_then_results_for_each_utterance(pool: A
     )
     assert isinstance(outputs[0], SpeechStarted) and isinstance(outputs[1], SpeechEnded)
     assert outputs[1].time == pytest.approx(1.0, abs=0.05)
+
+
+async def test_stop_reading_flushes_the_open_utterance_while_the_caller_still_sends(
+    pool: Any,
+) -> None:
+    session = session_for(FakeDecoder(), pool)
+    speaking = speech([(False, 0.3), (True, 1.2)])
+
+    async def endless() -> AsyncIterator[bytes]:
+        async for chunk in chunks(speaking):
+            yield chunk
+        session.stop_reading()
+        await asyncio.Event().wait()  # never sends another chunk, never half-closes
+
+    outputs = await asyncio.wait_for(collect(session, endless()), timeout=5)
+    assert [type(o).__name__ for o in outputs] == [
+        "SpeechStarted",
+        "SpeechEnded",
+        "FinalResult",
+        "Summary",
+    ]
+    assert session.stopped
