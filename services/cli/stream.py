@@ -212,6 +212,10 @@ def stream(
         name = f"{session.job_name}: " if session.job_name else ""
         console.print(f"[red]error: {name}{error.code.name}: {error.message}[/red]")
         return EXIT_FAILED
+    except (SayItError, OSError) as error:  # the audio could not be read: the call was cancelled
+        printer.close()
+        console.print(f"[red]error: reading {request.source}: {error}[/red]")
+        return EXIT_FAILED
     printer.close()
     if session.job_name:
         console.print(

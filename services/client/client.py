@@ -315,12 +315,13 @@ class SayItClient:
             speech_threshold=speech_threshold,
         )
         self._connect()
+        failure: list[BaseException] = []
         call = self._stub.StreamingRecognize(
-            requests(first, chunks),
+            requests(first, chunks, failure),
             timeout=self.stream_timeout if timeout is None else timeout,
             metadata=self._md(request_id),
         )
-        return LiveSession(call)
+        return LiveSession(call, failure)
 
     def stream_file(
         self,

@@ -108,14 +108,22 @@ def streaming_config(
 
 
 def requests(
-    config: spb.StreamingRecognitionConfig, chunks: Iterable[bytes]
+    config: spb.StreamingRecognitionConfig,
+    chunks: Iterable[bytes],
+    failure: list[BaseException] | None = None,
 ) -> Iterator[pb.StreamingRecognizeRequest]:
     """The config, then one message per non-empty chunk. Returning ends the request stream
-    (a half-close): the service flushes the last utterance and ends the call."""
+    (a half-close): the service flushes the last utterance and ends the call. An exception
+    from `chunks` is kept in `failure` (gRPC only cancels the call, with a message of its own)."""
     yield pb.StreamingRecognizeRequest(streaming_config=config)
-    for chunk in chunks:
-        if chunk:
-            yield pb.StreamingRecognizeRequest(audio_content=bytes(chunk))
+    try:
+        for chunk in chunks:
+            if chunk:
+                yield pb.StreamingRecognizeRequest(audio_content=bytes(chunk))
+    except Exception as error:
+        if failure is not None:
+            failure.append(error)
+        raise
 
 
 def update_of(response: pb.StreamingRecognizeResponse) -> LiveUpdate | None:
@@ -150,11 +158,13 @@ class LiveSession:
     Failures raise `ClientError` (code, message, retry hint: RESOURCE_EXHAUSTED when no
     transcriber has a free session place carries the delay to wait). `job_name` is known from
     the first update on; `finals` holds the final results so far, `transcript` their text.
-    `cancel()` ends the call at once (the job is then cancelled by the service when the session
-    was running; use `SayItClient.cancel_job` to cancel it for every caller)."""
+    If the audio source raises, iterating raises that exception (the call is cancelled).
+    `cancel()` ends the call at once: the service cancels the session's job (`SayItClient.
+    cancel_job` cancels it from anywhere)."""
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: Any, failure: list[BaseException] | None = None) -> None:
         self._call = call
+        self._failure = failure if failure is not None else []
         self.job_name = ""
         self.finals: list[LiveResult] = []
         self._started = False
@@ -180,6 +190,9 @@ class LiveSession:
                     self.finals.append(update)
                 yield update
         except grpc.RpcError as error:
+            if self._failure:
+                # The audio source failed (gRPC then cancelled the call): that is the cause.
+                raise self._failure[0] from error
             raise from_rpc_error(error) from error
         except GeneratorExit:
             self._call.cancel()

@@ -228,3 +228,22 @@ def test_sayit_pcm_writes_the_decoded_file(speech: tuple[LiveSpeech, str], tmp_p
     assert run_cli(addr, "pcm", str(path), "--out", str(out)) == 0
     assert out.read_bytes() == sf.read(path, dtype="int16")[0].astype("<i2").tobytes()
     assert run_cli(addr, "pcm", str(tmp_path / "missing.flac")) == 2
+
+
+def test_stdin_that_fails_exits_1_naming_the_source(
+    speech: tuple[LiveSpeech, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, addr = speech
+
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: object) -> int:
+            raise OSError("input/output error")
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BufferedReader(Broken())))
+    assert run_cli(addr, "stream", "-") == 1
+    assert "error: reading -: input/output error" in capsys.readouterr().err
