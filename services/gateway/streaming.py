@@ -19,6 +19,10 @@ runs the session as a job, services.scheduler.sessions), its results sent back.
 - The gateway's stream caps (services.common.call_limits) count sessions as streams.
 - SIGTERM: sessions stop taking audio and are flushed like a half-close; their callers get the
   last finals, then UNAVAILABLE (open a new session), within the drain's grace period.
+- Length: no limit but the call's deadline (the caller's, else
+  SAYIT_GATEWAY_STREAM_TIMEOUT_SECONDS, 6 h): shortly before it (DEADLINE_FLUSH_SECONDS, at most
+  a tenth of it) the session is flushed the same way and ends DEADLINE_EXCEEDED naming its job,
+  which holds the transcript.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from sayit.speech.v1 import speech_service_pb2 as pb
 from services.common import logs
 from services.common.channels import call_timeout
 from services.common.errors import (
+    DeadlineExceeded,
     FieldViolation,
     InvalidArgument,
     QuotaViolation,
@@ -61,6 +66,8 @@ QUOTA_STEP_SECONDS = 1.0
 # One audio message: 100 ms is usual; a second of 48 kHz stereo float is 384 kB.
 MAX_AUDIO_MESSAGE_BYTES = 1024 * 1024
 HALF_CLOSE_GRACE_SECONDS = 0.1
+# Before the call's deadline, the time left to flush the last utterance (at most a tenth of it).
+DEADLINE_FLUSH_SECONDS = 15.0
 BYTES_PER_SAMPLE = {stpb.AUDIO_ENCODING_LINEAR16: 2, stpb.AUDIO_ENCODING_FLOAT32: 4}
 
 
@@ -139,7 +146,12 @@ class _Session:
     idle: bool = False
     # Set when the gateway shuts down: no more audio is taken, the session is flushed.
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    expired: bool = False  # stopped for the call's deadline
     job_name: str = ""
+
+    def expire(self) -> None:
+        self.expired = True
+        self.stop.set()
 
     @property
     def bytes_per_second(self) -> float:
@@ -181,11 +193,15 @@ class LiveStreams:
             validate_config(first.streaming_config, self._config.model), auth.current().tenant
         )
         await self._charge(session, QUOTA_STEP_SECONDS)  # nothing left: refused before it opens
-        call = self._scheduler.StreamingRecognize(
-            timeout=call_timeout(context, self._config.stream_timeout_seconds)
-        )
+        limit = call_timeout(context, self._config.stream_timeout_seconds)
+        call = self._scheduler.StreamingRecognize(timeout=limit)
         forwarder: asyncio.Task[None] | None = None
         self._sessions.add(session)
+        # Shortly before the deadline the session stops taking audio and is flushed, so what
+        # was heard is in its job instead of cut off with the call.
+        timer = asyncio.get_running_loop().call_later(
+            max(0.0, limit - min(DEADLINE_FLUSH_SECONDS, limit / 10)), session.expire
+        )
         try:
             header = spb.StreamingSessionHeader(
                 tenant=session.tenant, streaming_config=session.config
@@ -202,6 +218,13 @@ class LiveStreams:
                 yield _public(reply)
             if session.error is not None:
                 raise session.error
+            if session.expired:
+                raise DeadlineExceeded(
+                    f"the session reached its deadline ({limit:.0f} s; "
+                    "SAYIT_GATEWAY_STREAM_TIMEOUT_SECONDS when the call sets none) after "
+                    f"{session.received_seconds:.1f} s of audio (its job {session.job_name} "
+                    "holds the transcript up to there); open a new session to go on"
+                )
             if session.stop.is_set():
                 raise Unavailable(
                     "the service is shutting down: the session ended after "
@@ -214,6 +237,7 @@ class LiveStreams:
                 idle=session.idle,
             )
         finally:
+            timer.cancel()
             self._sessions.discard(session)
             if forwarder is not None:
                 forwarder.cancel()

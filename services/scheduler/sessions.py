@@ -273,7 +273,7 @@ class LiveSessions:
             # No budget: a session lasts as long as its caller sends audio.
             budget_seconds=0.0,
         )
-        record["live"] = 1
+        record["live"] = 1  # a live session's record, for whoever reads records raw
         record["request_id"] = str(logs.current().get("request_id", ""))
         accepted = changes.event(
             session.job_id,

@@ -46,7 +46,7 @@ async def main() -> int:
                 ),
             )
         ],
-        Lifecycle(startup=servicer.load_model, shutdown=shutdown),
+        Lifecycle(startup=servicer.load_model, draining=servicer.drain, shutdown=shutdown),
     )
 
 

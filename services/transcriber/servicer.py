@@ -23,6 +23,7 @@ from services.transcriber import convert, guards, metrics
 from services.transcriber.config import TranscriberConfig, batches
 from services.transcriber.engine import Analysis, DecodedSegment, Engine
 from services.transcriber.live.rpc import LiveService
+from services.transcriber.live.scheduling import DecodeQueue
 from services.transcriber.models import ResolvedModel, resolve_model
 
 log = logs.get_logger("sayit.transcriber")
@@ -43,8 +44,8 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
         self._counters = Counters()
         self._inference = ThreadPoolExecutor(config.slots, thread_name_prefix="inference")
         self._decoding = ThreadPoolExecutor(2, thread_name_prefix="decode")
-        # Live sessions: one decode in flight each, so one thread per session place.
-        self._live_decoding = ThreadPoolExecutor(config.stream_sessions, thread_name_prefix="live")
+        # Live sessions' decodes, most urgent first, as many at once as the model runs.
+        self._live_decoding = DecodeQueue(config.slots)
         self._live = LiveService(config.stream_sessions, self._live_decoding)
         self._engine: Engine | None = None
         self._model: ResolvedModel | None = None
@@ -84,10 +85,14 @@ class TranscriberServicer(pb_grpc.TranscriberServiceServicer):
             seconds=round(time.monotonic() - started, 2),
         )
 
+    async def drain(self) -> None:
+        """Shutdown has begun: live sessions flush their last utterance and end."""
+        await self._live.drain()
+
     def close(self) -> None:
         self._inference.shutdown(wait=False, cancel_futures=True)
         self._decoding.shutdown(wait=False, cancel_futures=True)
-        self._live_decoding.shutdown(wait=False, cancel_futures=True)
+        self._live_decoding.close()
 
     async def GetInfo(
         self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext

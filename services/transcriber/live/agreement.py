@@ -32,6 +32,7 @@ from dataclasses import dataclass
 # Whisper languages written without spaces between words.
 _UNSPACED = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
 _PUNCTUATION = re.compile(r"[^\w]+", re.UNICODE)
+LOOP_LONGEST = 8
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,27 @@ def units(text: str, language: str) -> list[str]:
     if language in _UNSPACED:
         return [c for c in text if not c.isspace()]
     return text.split()
+
+
+def cut_loop(words: list[str]) -> list[str]:
+    """The words up to where a greedy decode starts looping, the looping phrase kept once: one
+    word said four times in a row, two or three words three times, or a phrase of four to
+    LOOP_LONGEST words twice and starting a third time ("Today only platforms one in today only
+    platforms one in today only ..." on 2 s of audio)."""
+    keys = [_key(w) for w in words]
+    for start in range(len(keys)):
+        for size in range(1, LOOP_LONGEST + 1):
+            times = 4 if size == 1 else 3 if size < 4 else 2
+            end = start + size * times
+            if end + (size >= 4) > len(keys):
+                break
+            phrase = keys[start : start + size]
+            repeated = all(
+                keys[start + k * size : start + (k + 1) * size] == phrase for k in range(times)
+            )
+            if repeated and (size < 4 or keys[end] == phrase[0]):
+                return words[: start + size]
+    return words
 
 
 def _key(unit: str) -> str:
@@ -73,11 +95,11 @@ class Agreement:
         """The interim result to show for a new decode of the utterance so far."""
         if language:
             self.language = language
-        words = units(text.strip(), self.language)
+        words = cut_loop(units(text.strip(), self.language))
         agreed = common_prefix(self._previous, words)
         # The newest decode's last word may be cut off mid-word: it settles only when a decode
         # goes on beyond it.
-        agreed = min(agreed, len(words) - 1, len(self._previous) - 1) if agreed else 0
+        agreed = min(agreed, len(words) - 1)
         if agreed > len(self._settled):
             self._settled = words[:agreed]
         self._previous = words

@@ -11,9 +11,9 @@ a cancelled session's CPU is accounted for until it is really free (at most one 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import grpc
@@ -22,7 +22,7 @@ import numpy as np
 from sayit.common.v1 import streaming_pb2 as spb
 from sayit.transcriber.v1 import transcriber_service_pb2 as pb
 from services.common import logs
-from services.common.errors import InvalidArgument, ResourceExhausted
+from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from services.common.interceptors import ACCEPTED_KEY
 from services.common.slots import Slots
 from services.transcriber import convert
@@ -34,7 +34,7 @@ from services.transcriber.engine import (
     InterimDecode,
     silero_vad_path,
 )
-from services.transcriber.live import endpointing, pcm, vad
+from services.transcriber.live import endpointing, pcm, scheduling, vad
 from services.transcriber.live.session import (
     FinalResult,
     InterimResult,
@@ -54,6 +54,7 @@ DEFAULT_MAX_UTTERANCE_SECONDS = 30.0
 MAX_UTTERANCE_RANGE = (5.0, 30.0)
 DEFAULT_SPEECH_THRESHOLD = 0.5
 FULL_RETRY_SECONDS = 2.0
+_SHUTTING_DOWN = "this transcriber is shutting down; start the session again"
 
 _ENCODINGS = {
     spb.AUDIO_ENCODING_LINEAR16: pcm.LINEAR16,
@@ -166,10 +167,23 @@ class LiveCounters:
 
 
 class LiveService:
-    def __init__(self, places: int, executor: Executor) -> None:
+    def __init__(self, places: int, queue: scheduling.DecodeQueue) -> None:
         self.places = Slots(places, line=0)
-        self._executor = executor
+        self._queue = queue
         self.counters = LiveCounters()
+        self._sessions: set[LiveSession] = set()
+        self._draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self) -> None:
+        """Shutting down: no new sessions; each running one stops reading, sends the final
+        result of its open utterance, and ends UNAVAILABLE (so the caller knows its audio from
+        here on was not heard). Returns when they all have ended."""
+        self._draining = True
+        for session in list(self._sessions):
+            session.stop_reading()
+        await self._idle.wait()
 
     async def stream(
         self,
@@ -188,6 +202,8 @@ class LiveService:
         if first.setup.job_id:
             logs.bind(job_id=first.setup.job_id)
         settings, preset = session_settings(first.setup, served_model=model)
+        if self._draining:
+            raise Unavailable(_SHUTTING_DOWN)
         if not self.places.try_acquire():
             raise ResourceExhausted(
                 f"all {self.places.total} live session places of this transcriber are taken; "
@@ -203,7 +219,7 @@ class LiveService:
             session = LiveSession(
                 settings,
                 EngineDecoder(engine),
-                self._executor,
+                self._queue,
                 vad.load_model(silero_vad_path()),
             )
             log.info(
@@ -215,11 +231,20 @@ class LiveService:
                 language=settings.request.language,
                 preset=preset,
             )
+            self._sessions.add(session)
+            self._idle.clear()
             async for output in session.run(_audio(requests)):
+                if isinstance(output, Summary) and session.stopped:
+                    # The caller did not end the session: what it said last was not heard.
+                    raise Unavailable(_SHUTTING_DOWN + "; the results until now were sent")
                 for response in responses(output, model=model, preset=preset, settings=settings):
                     yield response
             finished = True
         finally:
+            if session is not None:
+                self._sessions.discard(session)
+                if not self._sessions:
+                    self._idle.set()
             self._release_when_idle(session)
             if finished:
                 self.counters.sessions_completed += 1
@@ -244,8 +269,10 @@ class LiveService:
         in_flight = session.in_flight if session is not None else None
         if in_flight is None or in_flight.done():
             self.places.release()
-        else:
-            in_flight.add_done_callback(lambda _: self.places.release())
+            return
+        loop = asyncio.get_running_loop()
+        # Runs in the worker thread that finished the decode (or here, if already done).
+        in_flight.add_done_callback(lambda _: loop.call_soon_threadsafe(self.places.release))
 
 
 async def _audio(requests: AsyncIterator[pb.StreamTranscribeRequest]) -> AsyncIterator[bytes]:

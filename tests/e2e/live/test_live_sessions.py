@@ -8,6 +8,7 @@ ends sessions after 3 s without audio (tests/e2e/conftest.py).
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.common.audio import decode, encode_wav
+
+pytestmark = pytest.mark.model
 
 RATE = 16000
 CHUNK_SECONDS = 0.1
@@ -71,9 +74,11 @@ def requests(
     realtime: bool = False,
     hold: float = 0.0,
     sent: Sent | None = None,
+    keep_alive: bool = False,
 ) -> Iterator[pb.StreamingRecognizeRequest]:
     """The config, then the audio in 100 ms messages (at its own pace with `realtime`), then
-    (with `hold`) the stream kept open that long without audio before the half-close."""
+    (with `hold`) the stream kept open that long before the half-close: without audio, or
+    with `keep_alive` sending silence at real-time pace."""
     sent = sent or Sent()
     if first is not None:
         yield pb.StreamingRecognizeRequest(streaming_config=first)
@@ -83,7 +88,12 @@ def requests(
         if realtime:
             time.sleep(max(0.0, start + n * CHUNK_SECONDS - time.monotonic()))
         yield pb.StreamingRecognizeRequest(audio_content=pcm[offset : offset + step])
-    if hold:
+    if hold and keep_alive:
+        quiet = bytes(step)
+        until = time.monotonic() + hold
+        while not sent.done.wait(CHUNK_SECONDS) and time.monotonic() < until:
+            yield pb.StreamingRecognizeRequest(audio_content=quiet)
+    elif hold:
         sent.done.wait(hold)
     sent.half_closed = time.monotonic()
 
@@ -360,3 +370,37 @@ def test_continuous_speech_longer_than_30_s_is_cut_into_finals_of_at_most_30_s(
     job = get(speech, heard.name)
     assert job.state == job_pb2.JOB_STATE_SUCCEEDED
     assert job.transcript.audio_duration_seconds == pytest.approx(len(samples) / RATE, abs=0.2)
+
+
+@pytest.mark.parametrize("service", ["gateway", "scheduler"])
+def test_sigterm_flushes_live_sessions_keeps_their_jobs_and_says_unavailable(
+    speech: pb_grpc.SpeechServiceStub, mesh: Mesh, service: str
+) -> None:
+    clip = evalset.clip("ko_pv_leopard_test")
+    samples = decode(clip.read(), clip.path.name)
+    sent = Sent()
+    first = config("ko", interim=False)
+    call = speech.StreamingRecognize(
+        requests(first, linear16(samples), hold=60, keep_alive=True, sent=sent), timeout=120
+    )
+    process = mesh.processes[service]
+    try:
+        name = next(call).job_name
+        heard = []
+        for response in call:  # the clip's final: then the session only hears silence
+            heard.append(response)
+            if response.result.is_final:
+                break
+        process.signal(signal.SIGTERM)
+        with pytest.raises(grpc.RpcError) as raised:
+            listen(call)
+        assert process.process is not None and process.process.wait(30) == 0
+    finally:
+        sent.done.set()
+        mesh.restart(service)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "shutting down" in (raised.value.details() or "")
+    assert name in (raised.value.details() or "")
+    job = get(speech, name)
+    assert job.state == job_pb2.JOB_STATE_SUCCEEDED
+    assert scoring.normalize(job.transcript.text) == scoring.normalize(heard[-1].result.text)

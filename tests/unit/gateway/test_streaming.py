@@ -44,6 +44,7 @@ class Gateway:
     limiter: Limiter
     servicer: SpeechServicer
     caps: CallLimits
+    addr: str
 
 
 @pytest.fixture
@@ -70,7 +71,9 @@ async def gateway(harness: Harness, redis_server: RedisServer) -> AsyncIterator[
     await server.start()
     caller = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Gateway(pb_grpc.SpeechServiceStub(caller), limiter, servicer, caps)
+        yield Gateway(
+            pb_grpc.SpeechServiceStub(caller), limiter, servicer, caps, f"127.0.0.1:{port}"
+        )
     finally:
         await caller.close()
         await server.stop(0)
@@ -298,3 +301,25 @@ async def test_sessions_count_against_the_tenants_stream_cap(
     assert retry_seconds(error) > 0
     for call in calls:
         call.cancel()
+
+
+async def test_a_session_near_its_deadline_is_flushed_and_its_job_kept(
+    gateway: Gateway,
+    harness: Harness,  # noqa: F811
+) -> None:
+    async def paced() -> AsyncIterator[pb.StreamingRecognizeRequest]:
+        # Never idle, and within the quota: 100 ms of audio every 150 ms.
+        for item in messages(good_config(), 2.0):
+            yield item
+            await asyncio.sleep(0.15)
+
+    call = gateway.stub.StreamingRecognize(paced(), timeout=3)
+    responses = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for response in call:
+            responses.append(response)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "reached its deadline" in raised.value.details()
+    assert finals(responses) == ["안녕하세요."]
+    job = await harness.get(responses[0].job_name, tenant=auth.DEFAULT_TENANT)
+    assert job.state == job_pb2.JOB_STATE_SUCCEEDED
