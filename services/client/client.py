@@ -21,7 +21,13 @@ from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
 from services.client.credentials import find_api_key
 from services.client.errors import ClientError, from_rpc_error, translated
 from services.client.inputs import AudioInput, load_audio, make_config
-from services.client.live import CHUNK_SECONDS, LiveSession, file_chunks, requests, streaming_config
+from services.client.live import (
+    CHUNK_SECONDS,
+    AudioFeed,
+    LiveSession,
+    file_chunks,
+    streaming_config,
+)
 from services.client.outcomes import ENDED_STATES, is_terminal, transcript_of, transcript_of_job
 from services.client.polling import poll_interval
 from services.client.retry import RetryPolicy, service_config_json
@@ -315,13 +321,14 @@ class SayItClient:
             speech_threshold=speech_threshold,
         )
         self._connect()
-        failure: list[BaseException] = []
+        feed = AudioFeed(first, chunks)
         call = self._stub.StreamingRecognize(
-            requests(first, chunks, failure),
+            iter(feed),
             timeout=self.stream_timeout if timeout is None else timeout,
             metadata=self._md(request_id),
         )
-        return LiveSession(call, failure)
+        feed.attach(call)
+        return LiveSession(call, feed)
 
     def stream_file(
         self,

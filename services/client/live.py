@@ -107,23 +107,35 @@ def streaming_config(
     )
 
 
-def requests(
-    config: spb.StreamingRecognitionConfig,
-    chunks: Iterable[bytes],
-    failure: list[BaseException] | None = None,
-) -> Iterator[pb.StreamingRecognizeRequest]:
-    """The config, then one message per non-empty chunk. Returning ends the request stream
-    (a half-close): the service flushes the last utterance and ends the call. An exception
-    from `chunks` is kept in `failure` (gRPC only cancels the call, with a message of its own)."""
-    yield pb.StreamingRecognizeRequest(streaming_config=config)
-    try:
-        for chunk in chunks:
-            if chunk:
-                yield pb.StreamingRecognizeRequest(audio_content=bytes(chunk))
-    except Exception as error:
-        if failure is not None:
-            failure.append(error)
-        raise
+class AudioFeed:
+    """A session's request stream: the config, then one message per non-empty chunk. Its end
+    is a half-close: the service flushes the last utterance and ends the call. When `chunks`
+    raises, the exception is kept (`failure`) and the call cancelled, not half-closed (the
+    audio did not end, it broke), and without gRPC's own logged traceback."""
+
+    def __init__(self, config: spb.StreamingRecognitionConfig, chunks: Iterable[bytes]) -> None:
+        self.config = config
+        self.chunks = chunks
+        self.failure: BaseException | None = None
+        self._call: Any = None
+        self._call_set = threading.Event()
+
+    def attach(self, call: Any) -> None:
+        """The call this feed is sent on (known only once the call has started)."""
+        self._call = call
+        self._call_set.set()
+
+    def __iter__(self) -> Iterator[pb.StreamingRecognizeRequest]:
+        yield pb.StreamingRecognizeRequest(streaming_config=self.config)
+        try:
+            for chunk in self.chunks:
+                if chunk:
+                    yield pb.StreamingRecognizeRequest(audio_content=bytes(chunk))
+        except Exception as error:
+            self.failure = error
+            self._call_set.wait(10)
+            if self._call is not None:
+                self._call.cancel()
 
 
 def update_of(response: pb.StreamingRecognizeResponse) -> LiveUpdate | None:
@@ -162,9 +174,9 @@ class LiveSession:
     `cancel()` ends the call at once: the service cancels the session's job (`SayItClient.
     cancel_job` cancels it from anywhere)."""
 
-    def __init__(self, call: Any, failure: list[BaseException] | None = None) -> None:
+    def __init__(self, call: Any, feed: AudioFeed | None = None) -> None:
         self._call = call
-        self._failure = failure if failure is not None else []
+        self._feed = feed
         self.job_name = ""
         self.finals: list[LiveResult] = []
         self._started = False
@@ -190,9 +202,9 @@ class LiveSession:
                     self.finals.append(update)
                 yield update
         except grpc.RpcError as error:
-            if self._failure:
-                # The audio source failed (gRPC then cancelled the call): that is the cause.
-                raise self._failure[0] from error
+            if self._feed is not None and self._feed.failure is not None:
+                # The audio source failed (the call was cancelled for it): that is the cause.
+                raise self._feed.failure from error
             raise from_rpc_error(error) from error
         except GeneratorExit:
             self._call.cancel()
