@@ -150,8 +150,8 @@ class TranscriberSettings(
         le=64,
         description="live sessions (`StreamingRecognize`) a transcriber takes at once, "
         "besides its file slots; more are refused with RESOURCE_EXHAUSTED. Each holds at most "
-        "two utterances of audio (under 4 MB) and one decode at a time; on two cores four "
-        "real-time sessions keep their endpoint latency within the goal (docs/streaming.md)",
+        "three utterances of audio (under 6 MB) and one decode at a time; on two cores four "
+        "real-time sessions kept a median endpoint latency under 2 s (docs/streaming.md)",
     )
     cpu_threads: Int | None = Field(
         None,

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from devsupport import evalset
 from devsupport.processes import health_status
 from devsupport.settings import FuzzSettings
-from sayit.common.v1 import audio_pb2
+from sayit.common.v1 import audio_pb2, job_pb2, streaming_pb2
 from sayit.common.v1 import transcription_pb2 as tpb
 from sayit.speech.v1 import speech_service_pb2 as pb
 from sayit.speech.v1 import speech_service_pb2_grpc as pb_grpc
@@ -107,6 +107,60 @@ REQUESTS = {
     ),
 }
 STREAMING = {"TranscribeWithProgress", "WatchJob"}
+
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
+streaming_configs = st.builds(
+    streaming_pb2.StreamingRecognitionConfig,
+    config=configs,
+    encoding=st.one_of(st.sampled_from([0, 1, 2]), INT32),
+    sample_rate_hertz=st.one_of(st.sampled_from([16_000, 8_000, 48_000, 44_100]), INT32),
+    audio_channel_count=st.one_of(st.sampled_from([0, 1, 2]), INT32),
+    interim_results=st.booleans(),
+    endpointing=st.builds(
+        streaming_pb2.EndpointingConfig,
+        silence_seconds=st.one_of(st.just(0.0), st.floats(allow_nan=True)),
+        max_utterance_seconds=st.one_of(st.just(0.0), st.floats(allow_nan=True)),
+        speech_threshold=st.one_of(st.just(0.0), FLOATS),
+    ),
+)
+
+
+# Valid configs, so that sessions get past validation and their audio is what is generated.
+valid_streaming_configs = st.builds(
+    streaming_pb2.StreamingRecognitionConfig,
+    config=st.builds(
+        tpb.TranscriptionConfig,
+        language_code=st.sampled_from(["", "ko", "en"]),
+        preset=st.sampled_from([0, 1, 2]),
+        word_timestamps=st.booleans(),
+    ),
+    encoding=st.sampled_from([1, 2]),
+    sample_rate_hertz=st.sampled_from([8_000, 16_000, 44_100, 48_000]),
+    audio_channel_count=st.sampled_from([0, 1, 2]),
+    interim_results=st.booleans(),
+)
+
+
+@functools.cache
+def speech_pcm() -> bytes:
+    """Two seconds of speech as 16 kHz LINEAR16."""
+    speech = decode(evalset.clip("en_pv_cheetah_test").read())[:32_000]
+    return (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+live_audio = st.one_of(
+    st.binary(max_size=8192),
+    st.lists(FLOATS, max_size=2048).map(lambda xs: np.asarray(xs, "<f4").tobytes()),
+    st.integers(0, 9).map(lambda n: speech_pcm()[n * 3200 : (n + 4) * 3200 + 1]),
+)
+live_messages = st.lists(
+    st.one_of(
+        st.builds(pb.StreamingRecognizeRequest, streaming_config=streaming_configs),
+        st.builds(pb.StreamingRecognizeRequest, audio_content=live_audio),
+    ),
+    max_size=8,
+)
 
 
 def authorization(edge: EdgeMesh) -> st.SearchStrategy[list[tuple[str, str]]]:
@@ -194,6 +248,57 @@ def generated_calls(edge: EdgeMesh, gateway: grpc.Channel, examples: int) -> dic
     return codes
 
 
+def generated_sessions(edge: EdgeMesh, gateway: grpc.Channel, examples: int) -> dict[str, int]:
+    """Send `examples` generated live sessions (StreamingRecognize: random configs in any place,
+    random, damaged or non-finite audio, odd lengths); the same rules as generated_calls, and a
+    session that got a job ends it: none is left running."""
+    stub = pb_grpc.SpeechServiceStub(gateway)
+    codes: dict[str, int] = {}
+    jobs: list[str] = []
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def one_session(data: st.DataObject) -> None:
+        metadata = data.draw(authorization(edge), label="metadata")
+        first = data.draw(
+            st.builds(
+                pb.StreamingRecognizeRequest,
+                streaming_config=st.one_of(valid_streaming_configs, streaming_configs),
+            ),
+            label="first",
+        )
+        messages = [first, *data.draw(live_messages, label="messages")]
+        sent = f"{messages!r} {metadata!r}"
+        try:
+            for response in stub.StreamingRecognize(iter(messages), metadata=metadata, timeout=60):
+                if response.job_name and response.job_name not in jobs:
+                    jobs.append(response.job_name)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            code = error.code()
+            assert code not in NEVER, f"StreamingRecognize: {code.name}: {error.details()}"
+            assert error.details(), f"StreamingRecognize: {code.name} without a message"
+            assert_no_address("StreamingRecognize", error.details() or "", sent)
+        codes[code.name] = codes.get(code.name, 0) + 1
+
+    one_session()
+    for name in jobs:
+        job = stub.GetJob(pb.GetJobRequest(name=name), **acme(edge)).job
+        deadline = time.monotonic() + 30
+        while job.state in (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RUNNING):
+            assert time.monotonic() < deadline, f"{name} still {job_pb2.JobState.Name(job.state)}"
+            time.sleep(0.2)
+            job = stub.GetJob(pb.GetJobRequest(name=name), **acme(edge)).job
+        if job.HasField("error"):
+            assert_no_address("StreamingRecognize", job.error.message, "")
+    return codes
+
+
 def assert_all_serving(edge: EdgeMesh) -> None:
     for name, process in edge.mesh.processes.items():
         assert process.alive(), f"{name} died:\n{process.log_tail()}"
@@ -207,6 +312,16 @@ def test_generated_requests_never_get_internal_or_unknown(
 ) -> None:
     codes = generated_calls(edge, gateway, EXAMPLES)
     print(f"{EXAMPLES} generated requests: {dict(sorted(codes.items()))}")
+    assert_all_serving(edge)
+
+
+def test_generated_live_sessions_never_get_internal_or_unknown(
+    edge: EdgeMesh, gateway: grpc.Channel
+) -> None:
+    codes = generated_sessions(edge, gateway, EXAMPLES)
+    print(f"{EXAMPLES} generated live sessions: {dict(sorted(codes.items()))}")
+    # Most are refused at validation; some must get through to a session and end OK.
+    assert codes.get("INVALID_ARGUMENT", 0) > 0 and codes.get("OK", 0) > 0, codes
     assert_all_serving(edge)
 
 

@@ -73,12 +73,7 @@ def test_finals_match_the_reference_as_well_as_transcribe_does(
     live: processes.ServiceProcess,
 ) -> None:
     chosen = {
-        "ko": [
-            "ko_pv_leopard_test",
-            "ko_deeply_sub100110a00036",
-            "ko_deeply_sub100100a00049",
-            "ko_deeply_sub100122a00080",
-        ],
+        "ko": [c.id for c in evalset.clips("ko")[:7]],  # 33 s, ~190 characters
         "en": ["en_pv_leopard_test", "en_fleurs_004", "en_fleurs_003"],
     }
 
@@ -113,8 +108,9 @@ def test_finals_match_the_reference_as_well_as_transcribe_does(
         results = list(pool.map(run, chosen))
     for language, live_rate, file_rate, finals in results:
         print(f"{language}: live {live_rate:.3f} vs Transcribe {file_rate:.3f} ({finals} finals)")
-        # The goal is 1.5 points over the whole shared set (measured there: Korean +1.1,
-        # English -0.6); on these few clips one character or word is already ~1 point.
+        # The goal is 1.5 points over the whole shared set (measured there on leveled clips:
+        # Korean +0.0, English -0.6); on these few clips one character or word is already
+        # 0.5-1.5 points, so the bound here only catches a real regression (a lost clause).
         assert live_rate <= file_rate + 0.03, (language, live_rate, file_rate)
         assert finals >= len(chosen[language])  # one utterance per clip at least
 

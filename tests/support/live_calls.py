@@ -34,14 +34,19 @@ class Joined:
         return " ".join(c.reference for c in self.clips)
 
 
-def join(clips: list[evalset.Clip], gap_seconds: float, lead_seconds: float = 0.5) -> Joined:
+def join(
+    clips: list[evalset.Clip], gap_seconds: float, lead_seconds: float = 0.5, level: bool = True
+) -> Joined:
+    """The clips one after another, `gap_seconds` of silence between them, each brought to one
+    speech level unless `level` is False."""
     pieces = [np.zeros(int(lead_seconds * SAMPLE_RATE), dtype=np.float32)]
     spans = []
     at = lead_seconds
     for clip in clips:
         samples = decode(clip.read(), clip.path.name)
         rms = float(np.sqrt(np.mean(samples**2))) or 1.0
-        pieces.append(np.clip(samples * (TARGET_RMS / rms), -1.0, 1.0).astype(np.float32))
+        gain = TARGET_RMS / rms if level else 1.0
+        pieces.append(np.clip(samples * gain, -1.0, 1.0).astype(np.float32))
         spans.append((at, at + len(samples) / SAMPLE_RATE))
         at += len(samples) / SAMPLE_RATE + gap_seconds
         pieces.append(np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32))

@@ -25,8 +25,9 @@ audio ends (half-close) the open utterance is flushed the same way, then `Summar
 
 Memory: audio older than every utterance not yet final (and than the padding an utterance may
 still reach back for) is dropped; reading stops (gRPC flow control then holds the caller back)
-while an ended utterance waits for its final decode and another one has ended behind it. So a
-session holds at most two utterances (each at most max_utterance_seconds) whatever its length.
+while MAX_PENDING_FINALS ended utterances wait for their final decode. So a session holds at
+most two ended utterances and the open one (each at most max_utterance_seconds: under 6 MB of
+float32), whatever its length, and only when the caller sends faster than it is decoded.
 
 Language: a language given in the config is used throughout. With none, each utterance's
 language is detected on its own audio before its final decode (Whisper's detection on one
