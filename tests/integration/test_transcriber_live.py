@@ -108,11 +108,34 @@ def test_finals_match_the_reference_as_well_as_transcribe_does(
         results = list(pool.map(run, chosen))
     for language, live_rate, file_rate, finals in results:
         print(f"{language}: live {live_rate:.3f} vs Transcribe {file_rate:.3f} ({finals} finals)")
-        # The goal is 1.5 points over the whole shared set (measured there on leveled clips:
-        # Korean +0.0, English -0.6); on these few clips one character or word is already
+        # The goal is 1.5 points over the whole shared set (measured there, live minus
+        # Transcribe: leveled clips Korean +0.5, English -1.8; at their own levels Korean +0.9,
+        # English -1.7); on these few clips one character or word is already
         # 0.5-1.5 points, so the bound here only catches a real regression (a lost clause).
         assert live_rate <= file_rate + 0.03, (language, live_rate, file_rate)
         assert finals >= len(chosen[language])  # one utterance per clip at least
+
+
+def test_a_soft_korean_ending_after_earlier_speech_is_kept_at_its_own_level(
+    live: processes.ServiceProcess,
+) -> None:
+    # After ko_pv_leopard_test, the VAD scores the soft ending "꼭 떨어지네" of the next clip
+    # 0.2-0.44: with speech ending below 0.35 the utterance ended 1 s before the clip did and
+    # its final lost "꼭 떨어지네" ("... 면접만 보면", or garbled: "... 면접만 꼬만 꼬끗"); this
+    # clip made most of Korean CER 11.9 % live vs 8.7 % Transcribe on the shared clips at their
+    # own levels.
+    clips = [evalset.clip("ko_pv_leopard_test"), evalset.clip("ko_deeply_sub100110a00036")]
+    joined = join(clips, gap_seconds=1.2, level=False)
+    call = stream(live.addr or "", setup("ko"), linear16(joined.samples))
+    assert_well_ordered(call)
+    last = _clip_texts(call, joined)[-1]
+    assert "떨어지" in last.replace(" ", ""), last
+    ended = [
+        r.speech_event.time_seconds
+        for _, r in call.responses
+        if r.HasField("speech_event") and r.speech_event.type == spb.SPEECH_EVENT_TYPE_SPEECH_ENDED
+    ]
+    assert ended[-1] >= joined.spans[-1][1] - 0.3, (ended, joined.spans)
 
 
 def test_interim_then_final_results_at_real_time_pace(live: processes.ServiceProcess) -> None:

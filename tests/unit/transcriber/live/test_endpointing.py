@@ -73,6 +73,35 @@ def test_probabilities_between_the_thresholds_keep_the_current_state() -> None:
     assert ended.time == (frames(1.0) + frames(2.0)) * FRAME_SAMPLES / SAMPLE_RATE
 
 
+def test_a_soft_ending_below_the_negative_threshold_stays_in_the_utterance() -> None:
+    # A soft sentence ending scored 0.2-0.44 (Korean endings after earlier speech): inside an
+    # utterance speech lasts down to threshold - END_MARGIN (0.15), so the ending is decoded.
+    settings = EndpointSettings(silence_seconds=0.5, pad_after_seconds=0.2)
+    events = run(settings, [(0.9, 1.0), (0.25, 0.6), (0.05, 0.6)])
+    assert kinds(events) == ["Started", "Paused", "Ended"]
+    ended = events[-1]
+    assert isinstance(ended, Ended)
+    assert ended.time == (frames(1.0) + frames(0.6)) * FRAME_SAMPLES / SAMPLE_RATE
+
+
+def test_with_a_low_threshold_silence_still_ends_the_utterance() -> None:
+    # threshold 0.3: the end threshold is 0.09 (0.3 * END_MIN_RATIO), not 0.3 - 0.35.
+    settings = EndpointSettings(threshold=0.3, silence_seconds=0.5)
+    events = run(settings, [(0.9, 1.0), (0.2, 0.3), (0.02, 0.6), (0.9, 1.0)])
+    assert kinds(events) == ["Started", "Paused", "Ended", "Started", "Ended"]
+    ended = events[2]
+    assert isinstance(ended, Ended)
+    assert ended.time == (frames(1.0) + frames(0.3)) * FRAME_SAMPLES / SAMPLE_RATE
+
+
+def test_while_idle_a_starting_run_is_still_forgotten_below_the_negative_threshold() -> None:
+    # Only the end of speech uses the lower threshold: idle, 0.25 (below 0.35) resets a run, so
+    # frames hovering around the threshold (noise) do not add up to an utterance.
+    settings = EndpointSettings(min_speech_seconds=0.15)
+    pattern = [(0.05, 0.5)] + [(0.9, 0.064), (0.25, 0.064)] * 10 + [(0.05, 1.0)]
+    assert run(settings, pattern) == []
+
+
 def test_two_utterances_are_numbered_and_the_second_padding_never_overlaps_the_first() -> None:
     settings = EndpointSettings(silence_seconds=0.3, pad_before_seconds=0.4, pad_after_seconds=0.2)
     events = run(settings, [(0.9, 1.0), (0.05, 0.4), (0.9, 1.0), (0.05, 0.5)])
